@@ -1,0 +1,160 @@
+//! Free space in a view (the maze helpers): flood fill and shortest paths.
+//!
+//! A pixel is a *wall* when it is dark and unsaturated (luma below `wall_luma`, chroma below
+//! 64); everything else — background, corridors, coloured start and exit markers — is free.
+
+use image::RgbImage;
+use std::collections::VecDeque;
+
+const SNAP_RADIUS: i64 = 12;
+
+pub fn free_mask(img: &RgbImage, wall_luma: u8) -> Vec<bool> {
+    img.pixels()
+        .map(|p| {
+            let [r, g, b] = p.0;
+            let luma = (299 * r as u32 + 587 * g as u32 + 114 * b as u32) / 1000;
+            let chroma = r.max(g).max(b) - r.min(g).min(b);
+            luma >= wall_luma as u32 || chroma >= 64
+        })
+        .collect()
+}
+
+/// The free pixel nearest to `(x, y)` within a small radius, so a point placed on a wall's
+/// antialiased edge still starts in the corridor.
+pub fn snap(free: &[bool], w: u32, h: u32, x: f64, y: f64) -> Option<(u32, u32)> {
+    let (cx, cy) = (x.floor() as i64, y.floor() as i64);
+    let mut best: Option<(i64, (u32, u32))> = None;
+    for dy in -SNAP_RADIUS..=SNAP_RADIUS {
+        for dx in -SNAP_RADIUS..=SNAP_RADIUS {
+            let (px, py) = (cx + dx, cy + dy);
+            if px < 0 || py < 0 || px >= w as i64 || py >= h as i64 {
+                continue;
+            }
+            let d = dx * dx + dy * dy;
+            if free[(py * w as i64 + px) as usize] && best.is_none_or(|b| d < b.0) {
+                best = Some((d, (px as u32, py as u32)));
+            }
+        }
+    }
+    best.map(|b| b.1)
+}
+
+/// Pixels reachable from `start` through free space (4-connected).
+pub fn flood(free: &[bool], w: u32, h: u32, start: (u32, u32)) -> Vec<bool> {
+    let mut seen = vec![false; free.len()];
+    let mut queue = VecDeque::new();
+    let s = (start.1 * w + start.0) as usize;
+    seen[s] = true;
+    queue.push_back(s);
+    while let Some(i) = queue.pop_front() {
+        for j in neighbours(i, w as usize, h as usize) {
+            if free[j] && !seen[j] {
+                seen[j] = true;
+                queue.push_back(j);
+            }
+        }
+    }
+    seen
+}
+
+fn neighbours(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
+    let (x, y) = (i % w, i / w);
+    [
+        (x > 0).then(|| i - 1),
+        (x + 1 < w).then(|| i + 1),
+        (y > 0).then(|| i - w),
+        (y + 1 < h).then(|| i + w),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The shortest 4-connected path through free space, as pixel centres with collinear runs
+/// merged, or `None` when `to` is unreachable.
+pub fn shortest_path(free: &[bool], w: u32, h: u32, from: (u32, u32), to: (u32, u32)) -> Option<Vec<(f64, f64)>> {
+    const UNSEEN: u32 = u32::MAX;
+    let (w_us, h_us) = (w as usize, h as usize);
+    let mut parent = vec![UNSEEN; free.len()];
+    let (s, t) = ((from.1 * w + from.0) as usize, (to.1 * w + to.0) as usize);
+    parent[s] = s as u32;
+    let mut queue = VecDeque::from([s]);
+    while let Some(i) = queue.pop_front() {
+        if i == t {
+            break;
+        }
+        for j in neighbours(i, w_us, h_us) {
+            if free[j] && parent[j] == UNSEEN {
+                parent[j] = i as u32;
+                queue.push_back(j);
+            }
+        }
+    }
+    if parent[t] == UNSEEN {
+        return None;
+    }
+    let mut cells = vec![t];
+    let mut i = t;
+    while i != s {
+        i = parent[i] as usize;
+        cells.push(i);
+    }
+    cells.reverse();
+    let centre = |i: usize| ((i % w_us) as f64 + 0.5, (i / w_us) as f64 + 0.5);
+    let mut pts: Vec<(f64, f64)> = Vec::new();
+    for k in 0..cells.len() {
+        let p = centre(cells[k]);
+        if k > 0 && k + 1 < cells.len() {
+            let (a, b) = (centre(cells[k - 1]), centre(cells[k + 1]));
+            // Keep only corners: the middle of a straight run adds nothing to the drawing.
+            if (p.0 - a.0 == b.0 - p.0) && (p.1 - a.1 == b.1 - p.1) {
+                continue;
+            }
+        }
+        pts.push(p);
+    }
+    Some(pts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    /// A 9 × 9 room with a wall across the middle row, open at the far right.
+    fn room() -> RgbImage {
+        let mut img = RgbImage::from_pixel(9, 9, Rgb([255, 255, 255]));
+        for x in 0..8 {
+            img.put_pixel(x, 4, Rgb([0, 0, 0]));
+        }
+        img
+    }
+
+    #[test]
+    fn path_goes_around_the_wall() {
+        let img = room();
+        let free = free_mask(&img, 96);
+        let path = shortest_path(&free, 9, 9, (0, 0), (0, 8)).unwrap();
+        assert_eq!(path.first(), Some(&(0.5, 0.5)));
+        assert_eq!(path.last(), Some(&(0.5, 8.5)));
+        assert!(path.iter().any(|p| p.0 == 8.5), "must pass through the gap: {path:?}");
+        for p in &path {
+            assert!(free[(p.1 as usize) * 9 + p.0 as usize]);
+        }
+    }
+
+    #[test]
+    fn sealed_rooms_have_no_path_and_floods_stop_at_walls() {
+        let mut img = room();
+        img.put_pixel(8, 4, Rgb([0, 0, 0]));
+        let free = free_mask(&img, 96);
+        assert!(shortest_path(&free, 9, 9, (0, 0), (0, 8)).is_none());
+        let reach = flood(&free, 9, 9, (0, 0));
+        assert_eq!(reach.iter().filter(|&&r| r).count(), 36);
+    }
+
+    #[test]
+    fn coloured_markers_are_free() {
+        let img = RgbImage::from_pixel(2, 1, Rgb([230, 25, 25]));
+        assert!(free_mask(&img, 96).iter().all(|&f| f));
+    }
+}
