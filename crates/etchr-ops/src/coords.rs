@@ -142,12 +142,16 @@ impl Adapter {
     /// A program written in this convention, rewritten in pixels. (Programs deserialise their
     /// boxes as `[a, b, c, d]` whatever the convention; this gives those numbers their meaning.)
     pub fn program_to_pixels(&self, program: &Program) -> Program {
-        program.map_geometry(&|r| self.box_to_pixels(r.into()), &|p| self.point_to_pixels(p.into()))
+        program.map_geometry(&|r| self.box_to_pixels(r.into()), &|p| {
+            self.point_to_pixels(p.into())
+        })
     }
 
     /// A pixel program rewritten in this convention.
     pub fn program_from_pixels(&self, program: &Program) -> Program {
-        program.map_geometry(&|r| self.box_from_pixels(r).into(), &|p| self.point_from_pixels(p).into())
+        program.map_geometry(&|r| self.box_from_pixels(r).into(), &|p| {
+            self.point_from_pixels(p).into()
+        })
     }
 }
 
@@ -159,14 +163,26 @@ mod tests {
     #[test]
     fn known_conversions() {
         let a = Adapter::new(CoordSystem::Norm1000, 2000, 1000, None);
-        assert_eq!(a.box_to_pixels([100.0, 200.0, 500.0, 600.0]), Rect::new(200.0, 200.0, 1000.0, 600.0));
+        assert_eq!(
+            a.box_to_pixels([100.0, 200.0, 500.0, 600.0]),
+            Rect::new(200.0, 200.0, 1000.0, 600.0)
+        );
         let g = Adapter::new(CoordSystem::Gemini, 2000, 1000, None);
-        assert_eq!(g.box_to_pixels([200.0, 100.0, 600.0, 500.0]), Rect::new(200.0, 200.0, 1000.0, 600.0));
+        assert_eq!(
+            g.box_to_pixels([200.0, 100.0, 600.0, 500.0]),
+            Rect::new(200.0, 200.0, 1000.0, 600.0)
+        );
         assert_eq!(g.point_to_pixels([500.0, 250.0]), Point::new(500.0, 500.0));
         let x = Adapter::new(CoordSystem::Xywh, 10, 10, None);
-        assert_eq!(x.box_to_pixels([1.0, 2.0, 3.0, 4.0]), Rect::new(1.0, 2.0, 4.0, 6.0));
+        assert_eq!(
+            x.box_to_pixels([1.0, 2.0, 3.0, 4.0]),
+            Rect::new(1.0, 2.0, 4.0, 6.0)
+        );
         let q = Adapter::new(CoordSystem::Qwen25, 1000, 500, Some((500, 250)));
-        assert_eq!(q.box_to_pixels([10.0, 10.0, 20.0, 20.0]), Rect::new(20.0, 20.0, 40.0, 40.0));
+        assert_eq!(
+            q.box_to_pixels([10.0, 10.0, 20.0, 20.0]),
+            Rect::new(20.0, 20.0, 40.0, 40.0)
+        );
     }
 
     #[test]

@@ -134,7 +134,12 @@ impl Rect {
 
     /// The smallest box holding every point.
     pub fn bounding(points: &[Point]) -> Rect {
-        let mut r = Rect::new(f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+        let mut r = Rect::new(
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        );
         for p in points {
             r.x0 = r.x0.min(p.x);
             r.y0 = r.y0.min(p.y);
@@ -263,7 +268,8 @@ impl Affine {
 
     /// Whether the map keeps axis-aligned boxes axis-aligned (no shear, rotations of 90° only).
     pub fn is_axis_aligned(&self) -> bool {
-        (self.b.abs() < 1e-12 && self.d.abs() < 1e-12) || (self.a.abs() < 1e-12 && self.e.abs() < 1e-12)
+        (self.b.abs() < 1e-12 && self.d.abs() < 1e-12)
+            || (self.a.abs() < 1e-12 && self.e.abs() < 1e-12)
     }
 
     /// The bounding box of the image of `r`.
@@ -287,7 +293,14 @@ mod tests {
             f: -4.0,
         };
         let id = m.after(&m.inverse().unwrap());
-        for (x, y) in [(id.a, 1.0), (id.b, 0.0), (id.c, 0.0), (id.d, 0.0), (id.e, 1.0), (id.f, 0.0)] {
+        for (x, y) in [
+            (id.a, 1.0),
+            (id.b, 0.0),
+            (id.c, 0.0),
+            (id.d, 0.0),
+            (id.e, 1.0),
+            (id.f, 0.0),
+        ] {
             assert!((x - y).abs() < 1e-12);
         }
     }

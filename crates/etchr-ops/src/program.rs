@@ -326,7 +326,11 @@ pub enum Op {
     /// Split the view into `rows × cols` views (must be the last op).
     Tiles { rows: u32, cols: u32 },
     /// Permute a `rows × cols` grid: output tile `i` (row-major) shows input tile `order[i]`.
-    Jigsaw { rows: u32, cols: u32, order: Vec<u32> },
+    Jigsaw {
+        rows: u32,
+        cols: u32,
+        order: Vec<u32>,
+    },
     /// Find the order that restores a shuffled `rows × cols` grid from edge continuity and
     /// apply it. The repaired program records the order found.
     JigsawSolve {
@@ -405,7 +409,11 @@ impl Op {
 
     /// Rewrites every box and point of the op, leaving everything else alone. Used to convert
     /// coordinate conventions and to map coordinates between views.
-    pub fn map_geometry(&mut self, map_rect: &dyn Fn(Rect) -> Rect, map_point: &dyn Fn(Point) -> Point) {
+    pub fn map_geometry(
+        &mut self,
+        map_rect: &dyn Fn(Rect) -> Rect,
+        map_point: &dyn Fn(Point) -> Point,
+    ) {
         match self {
             Op::Crop { region }
             | Op::DrawBox { region, .. }
@@ -476,9 +484,14 @@ impl Program {
     }
 
     /// The same program with every box and point rewritten.
-    pub fn map_geometry(&self, map_rect: &dyn Fn(Rect) -> Rect, map_point: &dyn Fn(Point) -> Point) -> Program {
+    pub fn map_geometry(
+        &self,
+        map_rect: &dyn Fn(Rect) -> Rect,
+        map_point: &dyn Fn(Point) -> Point,
+    ) -> Program {
         let mut p = self.clone();
-        p.0.iter_mut().for_each(|op| op.map_geometry(map_rect, map_point));
+        p.0.iter_mut()
+            .for_each(|op| op.map_geometry(map_rect, map_point));
         p
     }
 }

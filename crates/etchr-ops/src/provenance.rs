@@ -44,7 +44,8 @@ impl Step {
                 match tile_of(p, tw, th, *rows, *cols) {
                     Some((i, ox, oy)) => {
                         let src = order[i] as usize;
-                        let (sc, sr) = ((src % *cols as usize) as f64, (src / *cols as usize) as f64);
+                        let (sc, sr) =
+                            ((src % *cols as usize) as f64, (src / *cols as usize) as f64);
                         Point::new(sc * tw + ox, sr * th + oy)
                     }
                     None => p,
@@ -68,7 +69,8 @@ impl Step {
                 match tile_of(p, tw, th, *rows, *cols) {
                     Some((src, ox, oy)) => {
                         let dst = order.iter().position(|&o| o as usize == src).unwrap_or(src);
-                        let (dc, dr) = ((dst % *cols as usize) as f64, (dst / *cols as usize) as f64);
+                        let (dc, dr) =
+                            ((dst % *cols as usize) as f64, (dst / *cols as usize) as f64);
                         Point::new(dc * tw + ox, dr * th + oy)
                     }
                     None => p,
@@ -145,12 +147,24 @@ fn tile_of(p: Point, tw: f64, th: f64, rows: u32, cols: u32) -> Option<(usize, f
     let c = (p.x / tw).floor();
     let r = (p.y / th).floor();
     // The far edge of the tiled area belongs to the last tile, so closed boxes map cleanly.
-    let c = if c == cols as f64 && p.x == cols as f64 * tw { c - 1.0 } else { c };
-    let r = if r == rows as f64 && p.y == rows as f64 * th { r - 1.0 } else { r };
+    let c = if c == cols as f64 && p.x == cols as f64 * tw {
+        c - 1.0
+    } else {
+        c
+    };
+    let r = if r == rows as f64 && p.y == rows as f64 * th {
+        r - 1.0
+    } else {
+        r
+    };
     if c >= cols as f64 || r >= rows as f64 {
         return None;
     }
-    Some(((r as u32 * cols + c as u32) as usize, p.x - c * tw, p.y - r * th))
+    Some((
+        (r as u32 * cols + c as u32) as usize,
+        p.x - c * tw,
+        p.y - r * th,
+    ))
 }
 
 /// The map from a view back to the original image.
@@ -234,10 +248,19 @@ mod tests {
             .then(Step::Affine {
                 matrix: Affine::scale(0.5, 0.5),
             });
-        assert!(close(t.to_original(Point::new(20.0, 10.0)), Point::new(110.0, 55.0)));
-        assert!(close(t.to_view(Point::new(110.0, 55.0)), Point::new(20.0, 10.0)));
+        assert!(close(
+            t.to_original(Point::new(20.0, 10.0)),
+            Point::new(110.0, 55.0)
+        ));
+        assert!(close(
+            t.to_view(Point::new(110.0, 55.0)),
+            Point::new(20.0, 10.0)
+        ));
         let m = t.as_affine().unwrap();
-        assert!(close(m.apply(Point::new(20.0, 10.0)), Point::new(110.0, 55.0)));
+        assert!(close(
+            m.apply(Point::new(20.0, 10.0)),
+            Point::new(110.0, 55.0)
+        ));
     }
 
     #[test]

@@ -35,7 +35,8 @@ fn op_to_text(op: &Value) -> String {
 
 fn is_bare_word(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '#' | '.' | '-'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '#' | '.' | '-'))
         && s.parse::<f64>().is_err()
         && !matches!(s, "true" | "false" | "null" | "inf" | "nan")
 }
@@ -43,9 +44,11 @@ fn is_bare_word(s: &str) -> bool {
 fn value_to_text(v: &Value) -> String {
     match v {
         Value::String(s) if is_bare_word(s) => s.clone(),
-        Value::Array(items) if items.len() >= 2 && items.iter().all(Value::is_number) => {
-            items.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
-        }
+        Value::Array(items) if items.len() >= 2 && items.iter().all(Value::is_number) => items
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     }
 }
@@ -69,7 +72,9 @@ pub fn parse(text: &str) -> Result<Program, OpsError> {
 }
 
 fn parse_op(text: &str, offset: usize) -> Result<Value, OpsError> {
-    let mut fields = split_outside(text, char::is_whitespace).into_iter().filter(|(_, t)| !t.is_empty());
+    let mut fields = split_outside(text, char::is_whitespace)
+        .into_iter()
+        .filter(|(_, t)| !t.is_empty());
     let (_, name) = fields.next().expect("the caller skips empty ops");
     let mut obj = Map::new();
     obj.insert("op".into(), Value::String(name.to_string()));
@@ -116,7 +121,9 @@ fn parse_value(raw: &str) -> Result<Value, String> {
 
 fn number(s: &str) -> Option<Value> {
     // Through serde_json so integers stay integers (u32 fields reject 2.0).
-    serde_json::from_str::<serde_json::Number>(s).ok().map(Value::Number)
+    serde_json::from_str::<serde_json::Number>(s)
+        .ok()
+        .map(Value::Number)
 }
 
 /// Splits at `sep` characters that are outside quotes and brackets, with byte offsets.

@@ -11,7 +11,9 @@ static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 pub fn font() -> &'static FontRef<'static> {
     static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
-    FONT.get_or_init(|| FontRef::try_from_slice(FONT_BYTES).expect("the embedded font is a valid TTF"))
+    FONT.get_or_init(|| {
+        FontRef::try_from_slice(FONT_BYTES).expect("the embedded font is a valid TTF")
+    })
 }
 
 /// Fills the half-open span `[x0, x1)` of row `y`, clipped.
@@ -47,7 +49,15 @@ pub fn fill_rect(img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, c: Rgb<
 }
 
 /// An axis-aligned outline drawn *outside* the box, so it never covers what it points at.
-pub fn outline_rect(img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, width: f64, c: Rgb<u8>) {
+pub fn outline_rect(
+    img: &mut RgbImage,
+    x0: f64,
+    y0: f64,
+    x1: f64,
+    y1: f64,
+    width: f64,
+    c: Rgb<u8>,
+) {
     fill_rect(img, x0 - width, y0 - width, x1 + width, y0, c);
     fill_rect(img, x0 - width, y1, x1 + width, y1 + width, c);
     fill_rect(img, x0 - width, y0, x0, y1, c);
@@ -149,7 +159,14 @@ pub fn arrow(img: &mut RgbImage, a: Point, b: Point, width: f64, c: Rgb<u8>) {
 
 /// The ring between the axis-aligned ellipse with radii `(rx, ry)` and the one `width` inside
 /// it; `width == 0` fills the whole ellipse.
-pub fn fill_ellipse_ring(img: &mut RgbImage, center: Point, rx: f64, ry: f64, width: f64, c: Rgb<u8>) {
+pub fn fill_ellipse_ring(
+    img: &mut RgbImage,
+    center: Point,
+    rx: f64,
+    ry: f64,
+    width: f64,
+    c: Rgb<u8>,
+) {
     if rx <= 0.0 || ry <= 0.0 {
         return;
     }
@@ -178,7 +195,14 @@ pub fn text_size(text: &str, size: f64) -> (u32, u32) {
 }
 
 /// Draws `text` with its top-left at `at`, optionally on a padded background.
-pub fn text(img: &mut RgbImage, at: Point, text: &str, size: f64, c: Rgb<u8>, background: Option<Rgb<u8>>) {
+pub fn text(
+    img: &mut RgbImage,
+    at: Point,
+    text: &str,
+    size: f64,
+    c: Rgb<u8>,
+    background: Option<Rgb<u8>>,
+) {
     let scale = PxScale::from(size as f32);
     if let Some(bg) = background {
         let (w, h) = text_size(text, size);
@@ -192,7 +216,15 @@ pub fn text(img: &mut RgbImage, at: Point, text: &str, size: f64, c: Rgb<u8>, ba
             bg,
         );
     }
-    imageproc::drawing::draw_text_mut(img, c, at.x.round() as i32, at.y.round() as i32, scale, font(), text);
+    imageproc::drawing::draw_text_mut(
+        img,
+        c,
+        at.x.round() as i32,
+        at.y.round() as i32,
+        scale,
+        font(),
+        text,
+    );
 }
 
 /// Black or white, whichever reads better on `bg`.
@@ -216,14 +248,24 @@ mod tests {
         assert_eq!(img.get_pixel(4, 10).0, [255, 0, 0]);
         assert_eq!(img.get_pixel(3, 10).0, [255, 0, 0]);
         assert_eq!(img.get_pixel(2, 10).0, [0, 0, 0]);
-        assert_eq!(img.get_pixel(5, 10).0, [0, 0, 0], "the box's own pixels stay untouched");
+        assert_eq!(
+            img.get_pixel(5, 10).0,
+            [0, 0, 0],
+            "the box's own pixels stay untouched"
+        );
         assert_eq!(img.get_pixel(15, 15).0, [255, 0, 0]);
     }
 
     #[test]
     fn horizontal_thick_line_covers_its_width() {
         let mut img = RgbImage::new(30, 30);
-        thick_line(&mut img, Point::new(5.0, 15.0), Point::new(25.0, 15.0), 4.0, Rgb([1, 2, 3]));
+        thick_line(
+            &mut img,
+            Point::new(5.0, 15.0),
+            Point::new(25.0, 15.0),
+            4.0,
+            Rgb([1, 2, 3]),
+        );
         for y in 13..17 {
             assert_eq!(img.get_pixel(15, y).0, [1, 2, 3], "row {y}");
         }
@@ -234,8 +276,28 @@ mod tests {
     #[test]
     fn drawing_far_outside_is_clipped() {
         let mut img = RgbImage::new(10, 10);
-        thick_line(&mut img, Point::new(-1e6, -5.0), Point::new(1e6, 5.0), 3.0, Rgb([9, 9, 9]));
-        fill_ellipse_ring(&mut img, Point::new(-50.0, -50.0), 10.0, 10.0, 2.0, Rgb([9, 9, 9]));
-        text(&mut img, Point::new(500.0, 500.0), "hi", 12.0, Rgb([9, 9, 9]), Some(Rgb([1, 1, 1])));
+        thick_line(
+            &mut img,
+            Point::new(-1e6, -5.0),
+            Point::new(1e6, 5.0),
+            3.0,
+            Rgb([9, 9, 9]),
+        );
+        fill_ellipse_ring(
+            &mut img,
+            Point::new(-50.0, -50.0),
+            10.0,
+            10.0,
+            2.0,
+            Rgb([9, 9, 9]),
+        );
+        text(
+            &mut img,
+            Point::new(500.0, 500.0),
+            "hi",
+            12.0,
+            Rgb([9, 9, 9]),
+            Some(Rgb([1, 1, 1])),
+        );
     }
 }

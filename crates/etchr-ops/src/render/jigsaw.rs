@@ -10,7 +10,12 @@ pub fn permute(img: &RgbImage, rows: u32, cols: u32, order: &[u32]) -> RgbImage 
     for (dst, &src) in order.iter().enumerate() {
         let (dst, src) = (dst as u32, src);
         let tile = imageops::crop_imm(img, (src % cols) * tw, (src / cols) * th, tw, th);
-        imageops::replace(&mut out, &*tile, ((dst % cols) * tw) as i64, ((dst / cols) * th) as i64);
+        imageops::replace(
+            &mut out,
+            &*tile,
+            ((dst % cols) * tw) as i64,
+            ((dst / cols) * th) as i64,
+        );
     }
     out
 }
@@ -28,6 +33,9 @@ pub fn inverse(order: &[u32]) -> Vec<u32> {
 /// tile `a`, `below[a][b]` of `b` sitting below `a`. Each side predicts the other's first line
 /// from its last two (a linear continuation), which tolerates gradients that plain differences
 /// punish.
+/// A tile side's boundary line and the line next to it, for linear prediction.
+type EdgeLines = (Vec<[f64; 3]>, Vec<[f64; 3]>);
+
 struct EdgeCosts {
     right: Vec<Vec<f64>>,
     below: Vec<Vec<f64>>,
@@ -47,24 +55,27 @@ fn edge_costs(img: &RgbImage, rows: u32, cols: u32) -> EdgeCosts {
         let (x, y) = origin(t);
         (0..tw).map(|k| px(x + k, y + dy)).collect()
     };
-    let cost = |a_last: &[[f64; 3]], a_prev: &[[f64; 3]], b_first: &[[f64; 3]], b_next: &[[f64; 3]]| {
-        let mut s = 0.0;
-        for k in 0..a_last.len() {
-            for c in 0..3 {
-                let pred_b = 2.0 * a_last[k][c] - a_prev[k][c];
-                let pred_a = 2.0 * b_first[k][c] - b_next[k][c];
-                s += (pred_b - b_first[k][c]).abs() + (pred_a - a_last[k][c]).abs();
+    let cost =
+        |a_last: &[[f64; 3]], a_prev: &[[f64; 3]], b_first: &[[f64; 3]], b_next: &[[f64; 3]]| {
+            let mut s = 0.0;
+            for k in 0..a_last.len() {
+                for c in 0..3 {
+                    let pred_b = 2.0 * a_last[k][c] - a_prev[k][c];
+                    let pred_a = 2.0 * b_first[k][c] - b_next[k][c];
+                    s += (pred_b - b_first[k][c]).abs() + (pred_a - a_last[k][c]).abs();
+                }
             }
-        }
-        s / a_last.len().max(1) as f64
-    };
+            s / a_last.len().max(1) as f64
+        };
     let two = |len: u32| if len >= 2 { 1 } else { 0 };
     let (lx, ly) = (tw - 1, th - 1);
-    let cols_last: Vec<_> = (0..n).map(|t| (column(t, lx), column(t, lx - two(tw)))).collect();
+    let cols_last: Vec<_> = (0..n)
+        .map(|t| (column(t, lx), column(t, lx - two(tw))))
+        .collect();
     let cols_first: Vec<_> = (0..n).map(|t| (column(t, 0), column(t, two(tw)))).collect();
     let rows_last: Vec<_> = (0..n).map(|t| (row(t, ly), row(t, ly - two(th)))).collect();
     let rows_first: Vec<_> = (0..n).map(|t| (row(t, 0), row(t, two(th)))).collect();
-    let table = |last: &[(Vec<[f64; 3]>, Vec<[f64; 3]>)], first: &[(Vec<[f64; 3]>, Vec<[f64; 3]>)]| {
+    let table = |last: &[EdgeLines], first: &[EdgeLines]| {
         (0..n)
             .map(|a| {
                 (0..n)
@@ -121,7 +132,9 @@ pub fn solve(img: &RgbImage, rows: u32, cols: u32) -> Vec<u32> {
             for pos in 1..n {
                 let next = (0..n)
                     .filter(|&t| !used[t])
-                    .min_by(|&a, &b| placed_cost(&placed, pos, a).total_cmp(&placed_cost(&placed, pos, b)))
+                    .min_by(|&a, &b| {
+                        placed_cost(&placed, pos, a).total_cmp(&placed_cost(&placed, pos, b))
+                    })
                     .expect("a tile is left for every position");
                 used[next] = true;
                 placed.push(next);
@@ -193,7 +206,11 @@ mod tests {
     fn scene(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {
             let stripe = if (x + y) % 40 < 6 { 90 } else { 0 };
-            Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, ((x * y) % 97 + stripe) as u8])
+            Rgb([
+                (x * 255 / w) as u8,
+                (y * 255 / h) as u8,
+                ((x * y) % 97 + stripe) as u8,
+            ])
         })
     }
 

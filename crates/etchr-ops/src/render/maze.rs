@@ -71,7 +71,13 @@ fn neighbours(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
 
 /// The shortest 4-connected path through free space, as pixel centres with collinear runs
 /// merged, or `None` when `to` is unreachable.
-pub fn shortest_path(free: &[bool], w: u32, h: u32, from: (u32, u32), to: (u32, u32)) -> Option<Vec<(f64, f64)>> {
+pub fn shortest_path(
+    free: &[bool],
+    w: u32,
+    h: u32,
+    from: (u32, u32),
+    to: (u32, u32),
+) -> Option<Vec<(f64, f64)>> {
     const UNSEEN: u32 = u32::MAX;
     let (w_us, h_us) = (w as usize, h as usize);
     let mut parent = vec![UNSEEN; free.len()];
@@ -136,7 +142,10 @@ mod tests {
         let path = shortest_path(&free, 9, 9, (0, 0), (0, 8)).unwrap();
         assert_eq!(path.first(), Some(&(0.5, 0.5)));
         assert_eq!(path.last(), Some(&(0.5, 8.5)));
-        assert!(path.iter().any(|p| p.0 == 8.5), "must pass through the gap: {path:?}");
+        assert!(
+            path.iter().any(|p| p.0 == 8.5),
+            "must pass through the gap: {path:?}"
+        );
         for p in &path {
             assert!(free[(p.1 as usize) * 9 + p.0 as usize]);
         }

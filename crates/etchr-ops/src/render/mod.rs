@@ -61,15 +61,24 @@ pub struct Rendered {
 }
 
 /// Renders `program` (in original pixels) on `original`.
-pub fn render(original: &RgbImage, program: &Program, opts: &RenderOptions) -> Result<Rendered, OpsError> {
+pub fn render(
+    original: &RgbImage,
+    program: &Program,
+    opts: &RenderOptions,
+) -> Result<Rendered, OpsError> {
     let start = Instant::now();
-    let mut canvas = Canvas::new(Some(Cow::Borrowed(original)), original.width(), original.height(), opts);
+    let mut canvas = Canvas::new(
+        Some(Cow::Borrowed(original)),
+        original.width(),
+        original.height(),
+        opts,
+    );
     let repaired = canvas.run(program)?;
-    let views = canvas.finish();
+    let repairs = std::mem::take(&mut canvas.repairs);
     Ok(Rendered {
-        views,
+        views: canvas.finish(),
         program: repaired,
-        repairs: canvas.repairs,
+        repairs,
         op_ms: start.elapsed().as_secs_f64() * 1e3,
     })
 }
@@ -77,7 +86,12 @@ pub fn render(original: &RgbImage, program: &Program, opts: &RenderOptions) -> R
 /// Checks and repairs `program` for a `width × height` image without touching pixels.
 /// Returns the repaired program and the repairs made. Ops that need pixels to decide
 /// (`jigsaw_solve` without an order, whether a `path` exists) are accepted as written.
-pub fn validate(width: u32, height: u32, program: &Program, opts: &RenderOptions) -> Result<(Program, Vec<String>), OpsError> {
+pub fn validate(
+    width: u32,
+    height: u32,
+    program: &Program,
+    opts: &RenderOptions,
+) -> Result<(Program, Vec<String>), OpsError> {
     let mut canvas = Canvas::new(None, width, height, opts);
     let repaired = canvas.run(program)?;
     Ok((repaired, canvas.repairs))
@@ -98,7 +112,12 @@ fn rgb(c: Color) -> Rgb<u8> {
 }
 
 impl<'a> Canvas<'a> {
-    fn new(image: Option<Cow<'a, RgbImage>>, width: u32, height: u32, opts: &'a RenderOptions) -> Self {
+    fn new(
+        image: Option<Cow<'a, RgbImage>>,
+        width: u32,
+        height: u32,
+        opts: &'a RenderOptions,
+    ) -> Self {
         Self {
             image,
             width,
@@ -127,7 +146,11 @@ impl<'a> Canvas<'a> {
         let mut out = Vec::with_capacity(program.len());
         for (index, op) in program.ops().iter().enumerate() {
             if self.tiles.is_some() {
-                return Err(OpsError::op(index, op.name(), "no op may follow `tiles`: it must be the last op"));
+                return Err(OpsError::op(
+                    index,
+                    op.name(),
+                    "no op may follow `tiles`: it must be the last op",
+                ));
             }
             check_finite(index, op)?;
             out.push(self.apply(index, op)?);
@@ -135,12 +158,15 @@ impl<'a> Canvas<'a> {
         Ok(Program(out))
     }
 
-    fn finish(&self) -> Vec<View> {
-        let image = self.image.as_ref().expect("finish is only called when rendering pixels");
+    /// The output views. Consumes the canvas so the last view's pixels move out uncopied.
+    fn finish(self) -> Vec<View> {
+        let image = self
+            .image
+            .expect("finish is only called when rendering pixels");
         match self.tiles {
             None => vec![View {
-                image: image.as_ref().clone(),
-                transform: self.transform.clone(),
+                image: image.into_owned(),
+                transform: self.transform,
             }],
             Some((rows, cols)) => {
                 let (tw, th) = (self.width / cols, self.height / rows);
@@ -148,10 +174,18 @@ impl<'a> Canvas<'a> {
                 for r in 0..rows {
                     for c in 0..cols {
                         // The last row and column take the remainder so no pixel is lost.
-                        let w = if c + 1 == cols { self.width - c * tw } else { tw };
-                        let h = if r + 1 == rows { self.height - r * th } else { th };
+                        let w = if c + 1 == cols {
+                            self.width - c * tw
+                        } else {
+                            tw
+                        };
+                        let h = if r + 1 == rows {
+                            self.height - r * th
+                        } else {
+                            th
+                        };
                         views.push(View {
-                            image: pixels::crop(image, (c * tw, r * th, w, h)),
+                            image: pixels::crop(&image, (c * tw, r * th, w, h)),
                             transform: self.transform.then(Step::Affine {
                                 matrix: Affine::translate((c * tw) as f64, (r * th) as f64),
                             }),
@@ -164,12 +198,14 @@ impl<'a> Canvas<'a> {
     }
 
     fn note(&mut self, index: usize, op: &str, what: impl AsRef<str>) {
-        self.repairs.push(format!("op {index} ({op}): {}", what.as_ref()));
+        self.repairs
+            .push(format!("op {index} ({op}): {}", what.as_ref()));
     }
 
     /// The part of the original image the current view shows, in original pixels.
     fn visible(&self) -> Rect {
-        self.transform.rect_to_original(&Rect::full(self.width, self.height))
+        self.transform
+            .rect_to_original(&Rect::full(self.width, self.height))
     }
 
     fn repair_box(&mut self, index: usize, op: &'static str, r: Rect) -> Result<Rect, OpsError> {
@@ -180,7 +216,10 @@ impl<'a> Canvas<'a> {
         let visible = self.visible();
         let Some(clamped) = n.intersect(&visible) else {
             // A degenerate box inside the image is expanded by crops; drawing ops need area.
-            let inside = n.x0 >= visible.x0 && n.x1 <= visible.x1 && n.y0 >= visible.y0 && n.y1 <= visible.y1;
+            let inside = n.x0 >= visible.x0
+                && n.x1 <= visible.x1
+                && n.y0 >= visible.y0
+                && n.y1 <= visible.y1;
             if inside && op == "crop" {
                 return Ok(n);
             }
@@ -253,7 +292,15 @@ impl<'a> Canvas<'a> {
         Ok(())
     }
 
-    fn check_grid(&self, index: usize, op: &'static str, rows: u32, cols: u32, max_cells: u32, min_tile: u32) -> Result<(), OpsError> {
+    fn check_grid(
+        &self,
+        index: usize,
+        op: &'static str,
+        rows: u32,
+        cols: u32,
+        max_cells: u32,
+        min_tile: u32,
+    ) -> Result<(), OpsError> {
         if rows == 0 || cols == 0 || rows.saturating_mul(cols) > max_cells {
             return Err(OpsError::op(
                 index,
@@ -302,17 +349,29 @@ impl<'a> Canvas<'a> {
                     let grow = |pos: u32, len: u32, full: u32| {
                         let want = len.max(min.min(full));
                         let centre = pos as i64 + len as i64 / 2;
-                        let start = (centre - want as i64 / 2).clamp(0, (full - want) as i64) as u32;
+                        let start =
+                            (centre - want as i64 / 2).clamp(0, (full - want) as i64) as u32;
                         (start, want)
                     };
                     (x, w) = grow(x, w, self.width);
                     (y, h) = grow(y, h, self.height);
-                    self.note(index, name, format!("expanded to the {min} px minimum crop"));
+                    self.note(
+                        index,
+                        name,
+                        format!("expanded to the {min} px minimum crop"),
+                    );
                 }
                 let view_box = Rect::new(x as f64, y as f64, (x + w) as f64, (y + h) as f64);
                 *region = self.transform.rect_to_original(&view_box);
                 let image = self.image.as_ref().map(|i| pixels::crop(i, (x, y, w, h)));
-                self.set_view(image, w, h, Step::Affine { matrix: Affine::translate(x as f64, y as f64) });
+                self.set_view(
+                    image,
+                    w,
+                    h,
+                    Step::Affine {
+                        matrix: Affine::translate(x as f64, y as f64),
+                    },
+                );
             }
             Op::Zoom {
                 factor,
@@ -322,19 +381,49 @@ impl<'a> Canvas<'a> {
             } => {
                 let (w, h) = (self.width as f64, self.height as f64);
                 let (nw, nh) = match (*factor, *width, *height) {
-                    (Some(f), None, None) if f > 0.0 => ((w * f).round().max(1.0), (h * f).round().max(1.0)),
-                    (Some(f), None, None) => return Err(OpsError::op(index, name, format!("factor must be positive, got {f}"))),
+                    (Some(f), None, None) if f > 0.0 => {
+                        ((w * f).round().max(1.0), (h * f).round().max(1.0))
+                    }
+                    (Some(f), None, None) => {
+                        return Err(OpsError::op(
+                            index,
+                            name,
+                            format!("factor must be positive, got {f}"),
+                        ))
+                    }
                     (None, Some(nw), None) => (nw as f64, (h * nw as f64 / w).round().max(1.0)),
                     (None, None, Some(nh)) => ((w * nh as f64 / h).round().max(1.0), nh as f64),
                     (None, Some(nw), Some(nh)) => (nw as f64, nh as f64),
-                    (None, None, None) => return Err(OpsError::op(index, name, "give a factor, or a width and/or height")),
-                    _ => return Err(OpsError::op(index, name, "give either a factor or a target size, not both")),
+                    (None, None, None) => {
+                        return Err(OpsError::op(
+                            index,
+                            name,
+                            "give a factor, or a width and/or height",
+                        ))
+                    }
+                    _ => {
+                        return Err(OpsError::op(
+                            index,
+                            name,
+                            "give either a factor or a target size, not both",
+                        ))
+                    }
                 };
                 self.check_output(index, name, nw as u64, nh as u64)?;
                 let (nw, nh) = (nw as u32, nh as u32);
                 let filter = *filter;
-                let image = self.image.as_ref().map(|i| pixels::resize(i, nw, nh, filter));
-                self.set_view(image, nw, nh, Step::Affine { matrix: Affine::scale(w / nw as f64, h / nh as f64) });
+                let image = self
+                    .image
+                    .as_ref()
+                    .map(|i| pixels::resize(i, nw, nh, filter));
+                self.set_view(
+                    image,
+                    nw,
+                    nh,
+                    Step::Affine {
+                        matrix: Affine::scale(w / nw as f64, h / nh as f64),
+                    },
+                );
             }
             Op::Rotate { angle, fill } => {
                 let a = angle.rem_euclid(360.0);
@@ -345,9 +434,42 @@ impl<'a> Canvas<'a> {
                     *angle = (q * 90) as f64;
                     let (matrix, nw, nh) = match q {
                         0 => (Affine::IDENTITY, w, h),
-                        1 => (Affine { a: 0.0, b: -1.0, c: w, d: 1.0, e: 0.0, f: 0.0 }, h, w),
-                        2 => (Affine { a: -1.0, b: 0.0, c: w, d: 0.0, e: -1.0, f: h }, w, h),
-                        _ => (Affine { a: 0.0, b: 1.0, c: 0.0, d: -1.0, e: 0.0, f: h }, h, w),
+                        1 => (
+                            Affine {
+                                a: 0.0,
+                                b: -1.0,
+                                c: w,
+                                d: 1.0,
+                                e: 0.0,
+                                f: 0.0,
+                            },
+                            h,
+                            w,
+                        ),
+                        2 => (
+                            Affine {
+                                a: -1.0,
+                                b: 0.0,
+                                c: w,
+                                d: 0.0,
+                                e: -1.0,
+                                f: h,
+                            },
+                            w,
+                            h,
+                        ),
+                        _ => (
+                            Affine {
+                                a: 0.0,
+                                b: 1.0,
+                                c: 0.0,
+                                d: -1.0,
+                                e: 0.0,
+                                f: h,
+                            },
+                            h,
+                            w,
+                        ),
                     };
                     let image = self.image.as_ref().map(|i| pixels::rotate_quarter(i, q));
                     self.set_view(image, nw as u32, nh as u32, Step::Affine { matrix });
@@ -368,15 +490,26 @@ impl<'a> Canvas<'a> {
                         f: cy - s * ncx - c * ncy,
                     };
                     let fill = rgb(*fill);
-                    let image = self.image.as_ref().map(|i| pixels::warp(i, nw as u32, nh as u32, &matrix, fill));
+                    let image = self
+                        .image
+                        .as_ref()
+                        .map(|i| pixels::warp(i, nw as u32, nh as u32, &matrix, fill));
                     self.set_view(image, nw as u32, nh as u32, Step::Affine { matrix });
                 }
             }
             Op::Flip { axis } => {
                 let (w, h) = (self.width as f64, self.height as f64);
                 let matrix = match axis {
-                    crate::program::Axis::Horizontal => Affine { a: -1.0, c: w, ..Affine::IDENTITY },
-                    crate::program::Axis::Vertical => Affine { e: -1.0, f: h, ..Affine::IDENTITY },
+                    crate::program::Axis::Horizontal => Affine {
+                        a: -1.0,
+                        c: w,
+                        ..Affine::IDENTITY
+                    },
+                    crate::program::Axis::Vertical => Affine {
+                        e: -1.0,
+                        f: h,
+                        ..Affine::IDENTITY
+                    },
                 };
                 let axis = *axis;
                 let image = self.image.as_ref().map(|i| pixels::flip(i, axis));
@@ -391,17 +524,35 @@ impl<'a> Canvas<'a> {
                 *region = self.repair_box(index, name, *region)?;
                 *width = self.repair_stroke(index, name, *width, 1.0, 100.0);
                 if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
-                    return Err(OpsError::op(index, name, "label is longer than 200 characters"));
+                    return Err(OpsError::op(
+                        index,
+                        name,
+                        "label is longer than 200 characters",
+                    ));
                 }
                 let (c, stroke) = (rgb(*color), *width);
                 let view = self.outline(region, stroke, c);
-                if let (Some(text), Some(img)) = (label.as_deref().filter(|t| !t.is_empty()), self.image.as_mut()) {
+                if let (Some(text), Some(img)) = (
+                    label.as_deref().filter(|t| !t.is_empty()),
+                    self.image.as_mut(),
+                ) {
                     let size = (stroke * 4.0).clamp(14.0, 48.0);
                     let (_, th) = draw::text_size(text, size);
                     let pad = (size * 0.2).max(2.0);
                     let above = view.y0 - stroke - th as f64 - 2.0 * pad;
-                    let y = if above >= 0.0 { above + pad } else { view.y0 + pad };
-                    draw::text(img.to_mut(), Point::new(view.x0 - stroke + pad, y), text, size, draw::contrasting(c), Some(c));
+                    let y = if above >= 0.0 {
+                        above + pad
+                    } else {
+                        view.y0 + pad
+                    };
+                    draw::text(
+                        img.to_mut(),
+                        Point::new(view.x0 - stroke + pad, y),
+                        text,
+                        size,
+                        draw::contrasting(c),
+                        Some(c),
+                    );
                 }
             }
             Op::Ellipse {
@@ -416,10 +567,28 @@ impl<'a> Canvas<'a> {
                 let (c, stroke, fill) = (rgb(*color), *width, *fill);
                 if let Some(img) = self.img() {
                     let ring = if fill { 0.0 } else { stroke };
-                    draw::fill_ellipse_ring(img, view.center(), view.width() / 2.0, view.height() / 2.0, ring, c);
+                    draw::fill_ellipse_ring(
+                        img,
+                        view.center(),
+                        view.width() / 2.0,
+                        view.height() / 2.0,
+                        ring,
+                        c,
+                    );
                 }
             }
-            Op::Line { from, to, color, width } | Op::Arrow { from, to, color, width } => {
+            Op::Line {
+                from,
+                to,
+                color,
+                width,
+            }
+            | Op::Arrow {
+                from,
+                to,
+                color,
+                width,
+            } => {
                 *from = self.repair_point(index, name, *from);
                 *to = self.repair_point(index, name, *to);
                 *width = self.repair_stroke(index, name, *width, 1.0, 100.0);
@@ -441,7 +610,11 @@ impl<'a> Canvas<'a> {
                 closed,
             } => {
                 if points.len() < 2 || points.len() > 10_000 {
-                    return Err(OpsError::op(index, name, format!("needs 2 to 10000 points, got {}", points.len())));
+                    return Err(OpsError::op(
+                        index,
+                        name,
+                        format!("needs 2 to 10000 points, got {}", points.len()),
+                    ));
                 }
                 for p in points.iter_mut() {
                     *p = self.repair_point(index, name, *p);
@@ -471,16 +644,29 @@ impl<'a> Canvas<'a> {
             } => {
                 let chars = text.chars().count();
                 if chars == 0 || chars > 500 {
-                    return Err(OpsError::op(index, name, format!("text must have 1 to 500 characters, got {chars}")));
+                    return Err(OpsError::op(
+                        index,
+                        name,
+                        format!("text must have 1 to 500 characters, got {chars}"),
+                    ));
                 }
                 *at = self.repair_point(index, name, *at);
                 *size = self.repair_stroke(index, name, *size, 6.0, 400.0);
-                let (p, c, s, bg) = (self.transform.to_view(*at), rgb(*color), *size, background.map(rgb));
+                let (p, c, s, bg) = (
+                    self.transform.to_view(*at),
+                    rgb(*color),
+                    *size,
+                    background.map(rgb),
+                );
                 if let Some(img) = self.img() {
                     draw::text(img, p, text, s, c, bg);
                 }
             }
-            Op::Highlight { region, mode, amount } => {
+            Op::Highlight {
+                region,
+                mode,
+                amount,
+            } => {
                 *region = self.repair_box(index, name, *region)?;
                 let a = match (*mode, *amount) {
                     (HighlightMode::Dim, None) => 0.6,
@@ -522,7 +708,11 @@ impl<'a> Canvas<'a> {
                     }
                 }
             }
-            Op::Enhance { mode, amount, region } => {
+            Op::Enhance {
+                mode,
+                amount,
+                region,
+            } => {
                 let a = match (mode.default_amount(), *amount) {
                     (None, _) => 0.0,
                     (Some(d), None) => d,
@@ -535,7 +725,11 @@ impl<'a> Canvas<'a> {
                     _ => true,
                 };
                 if !ok {
-                    return Err(OpsError::op(index, name, format!("amount {a} is out of range for {mode:?}")));
+                    return Err(OpsError::op(
+                        index,
+                        name,
+                        format!("amount {a} is out of range for {mode:?}"),
+                    ));
                 }
                 let area = match region {
                     Some(r) => {
@@ -560,12 +754,21 @@ impl<'a> Canvas<'a> {
             } => {
                 self.check_grid(index, name, *rows, *cols, 10_000, 1)?;
                 if *rows > 100 || *cols > 100 {
-                    return Err(OpsError::op(index, name, "rows and cols must be at most 100"));
+                    return Err(OpsError::op(
+                        index,
+                        name,
+                        "rows and cols must be at most 100",
+                    ));
                 }
                 *width = self.repair_stroke(index, name, *width, 1.0, 20.0);
                 self.draw_grid(*rows, *cols, rgb(*color), *width, *labels);
             }
-            Op::Measure { from, to, color, width } => {
+            Op::Measure {
+                from,
+                to,
+                color,
+                width,
+            } => {
                 *from = self.repair_point(index, name, *from);
                 *to = self.repair_point(index, name, *to);
                 *width = self.repair_stroke(index, name, *width, 1.0, 50.0);
@@ -585,7 +788,10 @@ impl<'a> Canvas<'a> {
                         draw::thick_line(img, p0, p1, stroke, c);
                     }
                     let label = format!("{dist:.0} px");
-                    let mid = Point::new((a.x + b.x) / 2.0 + nx * tick * 1.5, (a.y + b.y) / 2.0 + ny * tick * 1.5);
+                    let mid = Point::new(
+                        (a.x + b.x) / 2.0 + nx * tick * 1.5,
+                        (a.y + b.y) / 2.0 + ny * tick * 1.5,
+                    );
                     draw::text(img, mid, &label, 16.0, draw::contrasting(c), Some(c));
                 }
             }
@@ -613,14 +819,19 @@ impl<'a> Canvas<'a> {
                 }
                 self.apply_jigsaw(*rows, *cols, found);
             }
-            Op::Flood { from, color, wall_luma } => {
+            Op::Flood {
+                from,
+                color,
+                wall_luma,
+            } => {
                 *from = self.repair_point(index, name, *from);
                 let p = self.transform.to_view(*from);
                 let (w, h, c, wall) = (self.width, self.height, rgb(*color), *wall_luma);
                 if let Some(img) = self.img() {
                     let free = maze::free_mask(img, wall);
-                    let start = maze::snap(&free, w, h, p.x, p.y)
-                        .ok_or_else(|| OpsError::op(index, name, "the start point lies inside a wall"))?;
+                    let start = maze::snap(&free, w, h, p.x, p.y).ok_or_else(|| {
+                        OpsError::op(index, name, "the start point lies inside a wall")
+                    })?;
                     let reach = maze::flood(&free, w, h, start);
                     pixels::tint(img, &reach, c, 0.45);
                 }
@@ -636,16 +847,27 @@ impl<'a> Canvas<'a> {
                 *to = self.repair_point(index, name, *to);
                 *width = self.repair_stroke(index, name, *width, 1.0, 50.0);
                 let (a, b) = (self.transform.to_view(*from), self.transform.to_view(*to));
-                let (w, h, c, stroke, wall) = (self.width, self.height, rgb(*color), *width, *wall_luma);
+                let (w, h, c, stroke, wall) =
+                    (self.width, self.height, rgb(*color), *width, *wall_luma);
                 if let Some(img) = self.img() {
                     let free = maze::free_mask(img, wall);
                     let snap = |p: Point, what: &str| {
-                        maze::snap(&free, w, h, p.x, p.y)
-                            .ok_or_else(|| OpsError::op(index, name, format!("the {what} point lies inside a wall")))
+                        maze::snap(&free, w, h, p.x, p.y).ok_or_else(|| {
+                            OpsError::op(
+                                index,
+                                name,
+                                format!("the {what} point lies inside a wall"),
+                            )
+                        })
                     };
                     let (s, t) = (snap(a, "from")?, snap(b, "to")?);
-                    let path = maze::shortest_path(&free, w, h, s, t)
-                        .ok_or_else(|| OpsError::op(index, name, "no path through free space connects `from` and `to`"))?;
+                    let path = maze::shortest_path(&free, w, h, s, t).ok_or_else(|| {
+                        OpsError::op(
+                            index,
+                            name,
+                            "no path through free space connects `from` and `to`",
+                        )
+                    })?;
                     let pts: Vec<Point> = path.into_iter().map(|(x, y)| Point::new(x, y)).collect();
                     draw::polyline(img, &pts, false, stroke, c);
                 }
@@ -655,7 +877,10 @@ impl<'a> Canvas<'a> {
     }
 
     fn apply_jigsaw(&mut self, rows: u32, cols: u32, order: Vec<u32>) {
-        let image = self.image.as_ref().map(|i| jigsaw::permute(i, rows, cols, &order));
+        let image = self
+            .image
+            .as_ref()
+            .map(|i| jigsaw::permute(i, rows, cols, &order));
         let step = Step::Jigsaw {
             width: self.width,
             height: self.height,
@@ -681,11 +906,19 @@ impl<'a> Canvas<'a> {
         let mut lines = Vec::new();
         for i in 1..cols {
             let x = (i as f64 * w / cols as f64).round();
-            lines.push((Point::new(x, 0.0), Point::new(x, h), label_of(&self.transform, Point::new(x, 0.0), Point::new(x, h))));
+            lines.push((
+                Point::new(x, 0.0),
+                Point::new(x, h),
+                label_of(&self.transform, Point::new(x, 0.0), Point::new(x, h)),
+            ));
         }
         for j in 1..rows {
             let y = (j as f64 * h / rows as f64).round();
-            lines.push((Point::new(0.0, y), Point::new(w, y), label_of(&self.transform, Point::new(0.0, y), Point::new(w, y))));
+            lines.push((
+                Point::new(0.0, y),
+                Point::new(w, y),
+                label_of(&self.transform, Point::new(0.0, y), Point::new(w, y)),
+            ));
         }
         let Some(img) = self.img() else { return };
         for (a, b, _) in &lines {
@@ -694,14 +927,23 @@ impl<'a> Canvas<'a> {
         if labels {
             let size = (w.min(h) / 40.0).clamp(10.0, 24.0);
             for (a, b, text) in &lines {
-                let at = if a.x == b.x { Point::new(a.x + 3.0, 3.0) } else { Point::new(3.0, a.y + 3.0) };
+                let at = if a.x == b.x {
+                    Point::new(a.x + 3.0, 3.0)
+                } else {
+                    Point::new(3.0, a.y + 3.0)
+                };
                 draw::text(img, at, text, size, draw::contrasting(c), Some(c));
             }
         }
     }
 }
 
-fn check_permutation(index: usize, op: &'static str, order: &[u32], n: u32) -> Result<(), OpsError> {
+fn check_permutation(
+    index: usize,
+    op: &'static str,
+    order: &[u32],
+    n: u32,
+) -> Result<(), OpsError> {
     let mut seen = vec![false; n as usize];
     let ok = order.len() == n as usize
         && order.iter().all(|&o| {
@@ -714,7 +956,14 @@ fn check_permutation(index: usize, op: &'static str, order: &[u32], n: u32) -> R
     if ok {
         Ok(())
     } else {
-        Err(OpsError::op(index, op, format!("order must be a permutation of 0..{} (each tile exactly once)", n)))
+        Err(OpsError::op(
+            index,
+            op,
+            format!(
+                "order must be a permutation of 0..{} (each tile exactly once)",
+                n
+            ),
+        ))
     }
 }
 
@@ -748,13 +997,19 @@ fn check_finite(index: usize, op: &Op) -> Result<(), OpsError> {
         | Op::Path { width, .. } => width.is_finite(),
         Op::Point { radius, .. } => radius.is_finite(),
         Op::Text { size, .. } => size.is_finite(),
-        Op::Highlight { amount, .. } | Op::Enhance { amount, .. } => amount.is_none_or(f64::is_finite),
+        Op::Highlight { amount, .. } | Op::Enhance { amount, .. } => {
+            amount.is_none_or(f64::is_finite)
+        }
         _ => true,
     };
     if finite.get() && scalars_ok {
         Ok(())
     } else {
-        Err(OpsError::op(index, op.name(), "every coordinate and number must be finite"))
+        Err(OpsError::op(
+            index,
+            op.name(),
+            "every coordinate and number must be finite",
+        ))
     }
 }
 

@@ -1,7 +1,9 @@
 //! Geometric and photometric pixel operations on whole views.
 
 use crate::program::{Axis, EnhanceMode, Filter};
-use fast_image_resize::{images::Image as FirImage, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{
+    images::Image as FirImage, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+};
 use image::{imageops, Rgb, RgbImage};
 
 /// Integer pixel bounds `(x, y, w, h)` clipped to the image.
@@ -21,8 +23,13 @@ pub fn resize(img: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbIma
         Filter::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
         Filter::Lanczos => ResizeAlg::Convolution(FilterType::Lanczos3),
     };
-    let src = fast_image_resize::images::ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
-        .expect("an RgbImage buffer is a valid U8x3 image");
+    let src = fast_image_resize::images::ImageRef::new(
+        img.width(),
+        img.height(),
+        img.as_raw(),
+        PixelType::U8x3,
+    )
+    .expect("an RgbImage buffer is a valid U8x3 image");
     let mut dst = FirImage::new(width, height, PixelType::U8x3);
     Resizer::new()
         .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg))
@@ -41,12 +48,22 @@ pub fn rotate_quarter(img: &RgbImage, quarter: u32) -> RgbImage {
 }
 
 /// Fills a `width × height` view by bilinear sampling of `img` at `to_src(view point)`.
-pub fn warp(img: &RgbImage, width: u32, height: u32, to_src: &crate::geom::Affine, fill: Rgb<u8>) -> RgbImage {
+pub fn warp(
+    img: &RgbImage,
+    width: u32,
+    height: u32,
+    to_src: &crate::geom::Affine,
+    fill: Rgb<u8>,
+) -> RgbImage {
     let mut out = RgbImage::from_pixel(width, height, fill);
     let (w, h) = (img.width() as f64, img.height() as f64);
     let src = img.as_raw();
     let stride = img.width() as usize * 3;
-    for (v, row) in out.as_mut().chunks_exact_mut(width as usize * 3).enumerate() {
+    for (v, row) in out
+        .as_mut()
+        .chunks_exact_mut(width as usize * 3)
+        .enumerate()
+    {
         for (u, px) in row.chunks_exact_mut(3).enumerate() {
             let p = to_src.apply(crate::geom::Point::new(u as f64 + 0.5, v as f64 + 0.5));
             let (sx, sy) = (p.x - 0.5, p.y - 0.5);
@@ -58,7 +75,8 @@ pub fn warp(img: &RgbImage, width: u32, height: u32, to_src: &crate::geom::Affin
             let x1 = (x0 + 1.0).min(w - 1.0);
             let y1 = (y0 + 1.0).min(h - 1.0);
             let (fx, fy) = ((sx - x0).clamp(0.0, 1.0), (sy - y0).clamp(0.0, 1.0));
-            let at = |x: f64, y: f64, c: usize| src[y as usize * stride + x as usize * 3 + c] as f64;
+            let at =
+                |x: f64, y: f64, c: usize| src[y as usize * stride + x as usize * 3 + c] as f64;
             for (c, out_c) in px.iter_mut().enumerate() {
                 let top = at(x0, y0, c) * (1.0 - fx) + at(x1, y0, c) * fx;
                 let bottom = at(x0, y1, c) * (1.0 - fx) + at(x1, y1, c) * fx;
@@ -84,7 +102,10 @@ pub fn blur(img: &RgbImage, sigma: f64) -> RgbImage {
         return imageproc::filter::gaussian_blur_f32(img, sigma as f32);
     }
     let (w, h) = img.dimensions();
-    let (sw, sh) = (((w as f64 / k).round() as u32).max(1), ((h as f64 / k).round() as u32).max(1));
+    let (sw, sh) = (
+        ((w as f64 / k).round() as u32).max(1),
+        ((h as f64 / k).round() as u32).max(1),
+    );
     let small = resize(img, sw, sh, Filter::Bilinear);
     let blurred = imageproc::filter::gaussian_blur_f32(&small, (sigma / k) as f32);
     resize(&blurred, w, h, Filter::Bilinear)
@@ -157,7 +178,10 @@ pub fn enhance(img: &mut RgbImage, region: PixelBox, mode: EnhanceMode, amount: 
     match mode {
         EnhanceMode::Contrast => {
             let hist = histograms(img, region);
-            let sum: u64 = hist.iter().flat_map(|h| h.iter().enumerate().map(|(v, n)| v as u64 * n)).sum();
+            let sum: u64 = hist
+                .iter()
+                .flat_map(|h| h.iter().enumerate().map(|(v, n)| v as u64 * n))
+                .sum();
             let mean = sum as f64 / (3 * count) as f64;
             let lut = lut_from(|v| (v - mean) * amount + mean);
             apply_lut(img, region, &[lut; 3]);
@@ -195,7 +219,8 @@ pub fn enhance(img: &mut RgbImage, region: PixelBox, mode: EnhanceMode, amount: 
             for row in y as usize..(y + h) as usize {
                 let a = row * stride + x as usize * 3;
                 for px in img.as_mut()[a..a + w as usize * 3].chunks_exact_mut(3) {
-                    let l = (299 * px[0] as u32 + 587 * px[1] as u32 + 114 * px[2] as u32 + 500) / 1000;
+                    let l =
+                        (299 * px[0] as u32 + 587 * px[1] as u32 + 114 * px[2] as u32 + 500) / 1000;
                     px.fill(l as u8);
                 }
             }
@@ -204,7 +229,12 @@ pub fn enhance(img: &mut RgbImage, region: PixelBox, mode: EnhanceMode, amount: 
             let part = crop(img, region);
             let soft = imageproc::filter::gaussian_blur_f32(&part, 1.0);
             let mut sharp = part.clone();
-            for ((s, p), b) in sharp.as_mut().iter_mut().zip(part.as_raw()).zip(soft.as_raw()) {
+            for ((s, p), b) in sharp
+                .as_mut()
+                .iter_mut()
+                .zip(part.as_raw())
+                .zip(soft.as_raw())
+            {
                 let v = *p as f64 + amount * (*p as f64 - *b as f64);
                 *s = v.round().clamp(0.0, 255.0) as u8;
             }
@@ -255,7 +285,11 @@ mod tests {
         assert_eq!(img.get_pixel(1, 1).0, [155, 105, 55]);
         enhance(&mut img, (0, 0, 2, 4), EnhanceMode::Grayscale, 0.0);
         assert_eq!(img.get_pixel(0, 0).0, [114, 114, 114]);
-        assert_eq!(img.get_pixel(3, 0).0, [155, 105, 55], "outside the region stays");
+        assert_eq!(
+            img.get_pixel(3, 0).0,
+            [155, 105, 55],
+            "outside the region stays"
+        );
     }
 
     #[test]

@@ -4,11 +4,20 @@ use proptest::prelude::*;
 
 /// Every pixel's colour encodes its own position, so a view pixel tells where it came from.
 fn coded(w: u32, h: u32) -> RgbImage {
-    RgbImage::from_fn(w, h, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, ((x / 256) * 16 + y / 256) as u8]))
+    RgbImage::from_fn(w, h, |x, y| {
+        Rgb([
+            (x % 256) as u8,
+            (y % 256) as u8,
+            ((x / 256) * 16 + y / 256) as u8,
+        ])
+    })
 }
 
 fn decode_pos(p: &Rgb<u8>) -> (u32, u32) {
-    (p[0] as u32 + (p[2] as u32 / 16) * 256, p[1] as u32 + (p[2] as u32 % 16) * 256)
+    (
+        p[0] as u32 + (p[2] as u32 / 16) * 256,
+        p[1] as u32 + (p[2] as u32 % 16) * 256,
+    )
 }
 
 fn prog(json: &str) -> Program {
@@ -20,7 +29,9 @@ fn run(img: &RgbImage, json: &str) -> Rendered {
 }
 
 fn err(img: &RgbImage, json: &str) -> String {
-    render(img, &prog(json), &RenderOptions::default()).unwrap_err().to_string()
+    render(img, &prog(json), &RenderOptions::default())
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -31,7 +42,10 @@ fn crop_is_pixel_exact_and_maps_back() {
     assert_eq!(v.image.dimensions(), (30, 40));
     assert_eq!(decode_pos(v.image.get_pixel(0, 0)), (10, 20));
     assert_eq!(decode_pos(v.image.get_pixel(29, 39)), (39, 59));
-    assert_eq!(v.transform.to_original(Point::new(5.0, 5.0)), Point::new(15.0, 25.0));
+    assert_eq!(
+        v.transform.to_original(Point::new(5.0, 5.0)),
+        Point::new(15.0, 25.0)
+    );
 }
 
 #[test]
@@ -65,7 +79,13 @@ fn right_angle_rotations_are_lossless() {
     assert_eq!(decode_pos(v.image.get_pixel(0, 0)), (5, 0));
     assert_eq!(decode_pos(v.image.get_pixel(0, 5)), (0, 0));
     let r = run(&img, r#"[{"op":"rotate","angle":-90}]"#);
-    assert_eq!(r.program.ops()[0], Op::Rotate { angle: 270.0, fill: Color::WHITE });
+    assert_eq!(
+        r.program.ops()[0],
+        Op::Rotate {
+            angle: 270.0,
+            fill: Color::WHITE
+        }
+    );
     assert_eq!(decode_pos(r.views[0].image.get_pixel(0, 0)), (0, 3));
 }
 
@@ -78,13 +98,19 @@ fn arbitrary_rotation_expands_and_maps_the_centre() {
     assert_eq!(v.image.get_pixel(53, 53).0, [0, 0, 255]);
     assert_eq!(v.image.get_pixel(0, 0).0, [255, 255, 255]);
     let c = v.transform.to_original(Point::new(53.5, 53.5));
-    assert!((c.x - 50.0).abs() < 1.0 && (c.y - 25.0).abs() < 1.0, "{c:?}");
+    assert!(
+        (c.x - 50.0).abs() < 1.0 && (c.y - 25.0).abs() < 1.0,
+        "{c:?}"
+    );
 }
 
 #[test]
 fn box_outline_is_drawn_outside_the_region() {
     let img = RgbImage::from_pixel(50, 50, Rgb([255, 255, 255]));
-    let r = run(&img, r##"[{"op":"box","box":[10,10,20,20],"color":"#ff0000","width":2}]"##);
+    let r = run(
+        &img,
+        r##"[{"op":"box","box":[10,10,20,20],"color":"#ff0000","width":2}]"##,
+    );
     let v = &r.views[0].image;
     assert_eq!(v.get_pixel(9, 15).0, [255, 0, 0]);
     assert_eq!(v.get_pixel(8, 15).0, [255, 0, 0]);
@@ -112,11 +138,17 @@ fn ops_after_a_crop_and_zoom_use_original_coordinates() {
 #[test]
 fn highlight_dims_outside_only() {
     let img = RgbImage::from_pixel(20, 20, Rgb([200, 100, 50]));
-    let r = run(&img, r#"[{"op":"highlight","box":[5,5,10,10],"amount":0.5}]"#);
+    let r = run(
+        &img,
+        r#"[{"op":"highlight","box":[5,5,10,10],"amount":0.5}]"#,
+    );
     let v = &r.views[0].image;
     assert_eq!(v.get_pixel(7, 7).0, [200, 100, 50]);
     assert_eq!(v.get_pixel(0, 0).0, [100, 50, 25]);
-    let r = run(&img, r#"[{"op":"highlight","box":[5,5,10,10],"mode":"blur"}]"#);
+    let r = run(
+        &img,
+        r#"[{"op":"highlight","box":[5,5,10,10],"mode":"blur"}]"#,
+    );
     assert_eq!(r.views[0].image.get_pixel(7, 7).0, [200, 100, 50]);
 }
 
@@ -124,7 +156,12 @@ fn highlight_dims_outside_only() {
 fn repairs_swap_clamp_and_expand() {
     let img = coded(100, 100);
     let r = run(&img, r#"[{"op":"crop","box":[90,90,-10,80]}]"#);
-    assert_eq!(r.program.ops()[0], Op::Crop { region: Rect::new(0.0, 77.0, 90.0, 93.0) });
+    assert_eq!(
+        r.program.ops()[0],
+        Op::Crop {
+            region: Rect::new(0.0, 77.0, 90.0, 93.0)
+        }
+    );
     assert!(r.repairs.iter().any(|m| m.contains("swapped")));
     assert!(r.repairs.iter().any(|m| m.contains("clamped")));
     assert!(r.repairs.iter().any(|m| m.contains("minimum")));
@@ -136,13 +173,25 @@ fn repairs_swap_clamp_and_expand() {
 #[test]
 fn unrepairable_ops_name_their_index() {
     let img = coded(100, 100);
-    let e = err(&img, r#"[{"op":"zoom","factor":2},{"op":"box","box":[500,500,600,600]}]"#);
+    let e = err(
+        &img,
+        r#"[{"op":"zoom","factor":2},{"op":"box","box":[500,500,600,600]}]"#,
+    );
     assert!(e.starts_with("op 1 (box)"), "{e}");
-    let e = err(&img, r#"[{"op":"crop","box":[0,0,50,50]},{"op":"crop","box":[60,60,90,90]}]"#);
+    let e = err(
+        &img,
+        r#"[{"op":"crop","box":[0,0,50,50]},{"op":"crop","box":[60,60,90,90]}]"#,
+    );
     assert!(e.starts_with("op 1 (crop)"), "{e}");
-    let e = err(&img, r#"[{"op":"jigsaw","rows":2,"cols":2,"order":[0,0,1,2]}]"#);
+    let e = err(
+        &img,
+        r#"[{"op":"jigsaw","rows":2,"cols":2,"order":[0,0,1,2]}]"#,
+    );
     assert!(e.contains("permutation"), "{e}");
-    let e = err(&img, r#"[{"op":"tiles","rows":2,"cols":2},{"op":"zoom","factor":2}]"#);
+    let e = err(
+        &img,
+        r#"[{"op":"tiles","rows":2,"cols":2},{"op":"zoom","factor":2}]"#,
+    );
     assert!(e.starts_with("op 1"), "{e}");
     let e = err(&img, r#"[{"op":"text","at":[1,1],"text":""}]"#);
     assert!(e.starts_with("op 0 (text)"), "{e}");
@@ -154,10 +203,17 @@ fn unrepairable_ops_name_their_index() {
 fn non_finite_numbers_are_rejected() {
     let img = coded(10, 10);
     let mut p = prog(r#"[{"op":"crop","box":[0,0,5,5]}]"#);
-    p.0[0] = Op::Crop { region: Rect::new(0.0, f64::NAN, 5.0, 5.0) };
-    let e = render(&img, &p, &RenderOptions::default()).unwrap_err().to_string();
+    p.0[0] = Op::Crop {
+        region: Rect::new(0.0, f64::NAN, 5.0, 5.0),
+    };
+    let e = render(&img, &p, &RenderOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("finite"), "{e}");
-    p.0[0] = Op::Rotate { angle: f64::INFINITY, fill: Color::WHITE };
+    p.0[0] = Op::Rotate {
+        angle: f64::INFINITY,
+        fill: Color::WHITE,
+    };
     assert!(render(&img, &p, &RenderOptions::default()).is_err());
 }
 
@@ -169,15 +225,28 @@ fn tiles_split_into_views_that_map_back() {
     let last = &r.views[5];
     assert_eq!(last.image.dimensions(), (10, 10));
     assert_eq!(decode_pos(last.image.get_pixel(0, 0)), (20, 10));
-    assert_eq!(last.transform.to_original(Point::new(0.0, 0.0)), Point::new(20.0, 10.0));
+    assert_eq!(
+        last.transform.to_original(Point::new(0.0, 0.0)),
+        Point::new(20.0, 10.0)
+    );
 }
 
 #[test]
 fn jigsaw_solve_restores_and_records_its_order() {
-    let img = RgbImage::from_fn(120, 80, |x, y| Rgb([(x * 2) as u8, (y * 3) as u8, ((x + y) % 50 * 5) as u8]));
-    let shuffled = run(&img, r#"[{"op":"jigsaw","rows":2,"cols":3,"order":[5,3,1,0,4,2]}]"#);
+    let img = RgbImage::from_fn(120, 80, |x, y| {
+        Rgb([(x * 2) as u8, (y * 3) as u8, ((x + y) % 50 * 5) as u8])
+    });
+    let shuffled = run(
+        &img,
+        r#"[{"op":"jigsaw","rows":2,"cols":3,"order":[5,3,1,0,4,2]}]"#,
+    );
     let shuffled = &shuffled.views[0].image;
-    let r = render(shuffled, &prog(r#"[{"op":"jigsaw_solve","rows":2,"cols":3}]"#), &RenderOptions::default()).unwrap();
+    let r = render(
+        shuffled,
+        &prog(r#"[{"op":"jigsaw_solve","rows":2,"cols":3}]"#),
+        &RenderOptions::default(),
+    )
+    .unwrap();
     assert_eq!(r.views[0].image, img);
     match &r.program.ops()[0] {
         Op::JigsawSolve { order: Some(o), .. } => assert_eq!(o, &vec![3, 2, 5, 1, 4, 0]),
@@ -197,14 +266,24 @@ fn path_follows_free_space_and_fails_when_sealed() {
             img.put_pixel(x, y, Rgb([0, 0, 0]));
         }
     }
-    let r = run(&img, r##"[{"op":"path","from":[5,5],"to":[5,55],"color":"#ff00ff","width":1}]"##);
+    let r = run(
+        &img,
+        r##"[{"op":"path","from":[5,5],"to":[5,55],"color":"#ff00ff","width":1}]"##,
+    );
     let v = &r.views[0].image;
-    assert!((50..60).any(|x| v.get_pixel(x, 30).0 == [255, 0, 255]), "the path goes through the gap");
+    assert!(
+        (50..60).any(|x| v.get_pixel(x, 30).0 == [255, 0, 255]),
+        "the path goes through the gap"
+    );
     for x in 0..50 {
         assert_eq!(v.get_pixel(x, 30).0, [0, 0, 0], "walls stay walls");
     }
     let r = run(&img, r##"[{"op":"flood","from":[5,5],"color":"#00ff00"}]"##);
-    assert_ne!(r.views[0].image.get_pixel(5, 55).0, [255, 255, 255], "the gap connects both rooms");
+    assert_ne!(
+        r.views[0].image.get_pixel(5, 55).0,
+        [255, 255, 255],
+        "the gap connects both rooms"
+    );
     for x in 50..60 {
         for y in 28..32 {
             img.put_pixel(x, y, Rgb([0, 0, 0]));
@@ -257,12 +336,20 @@ fn a_box_named_on_a_nested_zoom_maps_back_exactly() {
     // The whole final view is original [300,200,400,300].
     let full = Rect::full(v.image.width(), v.image.height());
     let back = v.transform.rect_to_original(&full);
-    for (a, b) in [(back.x0, 300.0), (back.y0, 200.0), (back.x1, 400.0), (back.y1, 300.0)] {
+    for (a, b) in [
+        (back.x0, 300.0),
+        (back.y0, 200.0),
+        (back.x1, 400.0),
+        (back.y1, 300.0),
+    ] {
         assert!((a - b).abs() < 1e-9, "{back:?}");
     }
     let m = v.transform.as_affine().unwrap();
     let p = m.apply(Point::new(0.0, 0.0));
-    assert!((p.x - 400.0).abs() < 1e-9 && (p.y - 200.0).abs() < 1e-9, "{p:?}");
+    assert!(
+        (p.x - 400.0).abs() < 1e-9 && (p.y - 200.0).abs() < 1e-9,
+        "{p:?}"
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -275,7 +362,8 @@ enum GeoOp {
 
 fn geo_op() -> impl Strategy<Value = GeoOp> {
     prop_oneof![
-        (0.0..1.0f64, 0.0..1.0f64, 0.0..1.0f64, 0.0..1.0f64).prop_map(|(a, b, c, d)| GeoOp::Crop(a, b, c, d)),
+        (0.0..1.0f64, 0.0..1.0f64, 0.0..1.0f64, 0.0..1.0f64)
+            .prop_map(|(a, b, c, d)| GeoOp::Crop(a, b, c, d)),
         (1u32..4).prop_map(GeoOp::Zoom),
         (0u32..4).prop_map(GeoOp::Rotate),
         any::<bool>().prop_map(GeoOp::Flip),

@@ -1,0 +1,492 @@
+//! Service configuration: one typed struct, loaded in layers.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file (`--config` / `ETCHR_CONFIG`),
+//! environment variables, command-line flags. Every layer is merged as TOML *before* the struct
+//! is deserialised, so an unknown key from any layer is a startup error that names the key,
+//! rather than a silently ignored typo.
+//!
+//! Environment variables are named after the key path: `ETCHR_` + the path in upper case with
+//! sections separated by a double underscore, e.g. `ETCHR_LISTEN`, `ETCHR_LIMITS__MAX_PIXELS`,
+//! `ETCHR_CORS__ALLOWED_ORIGINS`. Values are read as TOML values where they parse as one
+//! (`1000`, `true`, `["a", "b"]`), otherwise as strings; a comma-separated string is accepted
+//! where a list is expected.
+
+use etchr_ops::{DecodeLimits, OutputFormat, RenderOptions};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Errors while loading or checking the configuration. These stop the process at startup.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("could not read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid override {0:?}: expected KEY=VALUE, e.g. limits.max_pixels=1000000")]
+    Override(String),
+    #[error("invalid config value: {0}")]
+    Invalid(String),
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Image formats the service writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatName {
+    /// Lossless; the default because models read fine detail from it.
+    #[default]
+    Png,
+    #[serde(alias = "jpg")]
+    Jpeg,
+}
+
+impl FormatName {
+    pub fn with_quality(self, quality: u8) -> OutputFormat {
+        match self {
+            FormatName::Png => OutputFormat::Png,
+            FormatName::Jpeg => OutputFormat::Jpeg(quality),
+        }
+    }
+}
+
+/// Everything the service reads at startup. See `config/etchr.toml` for the documented file.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on, `HOST:PORT`. Port 0 picks a free port.
+    pub listen: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Seconds between a shutdown signal and closing the listener, during which `/readyz`
+    /// answers 503 so load balancers stop sending traffic. In-flight requests are always drained.
+    pub shutdown_grace_secs: u64,
+    pub limits: LimitsConfig,
+    pub output: OutputConfig,
+    pub cors: CorsConfig,
+}
+
+/// Limits that keep one request from taking the service down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body, in bytes (base64 adds a third to an image's size).
+    pub body_limit_bytes: usize,
+    /// Whole-request deadline; a request still running after it gets a 504.
+    pub request_timeout_secs: u64,
+    /// Largest accepted input image, `width × height`, checked from the header before decoding.
+    pub max_pixels: u64,
+    /// Largest accepted side of an input image.
+    pub max_side: u32,
+    /// Longest accepted edit program.
+    pub max_ops: usize,
+    /// Largest image any op may produce (zoom, rotate), `width × height`.
+    pub max_output_pixels: u64,
+    /// Crops smaller than this many pixels per side are expanded around their centre.
+    pub min_crop: u32,
+    /// Renders running at once. 0 means one per CPU core.
+    pub render_workers: usize,
+    /// Renders waiting for a worker; beyond this a request gets a fast 503 with `Retry-After`.
+    pub render_queue: usize,
+}
+
+/// Defaults for the edited image when the request does not choose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// `png` or `jpeg`.
+    pub format: FormatName,
+    /// JPEG quality, 1–100.
+    pub jpeg_quality: u8,
+}
+
+/// Cross-origin access for browser clients. Closed by default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to call the API (`"https://app.example.com"`), or `["*"]` for any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_string(),
+            log_format: LogFormat::Text,
+            shutdown_grace_secs: 0,
+            limits: LimitsConfig::default(),
+            output: OutputConfig::default(),
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let decode = DecodeLimits::default();
+        let render = RenderOptions::default();
+        Self {
+            body_limit_bytes: 32 * 1024 * 1024,
+            request_timeout_secs: 60,
+            max_pixels: decode.max_pixels,
+            max_side: decode.max_side,
+            max_ops: render.max_ops,
+            max_output_pixels: render.max_output_pixels,
+            min_crop: render.min_crop,
+            render_workers: 0,
+            render_queue: 64,
+        }
+    }
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            format: FormatName::Png,
+            jpeg_quality: 90,
+        }
+    }
+}
+
+/// Key fragments whose values are never printed.
+const SECRET_MARKERS: [&str; 4] = ["key", "secret", "token", "password"];
+
+/// `Debug` prints the configuration with secret-looking values redacted, so logging the
+/// effective configuration at startup is always safe.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match toml::Value::try_from(self) {
+            Ok(mut v) => {
+                redact(&mut v);
+                write!(f, "Config {v}")
+            }
+            Err(_) => f.write_str("Config { <unprintable> }"),
+        }
+    }
+}
+
+/// Replaces every value whose key names a secret with `"<redacted>"`.
+pub(crate) fn redact(value: &mut toml::Value) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                let lower = k.to_ascii_lowercase();
+                if SECRET_MARKERS.iter().any(|m| lower.contains(m)) {
+                    *v = toml::Value::String("<redacted>".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        toml::Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+impl Config {
+    /// Parses a TOML document (unknown keys are errors).
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: String::new(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Loads the layered configuration: `file` (if any), then the `ETCHR_*` variables in
+    /// `env`, then `overrides` (`KEY=VALUE` pairs with dotted keys, from flags).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
+                    origin: format!(" in {}", path.display()),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        for path in leaf_paths() {
+            let var = env_var_name(&path);
+            if let Some(raw) = env.get(&var) {
+                set_path(&mut table, &path, parse_value(raw, &path))?;
+            }
+        }
+        for (key, raw) in overrides {
+            let path: Vec<String> = key.split('.').map(str::to_string).collect();
+            if path.iter().any(|p| p.is_empty()) {
+                return Err(ConfigError::Override(format!("{key}={raw}")));
+            }
+            set_path(&mut table, &path, parse_value(raw, &path))?;
+        }
+        let origin = file
+            .map(|p| format!(" (file {}, environment and flags)", p.display()))
+            .unwrap_or_else(|| " (environment and flags)".to_string());
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin,
+                message: e.to_string(),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Rejects values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        let l = &self.limits;
+        if self.listen.trim().is_empty() {
+            return bad("listen must be HOST:PORT");
+        }
+        if l.body_limit_bytes == 0 {
+            return bad("limits.body_limit_bytes must be positive");
+        }
+        if l.request_timeout_secs == 0 {
+            return bad("limits.request_timeout_secs must be positive");
+        }
+        if l.max_pixels == 0 || l.max_side == 0 || l.max_output_pixels == 0 {
+            return bad("limits.max_pixels, max_side and max_output_pixels must be positive");
+        }
+        if !(1..=100).contains(&self.output.jpeg_quality) {
+            return bad("output.jpeg_quality must be within 1-100");
+        }
+        for origin in &self.cors.allowed_origins {
+            if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "cors.allowed_origins: {origin:?} is not a valid origin"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_pixels: self.limits.max_pixels,
+            max_side: self.limits.max_side,
+        }
+    }
+
+    pub fn render_options(&self) -> RenderOptions {
+        RenderOptions {
+            max_ops: self.limits.max_ops,
+            max_output_pixels: self.limits.max_output_pixels,
+            min_crop: self.limits.min_crop,
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.request_timeout_secs)
+    }
+
+    /// The default output format with the configured quality.
+    pub fn output_format(&self) -> OutputFormat {
+        self.output.format.with_quality(self.output.jpeg_quality)
+    }
+
+    /// Render workers, resolving 0 to the number of CPU cores.
+    pub fn render_workers(&self) -> usize {
+        match self.limits.render_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// Every leaf key path of the configuration, from the defaults.
+fn leaf_paths() -> Vec<Vec<String>> {
+    fn walk(prefix: &[String], t: &toml::Table, out: &mut Vec<Vec<String>>) {
+        for (k, v) in t {
+            let mut p = prefix.to_vec();
+            p.push(k.clone());
+            match v {
+                toml::Value::Table(sub) => walk(&p, sub, out),
+                _ => out.push(p),
+            }
+        }
+    }
+    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
+    let mut out = Vec::new();
+    walk(&[], &defaults, &mut out);
+    out
+}
+
+/// `["limits", "max_pixels"]` → `ETCHR_LIMITS__MAX_PIXELS`.
+pub fn env_var_name(path: &[String]) -> String {
+    format!("ETCHR_{}", path.join("__").to_ascii_uppercase())
+}
+
+/// A flag or environment value as TOML, falling back to a string; a comma-separated string
+/// becomes a list for keys whose default is a list.
+fn parse_value(raw: &str, path: &[String]) -> toml::Value {
+    if let Ok(t) = toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        if let Some(v) = t.get("v") {
+            return v.clone();
+        }
+    }
+    if default_is_list(path) {
+        return toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        );
+    }
+    toml::Value::String(raw.to_string())
+}
+
+fn default_is_list(path: &[String]) -> bool {
+    let defaults = toml::Value::try_from(Config::default()).expect("defaults serialise");
+    let mut v = &defaults;
+    for p in path {
+        match v.get(p) {
+            Some(next) => v = next,
+            None => return false,
+        }
+    }
+    v.is_array()
+}
+
+fn set_path(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+) -> Result<(), ConfigError> {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut t = table;
+    for p in parents {
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry.as_table_mut().ok_or_else(|| {
+            ConfigError::Invalid(format!("{} is a value, not a section", path.join(".")))
+        })?;
+    }
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../../config/etchr.toml");
+
+    fn keys(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in t {
+            let name = format!("{prefix}{k}");
+            match v {
+                toml::Value::Table(sub) => keys(&format!("{name}."), sub, out),
+                _ => out.push(name),
+            }
+        }
+    }
+
+    #[test]
+    fn shipped_file_documents_every_setting_with_its_default() {
+        let cfg = Config::from_toml_str(SHIPPED).expect("config/etchr.toml parses");
+        assert_eq!(
+            cfg,
+            Config::default(),
+            "config/etchr.toml must list the defaults"
+        );
+        let (mut shipped, mut defaults) = (Vec::new(), Vec::new());
+        keys("", &toml::from_str(SHIPPED).unwrap(), &mut shipped);
+        keys(
+            "",
+            &toml::Table::try_from(Config::default()).unwrap(),
+            &mut defaults,
+        );
+        shipped.sort();
+        defaults.sort();
+        assert_eq!(shipped, defaults, "config/etchr.toml must set every key");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let err = Config::from_toml_str("[limits]\nmax_pixelz = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_pixelz"), "{err}");
+        let err = Config::load(None, [], &[("bogus".into(), "1".into())]).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn layers_apply_in_order_flags_env_file_defaults() {
+        let dir = std::env::temp_dir().join(format!("etchr-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("etchr.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:1\"\n[limits]\nmax_ops = 5\nmax_side = 77\n",
+        )
+        .unwrap();
+        let env = [
+            ("ETCHR_LIMITS__MAX_OPS".to_string(), "6".to_string()),
+            ("ETCHR_LIMITS__MAX_PIXELS".to_string(), "1234".to_string()),
+            (
+                "ETCHR_CORS__ALLOWED_ORIGINS".to_string(),
+                "https://a.example, https://b.example".to_string(),
+            ),
+            ("ETCHR_UNRELATED".to_string(), "x".to_string()),
+        ];
+        let flags = [("limits.max_pixels".to_string(), "999".to_string())];
+        let cfg = Config::load(Some(&file), env, &flags).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(cfg.listen, "0.0.0.0:1"); // file
+        assert_eq!(cfg.limits.max_side, 77); // file
+        assert_eq!(cfg.limits.max_ops, 6); // env over file
+        assert_eq!(cfg.limits.max_pixels, 999); // flag over env
+        assert_eq!(cfg.limits.request_timeout_secs, 60); // default
+        assert_eq!(
+            cfg.cors.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        assert!(Config::from_toml_str("[output]\njpeg_quality = 0\n").is_err());
+        assert!(Config::from_toml_str("[limits]\nbody_limit_bytes = 0\n").is_err());
+        assert!(Config::from_toml_str("log_format = \"xml\"\n").is_err());
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let mut v: toml::Value = toml::from_str::<toml::Table>(
+            "api_key = \"sk-123\"\n[upstream]\nToken = \"t\"\nname = \"qwen\"\n",
+        )
+        .unwrap()
+        .into();
+        redact(&mut v);
+        let s = v.to_string();
+        assert!(!s.contains("sk-123") && !s.contains("\"t\""), "{s}");
+        assert!(s.contains("qwen"));
+        assert!(format!("{:?}", Config::default()).contains("127.0.0.1:8080"));
+    }
+}

@@ -1,0 +1,269 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every failure a client can see leaves as [`ApiError`], rendered in the OpenAI error shape
+//! `{"error":{"message","type","param","code"}}` so OpenAI-compatible clients surface our
+//! messages unchanged. Responses produced outside our handlers (tower-http's body limit and
+//! timeout, axum's method router) are rewritten into the same shape by
+//! [`crate::app::normalize_errors`], which uses [`ApiError::from_status`].
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use etchr_ops::OpsError;
+use serde::Serialize;
+use thiserror::Error;
+use utoipa::ToSchema;
+
+/// Everything that can go wrong in the server crate, by what the client should do about it.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// The body is not syntactically valid JSON.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// The request is well-formed but a field is missing, mistyped or out of range.
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
+    /// The image field is not a decodable PNG, JPEG or WebP (bad base64, wrong MIME, corrupt).
+    #[error("{0}")]
+    InvalidImage(String),
+    /// Neither JSON nor multipart.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The request body is over the configured limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The image is over the configured pixel or side limit.
+    #[error("{0}")]
+    ImageTooLarge(String),
+    /// The edit program cannot be rendered; the message names the op index.
+    #[error("{message}")]
+    InvalidProgram {
+        message: String,
+        param: Option<String>,
+    },
+    /// Planning from a question needs the editing model, which this server does not have.
+    #[error("{0}")]
+    PlannerUnavailable(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The request ran past the configured deadline.
+    #[error("{0}")]
+    Timeout(String),
+    /// Too much work queued; retry shortly.
+    #[error("{0}")]
+    Overloaded(String),
+    /// The server is shutting down.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an environmental failure; details go to the log.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The OpenAI error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// One error, as OpenAI-compatible clients expect it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// What went wrong, in words a person can act on.
+    pub message: String,
+    /// `invalid_request_error` for client errors, `server_error` for ours.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The request field at fault, when there is one (e.g. `image`, `ops[2]`).
+    pub param: Option<String>,
+    /// A stable snake_case code, e.g. `invalid_json`, `image_too_large`, `invalid_program`.
+    pub code: &'static str,
+}
+
+impl ApiError {
+    pub fn invalid_request(message: impl Into<String>, param: Option<&str>) -> Self {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param: param.map(str::to_string),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidRequest { .. }
+            | ApiError::InvalidImage(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) | ApiError::ImageTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::InvalidProgram { .. } | ApiError::PlannerUnavailable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::InvalidImage(_) => "invalid_image",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::ImageTooLarge(_) => "image_too_large",
+            ApiError::InvalidProgram { .. } => "invalid_program",
+            ApiError::PlannerUnavailable(_) => "planner_unavailable",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Overloaded(_) => "overloaded",
+            ApiError::Unavailable(_) => "shutting_down",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn param(&self) -> Option<String> {
+        match self {
+            ApiError::InvalidRequest { param, .. } | ApiError::InvalidProgram { param, .. } => {
+                param.clone()
+            }
+            ApiError::InvalidImage(_) | ApiError::ImageTooLarge(_) => Some("image".into()),
+            ApiError::PlannerUnavailable(_) => Some("ops".into()),
+            _ => None,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let status = self.status();
+        ErrorBody {
+            error: ErrorDetail {
+                message: self.to_string(),
+                kind: if status.is_server_error() {
+                    "server_error"
+                } else {
+                    "invalid_request_error"
+                },
+                param: self.param(),
+                code: self.code(),
+            },
+        }
+    }
+
+    /// The error for a bare status produced by middleware that knows nothing of our shape.
+    /// `body_limit` fills in the 413 message.
+    pub fn from_status(status: StatusCode, body_limit: usize) -> ApiError {
+        match status {
+            StatusCode::NOT_FOUND => ApiError::NotFound("no such route".into()),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ApiError::MethodNotAllowed("method not allowed on this route".into())
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
+                "request body is larger than the limit of {body_limit} bytes"
+            )),
+            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout(
+                "the request did not complete within the configured timeout".into(),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ApiError::UnsupportedMediaType("unsupported content type".into())
+            }
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::Overloaded("service unavailable".into()),
+            s if s.is_client_error() => ApiError::InvalidRequest {
+                message: s.canonical_reason().unwrap_or("bad request").to_lowercase(),
+                param: None,
+            },
+            s => ApiError::Internal(
+                s.canonical_reason()
+                    .unwrap_or("internal error")
+                    .to_lowercase(),
+            ),
+        }
+    }
+}
+
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> Self {
+        let message = e.to_string();
+        match e {
+            OpsError::Decode(_) | OpsError::Empty { .. } => ApiError::InvalidImage(message),
+            OpsError::TooLarge { .. } => ApiError::ImageTooLarge(message),
+            OpsError::InvalidOp { index, .. } => ApiError::InvalidProgram {
+                message,
+                param: Some(format!("ops[{index}]")),
+            },
+            OpsError::InvalidProgram(_) => ApiError::InvalidProgram {
+                message,
+                param: Some("ops".into()),
+            },
+            OpsError::Parse { .. } => ApiError::invalid_request(message, Some("ops")),
+            OpsError::Encode(_) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(code = self.code(), "{self}");
+        } else {
+            tracing::debug!(code = self.code(), "{self}");
+        }
+        let mut res = (status, axum::Json(self.body())).into_response();
+        if matches!(self, ApiError::Overloaded(_) | ApiError::Unavailable(_)) {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_errors_map_to_statuses() {
+        let e: ApiError = OpsError::InvalidOp {
+            index: 2,
+            op: "crop",
+            reason: "empty".into(),
+        }
+        .into();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.param().as_deref(), Some("ops[2]"));
+        let e: ApiError = OpsError::TooLarge {
+            width: 1,
+            height: 1,
+            pixels: 1,
+            limit: 0,
+        }
+        .into();
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            ApiError::from(OpsError::Decode("x".into())).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::from(OpsError::Encode("x".into())).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn body_has_the_openai_shape() {
+        let v = serde_json::to_value(ApiError::Timeout("slow".into()).body()).unwrap();
+        assert_eq!(v["error"]["message"], "slow");
+        assert_eq!(v["error"]["type"], "server_error");
+        assert_eq!(v["error"]["code"], "timeout");
+        assert!(v["error"]["param"].is_null());
+    }
+}

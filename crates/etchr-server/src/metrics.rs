@@ -1,0 +1,92 @@
+//! Prometheus metrics, one recorder per [`crate::AppState`].
+//!
+//! The recorder is *not* installed globally: each app instance owns one and records through
+//! [`metrics::with_local_recorder`]. That keeps tests that build many routers in one process
+//! independent, and lets `/metrics` report exactly this instance.
+
+use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+/// Seconds; from a fast health check to a slow render of a large image.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+pub const REQUESTS_TOTAL: &str = "etchr_http_requests_total";
+pub const REQUEST_SECONDS: &str = "etchr_http_request_duration_seconds";
+pub const RENDER_SECONDS: &str = "etchr_render_duration_seconds";
+pub const RENDERS_REJECTED: &str = "etchr_renders_rejected_total";
+
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let m = Self { recorder, handle };
+        m.with(|| {
+            describe_counter!(REQUESTS_TOTAL, "HTTP requests by route, method and status");
+            describe_histogram!(
+                REQUEST_SECONDS,
+                Unit::Seconds,
+                "HTTP request latency by route, method and status"
+            );
+            describe_histogram!(
+                RENDER_SECONDS,
+                Unit::Seconds,
+                "Time spent decoding, rendering and encoding one edit"
+            );
+            describe_counter!(
+                RENDERS_REJECTED,
+                "Edits refused with 503 because the render queue was full"
+            );
+        });
+        m
+    }
+
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder, f)
+    }
+
+    /// One finished HTTP request. `route` is the matched route pattern (never the raw path, so
+    /// label cardinality stays bounded), or `unmatched`.
+    pub fn record_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.with(|| {
+            let labels = [
+                ("route", route.to_string()),
+                ("method", method.to_string()),
+                ("status", status.to_string()),
+            ];
+            counter!(REQUESTS_TOTAL, &labels).increment(1);
+            histogram!(REQUEST_SECONDS, &labels).record(seconds);
+        });
+    }
+
+    pub fn record_render(&self, seconds: f64) {
+        self.with(|| histogram!(RENDER_SECONDS).record(seconds));
+    }
+
+    pub fn record_rejected_render(&self) {
+        self.with(|| counter!(RENDERS_REJECTED).increment(1));
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

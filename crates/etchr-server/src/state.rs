@@ -1,0 +1,144 @@
+//! Shared application state, cloned into every handler.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::planner::Planner;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    /// The editing model, when one is loaded. `None` until etchr-model lands.
+    pub planner: Option<Arc<dyn Planner>>,
+    pub renders: Arc<RenderGate>,
+    draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        let renders = Arc::new(RenderGate::new(
+            config.render_workers(),
+            config.limits.render_queue,
+        ));
+        Self {
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+            planner: None,
+            renders,
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn with_planner(mut self, planner: Arc<dyn Planner>) -> Self {
+        self.planner = Some(planner);
+        self
+    }
+
+    /// Marks the service as shutting down: `/readyz` answers 503 from now on.
+    pub fn begin_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Bounds CPU-heavy work: at most `workers` renders run at once and at most `queue` wait.
+/// Beyond that a request is refused at once with 503 rather than left to pile up, so latency
+/// stays bounded and clients can retry elsewhere.
+pub struct RenderGate {
+    workers: Arc<Semaphore>,
+    admitted: AtomicUsize,
+    capacity: usize,
+}
+
+/// Decrements the admission count when the work ends, even if the request was abandoned.
+struct Admitted(Arc<RenderGate>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl RenderGate {
+    pub fn new(workers: usize, queue: usize) -> Self {
+        let workers = workers.max(1);
+        Self {
+            workers: Arc::new(Semaphore::new(workers)),
+            admitted: AtomicUsize::new(0),
+            capacity: workers + queue,
+        }
+    }
+
+    /// Runs `f` on a blocking thread once a worker is free. The worker stays taken until `f`
+    /// returns, even if the caller gave up (timeout), so abandoned work still counts.
+    pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let previous = self.admitted.fetch_add(1, Ordering::SeqCst);
+        let admitted = Admitted(self.clone());
+        if previous >= self.capacity {
+            return Err(ApiError::Overloaded(format!(
+                "too many edits in progress ({} running or queued); retry shortly",
+                self.capacity
+            )));
+        }
+        let permit = self
+            .workers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _admitted = admitted;
+            f()
+        })
+        .await
+        .map_err(|e| {
+            if e.is_panic() {
+                ApiError::Internal(
+                    "the renderer panicked on this request; this is a bug, please report it".into(),
+                )
+            } else {
+                ApiError::Internal("the render task was cancelled".into())
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn full_queue_is_a_fast_503_and_panics_are_500() {
+        let gate = Arc::new(RenderGate::new(1, 0));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let g = gate.clone();
+        let busy = tokio::spawn(async move { g.run(move || rx.recv().ok()).await });
+        // Wait until the first job holds the only slot.
+        while gate.admitted.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = gate.run(|| ()).await.unwrap_err();
+        assert_eq!(refused.code(), "overloaded");
+        tx.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        let panicked = gate
+            .run(|| panic!("boom"))
+            .await
+            .map(|_: ()| ())
+            .unwrap_err();
+        assert_eq!(panicked.code(), "internal_error");
+        assert_eq!(gate.admitted.load(Ordering::SeqCst), 0);
+    }
+}

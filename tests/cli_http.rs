@@ -1,0 +1,284 @@
+//! Black-box tests of the `etchr` binary: a real server on port 0 edited over HTTP, and the
+//! `edit`, `openapi` and config-error paths of the command line.
+
+use etchr_ops::{decode_image, encode_image, DecodeLimits, OutputFormat, RgbImage};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_etchr");
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let raw = (0..h)
+        .flat_map(|y| (0..w).flat_map(move |x| [(x % 256) as u8, (y % 256) as u8, 90]))
+        .collect();
+    encode_image(&RgbImage::from_raw(w, h, raw).unwrap(), OutputFormat::Png).unwrap()
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir = std::env::temp_dir().join(format!("etchr-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+/// A running `etchr serve`, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("ETCHR_CONFIG")
+            .env_remove("ETCHR_LISTEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("etchr starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("etchr listening on ") {
+                        break addr.trim().to_string();
+                    }
+                }
+                _ => {
+                    let mut err = String::new();
+                    child.stderr.take().unwrap().read_to_string(&mut err).ok();
+                    panic!("etchr serve exited before listening: {err}");
+                }
+            }
+        };
+        Server {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+#[test]
+fn serve_edits_over_http() {
+    let server = Server::start(&[]);
+    let client = reqwest::blocking::Client::new();
+
+    let health: Value = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+
+    // Crop 120x80 at (40, 20), then zoom 2x: a 240x160 view.
+    let ops = r#"[{"op":"crop","box":[40,20,160,100]},{"op":"zoom","factor":2}]"#;
+    let form = || {
+        reqwest::blocking::multipart::Form::new()
+            .part(
+                "image",
+                reqwest::blocking::multipart::Part::bytes(png(320, 200))
+                    .file_name("in.png")
+                    .mime_str("image/png")
+                    .unwrap(),
+            )
+            .text("ops", ops)
+    };
+    let res = client
+        .post(format!("{}/v1/edit", server.base))
+        .multipart(form())
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"));
+    let v: Value = res.json().unwrap();
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(240), Some(160)),
+        "{v}"
+    );
+    assert!(v["image"]
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/png;base64,"));
+    assert_eq!(
+        v["ops"][0]["box"],
+        serde_json::json!([40.0, 20.0, 160.0, 100.0])
+    );
+
+    // The same edit as raw PNG bytes.
+    let res = client
+        .post(format!("{}/v1/edit", server.base))
+        .header("accept", "image/png")
+        .multipart(form())
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    let img = decode_image(&res.bytes().unwrap(), &DecodeLimits::default()).unwrap();
+    assert_eq!(img.dimensions(), (240, 160));
+
+    // Errors keep the OpenAI shape over the wire.
+    let res = client
+        .post(format!("{}/v1/edit", server.base))
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().unwrap();
+    assert_eq!(v["error"]["code"], "invalid_json");
+
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(metrics.contains("etchr_http_requests_total"), "{metrics}");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let mut server = Server::start(&[]);
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    // Bounded wait for the exit (not a timing assertion: generous on purpose).
+    let mut exit = None;
+    for _ in 0..600 {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            exit = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let exit = exit.expect("etchr exits after SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn edit_cli_writes_a_png() {
+    let dir = TempDir::new("cli-edit");
+    let input = dir.0.join("in.png");
+    let ops = dir.0.join("ops.json");
+    let out = dir.0.join("out.png");
+    std::fs::write(&input, png(200, 100)).unwrap();
+    // norm1000: the left half, then a 2x zoom.
+    std::fs::write(
+        &ops,
+        r#"[{"op":"crop","box":[0,0,500,1000]},{"op":"zoom","factor":2}]"#,
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .arg("edit")
+        .arg("--image")
+        .arg(&input)
+        .arg("--ops")
+        .arg(&ops)
+        .arg("--out")
+        .arg(&out)
+        .args(["--coords", "norm1000"])
+        .env_remove("ETCHR_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        stdout.trim().lines().count(),
+        1,
+        "one summary line: {stdout}"
+    );
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (summary["width"].as_u64(), summary["height"].as_u64()),
+        (Some(200), Some(200))
+    );
+    assert!(summary["repairs"].is_array());
+    assert!(summary["timings_ms"]["render"].is_number());
+    let img = decode_image(&std::fs::read(&out).unwrap(), &DecodeLimits::default()).unwrap();
+    assert_eq!(img.dimensions(), (200, 200));
+}
+
+#[test]
+fn edit_cli_reports_bad_programs() {
+    let dir = TempDir::new("cli-bad");
+    let input = dir.0.join("in.png");
+    let ops = dir.0.join("ops.json");
+    std::fs::write(&input, png(20, 20)).unwrap();
+    std::fs::write(&ops, r#"[{"op":"flip"},{"op":"zoom"}]"#).unwrap();
+    let output = Command::new(BIN)
+        .arg("edit")
+        .arg("--image")
+        .arg(&input)
+        .arg("--ops")
+        .arg(&ops)
+        .arg("--out")
+        .arg(dir.0.join("out.png"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("op 1"), "{stderr}");
+}
+
+#[test]
+fn unknown_config_keys_stop_startup() {
+    let dir = TempDir::new("cli-config");
+    let cfg = dir.0.join("etchr.toml");
+    std::fs::write(&cfg, "[limits]\nmax_pixelz = 10\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max_pixelz"), "{stderr}");
+}
+
+#[test]
+fn openapi_subcommand_prints_the_committed_document() {
+    let output = Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
+    assert!(printed.starts_with("openapi: 3."));
+    assert_eq!(
+        printed, committed,
+        "openapi.yaml is stale: run `cargo run -- openapi > openapi.yaml`"
+    );
+}
