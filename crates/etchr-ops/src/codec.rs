@@ -127,8 +127,10 @@ pub fn encode_image(img: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, Ops
         OutputFormat::Jpeg(q)
             if img.width() <= u16::MAX as u32 && img.height() <= u16::MAX as u32 =>
         {
-            jpeg_encoder::Encoder::new(&mut out, q.clamp(1, 100))
-                .encode(
+            let mut enc = jpeg_encoder::Encoder::new(&mut out, q.clamp(1, 100));
+            // 4:2:0 like libjpeg's default; the crate would switch to 4:4:4 at quality >= 90.
+            enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+            enc.encode(
                     img.as_raw(),
                     img.width() as u16,
                     img.height() as u16,

@@ -25,6 +25,8 @@ pub struct CallContext {
     /// The calling client's bearer token, used instead of the configured key when the upstream is
     /// configured with `pass_through_auth`.
     pub authorization: Option<ApiKey>,
+    /// Sent upstream as `x-request-id`, so one id follows a request through every hop.
+    pub request_id: Option<String>,
 }
 
 impl CallContext {
@@ -32,7 +34,14 @@ impl CallContext {
         Self {
             deadline,
             authorization: None,
+            request_id: None,
         }
+    }
+
+    /// Attaches the request id forwarded upstream as `x-request-id`.
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
     }
 
     /// A context whose deadline is `budget` from now.

@@ -249,6 +249,9 @@ impl HttpUpstream {
         if stream {
             rb = rb.header(ACCEPT, "text/event-stream");
         }
+        if let Some(id) = &ctx.request_id {
+            rb = rb.header("x-request-id", id);
+        }
         if let Some(key) = self.key_for(ctx) {
             // bearer_auth marks the header sensitive, so it is redacted from reqwest's own Debug.
             rb = rb.bearer_auth(key.expose());

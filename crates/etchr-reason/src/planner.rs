@@ -1,0 +1,169 @@
+//! The seam where edit programs come from.
+//!
+//! One trait, shared by the loop and the HTTP server (`etchr_server::planner` re-exports it): the
+//! editing model (a later crate, candle) implements [`Planner`]; until it lands, `evr` and
+//! `progressive` plan with the question-blind [`TileSearch`], and clients may send explicit ops
+//! ([`ExplicitOps`]). In the `tools` strategy the upstream itself plans through tool calls, so no
+//! `Planner` runs there; the trace names the planner either way.
+
+use etchr_ops::{Op, Program, Rect, RgbImage, Transform};
+
+/// What a planner is asked.
+pub struct PlanRequest<'a> {
+    /// The image the planner looks at: the current view (the original on the first step).
+    pub image: &'a RgbImage,
+    /// How `image` maps back to the original (identity for the original).
+    pub transform: &'a Transform,
+    /// Width and height of the original image.
+    pub original_size: (u32, u32),
+    /// The question the edit should help answer.
+    pub question: &'a str,
+    /// The upstream's reasoning so far (the progressive strategy conditions on it).
+    pub context: Option<&'a str>,
+    /// 0 for the first edit of a run, 1 for the second, ...
+    pub step: usize,
+}
+
+/// Produces an edit program for an image and a question.
+///
+/// Called on a blocking thread (model inference is CPU/GPU-bound), so implementations may block.
+/// The program must be in ORIGINAL-image pixels: a model that reads the view should map its boxes
+/// back through `request.transform` (`Transform::rect_to_original`).
+pub trait Planner: Send + Sync {
+    /// A short name for traces, logs and metrics, e.g. the model id.
+    fn name(&self) -> &str;
+
+    /// The program to render, in original-image pixels.
+    fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError>;
+}
+
+/// Why planning failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The request cannot be planned (e.g. an empty question).
+    #[error("{0}")]
+    Invalid(String),
+    /// The model failed.
+    #[error("the editing model failed: {0}")]
+    Model(String),
+    /// The planner has nothing more to propose; the loop stops editing.
+    #[error("the planner has no further edit")]
+    Exhausted,
+}
+
+/// A program the client sent (already converted to original pixels). Proposed once: a second
+/// request for a plan is [`PlanError::Exhausted`]-free but returns the same program, which the
+/// loop recognises as "nothing new" and stops editing.
+#[derive(Debug, Clone)]
+pub struct ExplicitOps {
+    pub program: Program,
+}
+
+impl ExplicitOps {
+    pub fn new(program: Program) -> Self {
+        Self { program }
+    }
+}
+
+impl Planner for ExplicitOps {
+    fn name(&self) -> &str {
+        "explicit_ops"
+    }
+
+    fn plan(&self, _request: &PlanRequest<'_>) -> Result<Program, PlanError> {
+        Ok(self.program.clone())
+    }
+}
+
+/// The question-blind fallback planner: a zoom-in tile search.
+///
+/// Step k crops tile k of the original, scanning a 2×2 grid (steps 0–3, row-major) and then a 3×3
+/// grid (steps 4–12); each tile is widened by an eighth of its size on every side (so an object on
+/// a tile border is whole in at least one tile) and zoomed back towards the original's size
+/// (factor = grid size, capped so the long side stays within `max_side`). After 13 steps it
+/// reports [`PlanError::Exhausted`]. It ignores the question and the reasoning: it exists so that
+/// `evr` and `progressive` work end to end before the editing model lands, and the trace says
+/// `tile_search` whenever it ran.
+#[derive(Debug, Clone)]
+pub struct TileSearch {
+    /// Longest side a zoomed tile may reach.
+    pub max_side: u32,
+}
+
+impl Default for TileSearch {
+    fn default() -> Self {
+        Self { max_side: 2048 }
+    }
+}
+
+impl TileSearch {
+    /// The grid size and tile index for step `k`, or `None` once all 13 tiles were shown.
+    fn tile(step: usize) -> Option<(u32, u32)> {
+        match step {
+            0..=3 => Some((2, step as u32)),
+            4..=12 => Some((3, step as u32 - 4)),
+            _ => None,
+        }
+    }
+
+    /// The program for step `step` on an original of `width × height`.
+    pub fn program(&self, width: u32, height: u32, step: usize) -> Option<Program> {
+        let (n, i) = Self::tile(step)?;
+        let (w, h) = (width as f64, height as f64);
+        let (tw, th) = (w / n as f64, h / n as f64);
+        let (col, row) = ((i % n) as f64, (i / n) as f64);
+        let (mx, my) = (tw / 8.0, th / 8.0);
+        let region = Rect::new(
+            (col * tw - mx).max(0.0),
+            (row * th - my).max(0.0),
+            ((col + 1.0) * tw + mx).min(w),
+            ((row + 1.0) * th + my).min(h),
+        );
+        let long = region.width().max(region.height()).max(1.0);
+        let factor = (n as f64).min(self.max_side as f64 / long).max(1.0);
+        let mut ops = vec![Op::Crop { region }];
+        if factor > 1.0 {
+            ops.push(Op::Zoom {
+                factor: Some((factor * 100.0).floor() / 100.0),
+                width: None,
+                height: None,
+                filter: Default::default(),
+            });
+        }
+        Some(Program(ops))
+    }
+}
+
+impl Planner for TileSearch {
+    fn name(&self) -> &str {
+        "tile_search"
+    }
+
+    fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
+        let (w, h) = request.original_size;
+        self.program(w, h, request.step)
+            .ok_or(PlanError::Exhausted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_search_scans_2x2_then_3x3() {
+        let t = TileSearch::default();
+        let p = t.program(800, 400, 0).unwrap();
+        match &p.0[0] {
+            Op::Crop { region } => assert_eq!(*region, Rect::new(0.0, 0.0, 450.0, 225.0)),
+            other => panic!("{other:?}"),
+        }
+        let p = t.program(800, 400, 3).unwrap();
+        match &p.0[0] {
+            Op::Crop { region } => assert_eq!(*region, Rect::new(350.0, 175.0, 800.0, 400.0)),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.program(800, 400, 12).is_some());
+        assert!(t.program(800, 400, 13).is_none());
+    }
+}
