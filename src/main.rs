@@ -29,8 +29,73 @@ enum Command {
     Serve(ServeArgs),
     /// Apply an edit program to an image file and write the result.
     Edit(EditArgs),
+    /// Ask the upstream MLLM a question about an image, editing it along the way (no server).
+    Reason(ReasonArgs),
     /// Print the OpenAPI document (YAML) to stdout.
     Openapi,
+}
+
+/// The one-upstream setup that needs no file.
+#[derive(Args)]
+struct UpstreamArgs {
+    /// Base URL of an OpenAI-compatible upstream, e.g. http://gpu:8000/v1 (sets [upstream]).
+    #[arg(long, env = "ETCHR_UPSTREAM_URL", value_name = "URL")]
+    upstream_url: Option<String>,
+    /// Upstream provider profile: vllm, qwen, gemini, kimi or openai.
+    #[arg(long, env = "ETCHR_PROVIDER", value_name = "NAME")]
+    provider: Option<String>,
+    /// Upstream API key (prefer the ETCHR_UPSTREAM_KEY variable, read when this is unset).
+    #[arg(long, value_name = "KEY", hide_env_values = true)]
+    upstream_key: Option<String>,
+    /// Model sent upstream when a request names none.
+    #[arg(long, value_name = "MODEL")]
+    upstream_model: Option<String>,
+}
+
+impl UpstreamArgs {
+    /// Puts the flags' upstream into `config` (flags beat the file's `[upstream]`).
+    fn apply(&self, config: &mut Config) -> Result<()> {
+        if self.upstream_url.is_none() && self.provider.is_none() {
+            if let (Some(m), Some(u)) = (&self.upstream_model, config.upstream.as_mut()) {
+                u.model = Some(m.clone());
+            }
+            return Ok(());
+        }
+        let provider = self.provider.as_deref().unwrap_or("vllm");
+        let url = self.upstream_url.as_deref().unwrap_or("");
+        let mut up =
+            etchr_upstream::UpstreamConfig::from_url(url, provider, self.upstream_key.as_deref())
+                .map_err(|e| anyhow::anyhow!("--upstream-url/--provider: {}", e.message))?;
+        up.model = self
+            .upstream_model
+            .clone()
+            .or_else(|| config.upstream.as_ref().and_then(|u| u.model.clone()));
+        config.upstream = Some(up);
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+struct ReasonArgs {
+    /// Input image (PNG, JPEG or WebP).
+    #[arg(long, value_name = "IN")]
+    image: PathBuf,
+    /// The question about the image.
+    #[arg(long, value_name = "Q")]
+    question: String,
+    /// evr, progressive or tools (default from [reason] strategy).
+    #[arg(long, value_name = "S")]
+    strategy: Option<String>,
+    /// Most edits (default from [reason] max_steps).
+    #[arg(long, value_name = "N")]
+    max_steps: Option<usize>,
+    /// Write the full trace (JSON) here.
+    #[arg(long, value_name = "OUT.json")]
+    trace: Option<PathBuf>,
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 /// Where configuration comes from; shared by every subcommand that reads it.
@@ -52,6 +117,8 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
+    #[command(flatten)]
+    upstream: UpstreamArgs,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -126,6 +193,7 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Edit(args) => edit(args),
+        Command::Reason(args) => reason(args),
         Command::Openapi => {
             print!("{}", etchr_server::openapi::yaml());
             Ok(())
@@ -149,7 +217,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(f) = args.log_format {
         flags.push(("log_format".to_string(), format!("{f:?}")));
     }
-    let config = load_config(&args.config, flags)?;
+    let mut config = load_config(&args.config, flags)?;
+    args.upstream.apply(&mut config)?;
+    config.validate()?;
     init_logging(config.log_format, "info");
     tracing::info!(config = ?config, "starting etchr {}", env!("CARGO_PKG_VERSION"));
 
@@ -166,12 +236,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         println!("etchr listening on {addr}");
         std::io::stdout().flush()?;
         tracing::info!(%addr, "listening");
-        etchr_server::serve(
-            listener,
-            AppState::new(config),
-            etchr_server::shutdown_signal(),
-        )
-        .await?;
+        let state = AppState::try_new(config).map_err(|e| anyhow::anyhow!(e))?;
+        etchr_server::serve(listener, state, etchr_server::shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     });
@@ -248,5 +314,52 @@ fn edit(args: EditArgs) -> Result<()> {
                         "total": t.decode + t.render + t.encode},
     });
     println!("{summary}");
+    Ok(())
+}
+
+fn reason(args: ReasonArgs) -> Result<()> {
+    let mut config = load_config(&args.config, Vec::new())?;
+    args.upstream.apply(&mut config)?;
+    config.validate()?;
+    init_logging(config.log_format, "warn");
+    let upstream = config.upstream.clone().context(
+        "no upstream: pass --upstream-url URL --provider NAME (or set ETCHR_UPSTREAM_URL), \
+         or give a config file with an [upstream] section",
+    )?;
+    let strategy = match &args.strategy {
+        Some(s) => s.parse().map_err(|e| anyhow::anyhow!("--strategy: {e}"))?,
+        None => config.reason.strategy,
+    };
+    let image = std::fs::read(&args.image)
+        .with_context(|| format!("could not read {}", args.image.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    let outcome = runtime.block_on(async {
+        let backend =
+            etchr_upstream::build(&upstream).map_err(|e| anyhow::anyhow!("upstream: {e}"))?;
+        let reasoner = etchr_reason::Reasoner::new(backend, config.loop_config());
+        let outcome = reasoner
+            .run(etchr_reason::ReasonRequest {
+                image,
+                question: args.question.clone(),
+                strategy,
+                max_steps: args.max_steps,
+                ..Default::default()
+            })
+            .await?;
+        if !config.reason.trajectory_dir.is_empty() {
+            let log = etchr_reason::TrajectoryLog::open(&config.reason.trajectory_dir)?;
+            log.append(&outcome)?;
+        }
+        Ok::<_, anyhow::Error>(outcome)
+    })?;
+    if let Some(path) = &args.trace {
+        let json = serde_json::to_vec_pretty(&outcome.trace)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("could not write {}", path.display()))?;
+    }
+    println!("{}", outcome.trace.answer);
     Ok(())
 }

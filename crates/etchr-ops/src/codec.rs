@@ -131,12 +131,12 @@ pub fn encode_image(img: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, Ops
             // 4:2:0 like libjpeg's default; the crate would switch to 4:4:4 at quality >= 90.
             enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
             enc.encode(
-                    img.as_raw(),
-                    img.width() as u16,
-                    img.height() as u16,
-                    jpeg_encoder::ColorType::Rgb,
-                )
-                .map_err(|e| OpsError::Encode(e.to_string()))?;
+                img.as_raw(),
+                img.width() as u16,
+                img.height() as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .map_err(|e| OpsError::Encode(e.to_string()))?;
         }
         OutputFormat::Jpeg(q) => {
             let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, q.clamp(1, 100));

@@ -50,7 +50,9 @@ pub fn enforce_image_budget(messages: &mut [Message], max: usize) -> usize {
                     seen_first = true;
                     continue;
                 }
-                *p = ContentPart::text("[an earlier image was omitted to stay within the image budget]");
+                *p = ContentPart::text(
+                    "[an earlier image was omitted to stay within the image budget]",
+                );
                 excess -= 1;
                 dropped += 1;
             }
@@ -66,7 +68,16 @@ mod tests {
 
     #[test]
     fn budget_keeps_the_original_and_the_newest() {
-        let img = |v| LoopImage::from_encoded(v, vec![v as u8; 4], "image/png", 1, 1, Transform::identity());
+        let img = |v| {
+            LoopImage::from_encoded(
+                v,
+                vec![v as u8; 4],
+                "image/png",
+                1,
+                1,
+                Transform::identity(),
+            )
+        };
         let (a, b, c) = (img(0), img(1), img(2));
         let mut msgs = vec![user("q", &[&a]), user("v1", &[&b]), user("v2", &[&c])];
         assert_eq!(enforce_image_budget(&mut msgs, 2), 1);

@@ -141,8 +141,7 @@ impl Planner for TileSearch {
 
     fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
         let (w, h) = request.original_size;
-        self.program(w, h, request.step)
-            .ok_or(PlanError::Exhausted)
+        self.program(w, h, request.step).ok_or(PlanError::Exhausted)
     }
 }
 

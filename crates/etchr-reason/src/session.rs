@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use etchr_ops::{decode_image, render, Program, RgbImage, Transform};
-use etchr_upstream::{CallContext, ChatRequest, ChatResponse, Content, ContentPart, Message, Tool, Usage};
+use etchr_upstream::{
+    CallContext, ChatRequest, ChatResponse, Content, ContentPart, Message, Tool, Usage,
+};
 use serde_json::Value;
 
 use crate::answer::AnswerSource;
@@ -62,11 +64,17 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub async fn start(r: &'a Reasoner, mut req: ReasonRequest) -> Result<Session<'a>, ReasonError> {
+    pub async fn start(
+        r: &'a Reasoner,
+        mut req: ReasonRequest,
+    ) -> Result<Session<'a>, ReasonError> {
         let started = Instant::now();
         let cfg = &r.config;
         let deadline = started + cfg.deadline;
-        let soft_deadline = started + cfg.deadline.mul_f64(cfg.soft_deadline_fraction.clamp(0.0, 1.0));
+        let soft_deadline = started
+            + cfg
+                .deadline
+                .mul_f64(cfg.soft_deadline_fraction.clamp(0.0, 1.0));
         let bytes = std::mem::take(&mut req.image);
         let limits = cfg.decode;
         let (rgb, original) = tokio::task::spawn_blocking(move || {
@@ -175,17 +183,19 @@ impl<'a> Session<'a> {
         self.forced_final = true;
     }
 
-    pub fn set_stop(&mut self, stop: &str) {
-        self.stop_reason = stop.to_string();
-    }
-
     pub fn mark_helps(&mut self, step: usize, helps: bool) {
         if let Some(s) = self.steps.get_mut(step) {
             s.helps = Some(helps);
         }
     }
 
-    fn push_step(&mut self, kind: StepKind, call: Option<CallTrace>, edit: Option<EditTrace>, error: Option<String>) -> usize {
+    fn push_step(
+        &mut self,
+        kind: StepKind,
+        call: Option<CallTrace>,
+        edit: Option<EditTrace>,
+        error: Option<String>,
+    ) -> usize {
         let index = self.steps.len();
         self.steps.push(StepTrace {
             index,
@@ -280,7 +290,10 @@ impl<'a> Session<'a> {
                         .collect()
                 })
                 .unwrap_or_default(),
-            finish_reason: response.choices.first().and_then(|c| c.finish_reason.clone()),
+            finish_reason: response
+                .choices
+                .first()
+                .and_then(|c| c.finish_reason.clone()),
             usage,
             ms: call_ms,
         };
@@ -310,7 +323,10 @@ impl<'a> Session<'a> {
 
     /// Asks the planner for the next edit and renders it. `Ok(None)` means no new edit: the
     /// planner is exhausted, failed (recorded in the trace), or repeated a program.
-    pub async fn plan_edit(&mut self, context: Option<String>) -> Result<Option<usize>, ReasonError> {
+    pub async fn plan_edit(
+        &mut self,
+        context: Option<String>,
+    ) -> Result<Option<usize>, ReasonError> {
         let planner = self.planner.clone();
         let (rgb, transform) = self.current.clone();
         let original = self.original_rgb.clone();
@@ -390,7 +406,13 @@ impl<'a> Session<'a> {
         Ok(rendered)
     }
 
-    fn add_view(&mut self, r: Rendered, kind: StepKind, planner: String, context: Option<String>) -> usize {
+    fn add_view(
+        &mut self,
+        r: Rendered,
+        kind: StepKind,
+        planner: String,
+        context: Option<String>,
+    ) -> usize {
         let view = r.image.view;
         let edit = EditTrace {
             view,

@@ -26,7 +26,11 @@ pub(crate) async fn evr(s: &mut Session<'_>) -> Result<(), ReasonError> {
         with_edit.push(edited);
         let refs: Vec<_> = with_edit.iter().collect();
         let (resp, step) = s
-            .call(StepKind::Verify, vec![user(prompt::verify(&q), &refs)], None)
+            .call(
+                StepKind::Verify,
+                vec![user(prompt::verify(&q), &refs)],
+                None,
+            )
             .await?;
         let helps = parse_verdict(&resp.text()).unwrap_or(false);
         s.mark_helps(step, helps);
@@ -94,10 +98,19 @@ pub(crate) async fn tools(s: &mut Session<'_>) -> Result<(), ReasonError> {
             break "deadline";
         }
         let (resp, _) = s
-            .call(StepKind::Reason, messages.clone(), Some((vec![tool.clone()], "auto")))
+            .call(
+                StepKind::Reason,
+                messages.clone(),
+                Some((vec![tool.clone()], "auto")),
+            )
             .await?;
         let Some(msg) = resp.message().cloned() else {
-            s.set_answer(String::new(), Default::default(), String::new(), "empty_reply");
+            s.set_answer(
+                String::new(),
+                Default::default(),
+                String::new(),
+                "empty_reply",
+            );
             return Ok(());
         };
         let calls = msg.tool_calls.clone().unwrap_or_default();
@@ -113,7 +126,10 @@ pub(crate) async fn tools(s: &mut Session<'_>) -> Result<(), ReasonError> {
             let outcome = if s.views.len() >= s.max_steps {
                 Err("the edit budget is spent; answer with what you have".to_string())
             } else if call.function.name != TOOL_NAME {
-                Err(format!("unknown tool `{}`; the only tool is {TOOL_NAME}", call.function.name))
+                Err(format!(
+                    "unknown tool `{}`; the only tool is {TOOL_NAME}",
+                    call.function.name
+                ))
             } else {
                 run_tool(s, &call.function.arguments, convention).await
             };

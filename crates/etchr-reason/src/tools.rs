@@ -75,7 +75,11 @@ struct Args {
 
 /// Parses the arguments string of an `edit_image` call. Also accepts a bare array of ops.
 pub fn parse_arguments(arguments: &str) -> Result<ToolEdit, String> {
-    let arguments = if arguments.trim().is_empty() { "{}" } else { arguments };
+    let arguments = if arguments.trim().is_empty() {
+        "{}"
+    } else {
+        arguments
+    };
     if let Ok(program) = serde_json::from_str::<Program>(arguments) {
         return Ok(ToolEdit { image: 0, program });
     }

@@ -27,6 +27,9 @@ use tracing::Level;
 pub fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/v1/edit", post(routes::edit::edit))
+        .route("/v1/reason", post(routes::reason::reason))
+        .route("/v1/chat/completions", post(routes::chat::chat_completions))
+        .route("/v1/models", get(routes::models::models))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
@@ -104,8 +107,10 @@ fn cors_layer(cfg: &CorsConfig) -> CorsLayer {
             header::ACCEPT,
             header::AUTHORIZATION,
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-etchr-strategy"),
         ])
         .expose_headers([
+            HeaderName::from_static("x-etchr-overhead-ms"),
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("x-etchr-width"),
             HeaderName::from_static("x-etchr-height"),

@@ -12,7 +12,10 @@
 //! where a list is expected.
 
 use etchr_ops::{DecodeLimits, OutputFormat, RenderOptions};
+use etchr_reason::{LoopConfig, Strategy};
+use etchr_upstream::UpstreamConfig;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -79,6 +82,56 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub output: OutputConfig,
     pub cors: CorsConfig,
+    /// The upstream MLLM (`etchr_upstream::UpstreamConfig`); absent means no reasoning or
+    /// proxying routes (they answer 503 `upstream_not_configured`). `etchr serve --upstream-url
+    /// URL --provider NAME` fills it without a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamConfig>,
+    pub reason: ReasonConfig,
+    pub models: ModelsConfig,
+}
+
+/// The reasoning loop's defaults and budgets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReasonConfig {
+    /// `evr`, `progressive` or `tools`, when a request does not choose.
+    pub strategy: Strategy,
+    /// Edits per run when a request does not say.
+    pub max_steps: usize,
+    /// The most edits a request may ask for.
+    pub max_steps_cap: usize,
+    /// Most images in one upstream call (the original always stays).
+    pub images_per_call: usize,
+    /// Deadline of one loop, in seconds (keep it under `limits.request_timeout_secs`).
+    pub deadline_secs: f64,
+    /// Seconds between `: keep-alive` comments on a streamed chat completion while the loop runs.
+    pub keepalive_secs: f64,
+    /// Directory of the trajectory log (JSONL + images); empty means off.
+    pub trajectory_dir: String,
+}
+
+impl Default for ReasonConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Evr,
+            max_steps: 3,
+            max_steps_cap: 16,
+            images_per_call: 4,
+            deadline_secs: 50.0,
+            keepalive_secs: 5.0,
+            trajectory_dir: String::new(),
+        }
+    }
+}
+
+/// Model names the sidecar answers to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Alias → upstream model, e.g. `{ "etchr-vl" = "Qwen/Qwen3-VL-8B-Instruct" }`. Listed by
+    /// `GET /v1/models`; requests naming an alias are sent with the real name.
+    pub aliases: BTreeMap<String, String>,
 }
 
 /// Limits that keep one request from taking the service down.
@@ -132,6 +185,9 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             output: OutputConfig::default(),
             cors: CorsConfig::default(),
+            upstream: None,
+            reason: ReasonConfig::default(),
+            models: ModelsConfig::default(),
         }
     }
 }
@@ -275,6 +331,23 @@ impl Config {
         if !(1..=100).contains(&self.output.jpeg_quality) {
             return bad("output.jpeg_quality must be within 1-100");
         }
+        let r = &self.reason;
+        if r.max_steps > r.max_steps_cap {
+            return bad("reason.max_steps must not exceed reason.max_steps_cap");
+        }
+        if r.images_per_call == 0 {
+            return bad("reason.images_per_call must be at least 1");
+        }
+        if !(r.deadline_secs.is_finite() && r.deadline_secs > 0.0) {
+            return bad("reason.deadline_secs must be a positive number");
+        }
+        if !(r.keepalive_secs.is_finite() && r.keepalive_secs > 0.0) {
+            return bad("reason.keepalive_secs must be a positive number");
+        }
+        if let Some(u) = &self.upstream {
+            u.validate()
+                .map_err(|e| ConfigError::Invalid(format!("upstream: {}", e.message)))?;
+        }
         for origin in &self.cors.allowed_origins {
             if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
                 return Err(ConfigError::Invalid(format!(
@@ -307,6 +380,19 @@ impl Config {
     /// The default output format with the configured quality.
     pub fn output_format(&self) -> OutputFormat {
         self.output.format.with_quality(self.output.jpeg_quality)
+    }
+
+    /// The loop's budgets and limits.
+    pub fn loop_config(&self) -> LoopConfig {
+        LoopConfig {
+            max_steps: self.reason.max_steps,
+            max_steps_cap: self.reason.max_steps_cap,
+            images_per_call: self.reason.images_per_call,
+            deadline: Duration::from_secs_f64(self.reason.deadline_secs),
+            decode: self.decode_limits(),
+            render: self.render_options(),
+            ..LoopConfig::default()
+        }
     }
 
     /// Render workers, resolving 0 to the number of CPU cores.

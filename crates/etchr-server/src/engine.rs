@@ -100,8 +100,11 @@ pub fn execute(job: EditJob) -> Result<EditOutcome, ApiError> {
             let t = Instant::now();
             let program = planner.plan(&PlanRequest {
                 image: &original,
+                transform: &Transform::identity(),
+                original_size: (width, height),
                 question: &question,
                 context: context.as_deref(),
+                step: 0,
             })?;
             timings.plan = Some(ms(t));
             program

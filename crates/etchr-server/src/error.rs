@@ -9,6 +9,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use etchr_ops::OpsError;
+use etchr_reason::ReasonError;
+use etchr_upstream::{ErrorKind, UpstreamError};
 use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
@@ -59,6 +61,14 @@ pub enum ApiError {
     /// The server is shutting down.
     #[error("{0}")]
     Unavailable(String),
+    /// The upstream MLLM failed, after retries and fallbacks: 429 stays 429 (with
+    /// `Retry-After`), deadlines are 504, the upstream's own 4xx keep their status, everything
+    /// else (5xx, resets, garbage) is 502.
+    #[error("{0}")]
+    Upstream(UpstreamError),
+    /// A route that needs an upstream was called on a server configured without one.
+    #[error("{0}")]
+    NoUpstream(String),
     /// A bug or an environmental failure; details go to the log.
     #[error("{0}")]
     Internal(String),
@@ -108,6 +118,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(e) => upstream_status(e),
+            ApiError::NoUpstream(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,6 +139,18 @@ impl ApiError {
             ApiError::Timeout(_) => "timeout",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::Unavailable(_) => "shutting_down",
+            ApiError::Upstream(e) => match e.kind {
+                ErrorKind::RateLimited => "upstream_rate_limited",
+                ErrorKind::DeadlineExceeded | ErrorKind::Timeout => "upstream_timeout",
+                ErrorKind::InvalidRequest => "invalid_request",
+                ErrorKind::Config => "upstream_misconfigured",
+                ErrorKind::Auth => "upstream_auth_failed",
+                ErrorKind::Api if e.status.is_some_and(|s| (400..500).contains(&s)) => {
+                    "upstream_rejected"
+                }
+                _ => "upstream_error",
+            },
+            ApiError::NoUpstream(_) => "upstream_not_configured",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -189,6 +213,44 @@ impl ApiError {
     }
 }
 
+/// The status a client sees for an upstream failure.
+fn upstream_status(e: &UpstreamError) -> StatusCode {
+    match e.kind {
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::DeadlineExceeded | ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
+        // The upstream refused the request itself (400, 404 model not found, 413, 422): the
+        // client can act on that status.
+        ErrorKind::Api => match e.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+            Some(s) if s.is_client_error() && s != StatusCode::REQUEST_TIMEOUT => s,
+            _ => StatusCode::BAD_GATEWAY,
+        },
+        ErrorKind::Auth | ErrorKind::Connect | ErrorKind::Decode | ErrorKind::Stream => {
+            StatusCode::BAD_GATEWAY
+        }
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(e: UpstreamError) -> Self {
+        ApiError::Upstream(e)
+    }
+}
+
+impl From<ReasonError> for ApiError {
+    fn from(e: ReasonError) -> Self {
+        match e {
+            ReasonError::InvalidRequest(m) => ApiError::invalid_request(m, None),
+            ReasonError::Ops(e) => e.into(),
+            ReasonError::Plan(e) => e.into(),
+            ReasonError::Upstream(e) => ApiError::Upstream(e),
+            e @ ReasonError::Deadline(_) => ApiError::Timeout(e.to_string()),
+            ReasonError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
 impl From<OpsError> for ApiError {
     fn from(e: OpsError) -> Self {
         let message = e.to_string();
@@ -221,6 +283,15 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Overloaded(_) | ApiError::Unavailable(_)) {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::Upstream(e) = &self {
+            if e.kind == ErrorKind::RateLimited {
+                let secs = e
+                    .retry_after
+                    .map_or(1, |d| d.as_secs_f64().ceil().max(1.0) as u64);
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
         }
         res
     }

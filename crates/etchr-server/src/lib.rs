@@ -17,6 +17,7 @@ pub mod schema;
 pub mod server;
 pub mod state;
 pub mod types;
+pub mod upstream;
 
 pub use app::router;
 pub use config::Config;

@@ -9,15 +9,18 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-/// Seconds; from a fast health check to a slow render of a large image.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+/// Seconds; from the sidecar's sub-millisecond proxy overhead to a slow render of a large image.
+const LATENCY_BUCKETS: [f64; 17] = [
+    0.0001, 0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
 ];
 
 pub const REQUESTS_TOTAL: &str = "etchr_http_requests_total";
 pub const REQUEST_SECONDS: &str = "etchr_http_request_duration_seconds";
 pub const RENDER_SECONDS: &str = "etchr_render_duration_seconds";
 pub const RENDERS_REJECTED: &str = "etchr_renders_rejected_total";
+pub const OVERHEAD_SECONDS: &str = "etchr_overhead_seconds";
+pub const UPSTREAM_SECONDS: &str = "etchr_upstream_seconds";
 
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -43,6 +46,16 @@ impl Metrics {
                 RENDER_SECONDS,
                 Unit::Seconds,
                 "Time spent decoding, rendering and encoding one edit"
+            );
+            describe_histogram!(
+                OVERHEAD_SECONDS,
+                Unit::Seconds,
+                "The sidecar's own time per proxied or reasoned request: total minus upstream time"
+            );
+            describe_histogram!(
+                UPSTREAM_SECONDS,
+                Unit::Seconds,
+                "Time spent waiting for the upstream per proxied or reasoned request"
             );
             describe_counter!(
                 RENDERS_REJECTED,
@@ -72,6 +85,19 @@ impl Metrics {
 
     pub fn record_render(&self, seconds: f64) {
         self.with(|| histogram!(RENDER_SECONDS).record(seconds));
+    }
+
+    /// One proxied or reasoned request: the sidecar's own time and the upstream's, by route.
+    pub fn record_overhead(
+        &self,
+        route: &'static str,
+        overhead_seconds: f64,
+        upstream_seconds: f64,
+    ) {
+        self.with(|| {
+            histogram!(OVERHEAD_SECONDS, "route" => route).record(overhead_seconds.max(0.0));
+            histogram!(UPSTREAM_SECONDS, "route" => route).record(upstream_seconds.max(0.0));
+        });
     }
 
     pub fn record_rejected_render(&self) {

@@ -15,6 +15,9 @@ use utoipa::OpenApi;
     ),
     paths(
         crate::routes::edit::edit,
+        crate::routes::reason::reason,
+        crate::routes::chat::chat_completions,
+        crate::routes::models::models,
         crate::routes::health::healthz,
         crate::routes::health::readyz,
         crate::routes::health::metrics
@@ -28,11 +31,17 @@ use utoipa::OpenApi;
         Status,
         ErrorBody,
         ErrorDetail,
+        crate::routes::reason::ReasonBody,
+        crate::routes::reason::ReasonResponse,
+        crate::routes::chat::ChatCompletionRequest,
+        crate::routes::chat::EtchrOptions,
         OpSchema,
         TransformSchema
     )),
     tags(
         (name = "edit", description = "Image editing"),
+        (name = "reason", description = "The reasoning loop: edit while the upstream MLLM thinks"),
+        (name = "chat", description = "OpenAI-compatible drop-in: chat completions and models"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]

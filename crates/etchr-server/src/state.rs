@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::planner::Planner;
+use crate::upstream::UpstreamState;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -15,25 +16,58 @@ pub struct AppState {
     /// The editing model, when one is loaded. `None` until etchr-model lands.
     pub planner: Option<Arc<dyn Planner>>,
     pub renders: Arc<RenderGate>,
+    /// The upstream MLLM (loop, passthrough, trajectory log), when configured.
+    pub upstream: Option<Arc<UpstreamState>>,
     draining: Arc<AtomicBool>,
 }
 
 impl AppState {
+    /// State for `config`. Panics on an upstream that cannot be built; use [`AppState::try_new`]
+    /// where the config comes from a user.
     pub fn new(config: Config) -> Self {
+        Self::try_new(config).expect("the upstream configuration is invalid")
+    }
+
+    /// State for `config`, or why its upstream (or trajectory log) cannot be set up.
+    pub fn try_new(config: Config) -> Result<Self, String> {
+        let upstream = UpstreamState::from_config(&config)?.map(Arc::new);
         let renders = Arc::new(RenderGate::new(
             config.render_workers(),
             config.limits.render_queue,
         ));
-        Self {
+        Ok(Self {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             planner: None,
             renders,
+            upstream,
             draining: Arc::new(AtomicBool::new(false)),
-        }
+        })
     }
 
+    /// The upstream, or the 503 that says none is configured.
+    pub fn upstream(&self) -> Result<&Arc<UpstreamState>, ApiError> {
+        self.upstream.as_ref().ok_or_else(|| {
+            ApiError::NoUpstream(
+                "no upstream MLLM is configured: start with --upstream-url URL --provider NAME \
+                 or an [upstream] section"
+                    .into(),
+            )
+        })
+    }
+
+    /// Attaches the editing model: `/v1/edit` plans with it, and so do the loop's `evr` and
+    /// `progressive` strategies.
     pub fn with_planner(mut self, planner: Arc<dyn Planner>) -> Self {
+        if let Some(up) = &self.upstream {
+            let u = UpstreamState {
+                backend: up.backend.clone(),
+                reasoner: up.reasoner.clone().with_planner(planner.clone()),
+                proxy: up.proxy.clone(),
+                trajectories: up.trajectories.clone(),
+            };
+            self.upstream = Some(Arc::new(u));
+        }
         self.planner = Some(planner);
         self
     }

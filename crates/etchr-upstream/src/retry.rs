@@ -102,7 +102,7 @@ pub fn retry_after_from_headers(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Whether sleeping `wait` from now still leaves time before `deadline` for another attempt.
-pub(crate) fn fits_before(deadline: Instant, wait: Duration) -> bool {
+pub fn fits_before(deadline: Instant, wait: Duration) -> bool {
     Instant::now()
         .checked_add(wait)
         .is_some_and(|t| t < deadline)

@@ -1,7 +1,11 @@
 //! HTTP handlers, one module per area.
 
+pub mod chat;
+pub mod common;
 pub mod edit;
 pub mod health;
+pub mod models;
+pub mod reason;
 
 use crate::error::ApiError;
 use axum::http::{Method, Uri};

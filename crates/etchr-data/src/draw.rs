@@ -1,0 +1,300 @@
+//! Drawing helpers for the scenes: fonts and text metrics, text that records what it wrote
+//! (so tests can check key uniqueness against everything in the image), and filled shapes.
+
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+use etchr_ops::Rect;
+use image::{Rgb, RgbImage};
+use imageproc::point::Point as IPoint;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+/// The typefaces a scene may use; variety keeps a trained editor from keying on one font.
+/// All DejaVu (Bitstream Vera licence; see assets/fonts/LICENSE-DejaVu.txt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Face {
+    Sans,
+    Mono,
+    Serif,
+    MonoBold,
+}
+
+static SANS: &[u8] = include_bytes!("../../etchr-ops/assets/fonts/DejaVuSans.ttf");
+static MONO: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
+static SERIF: &[u8] = include_bytes!("../assets/fonts/DejaVuSerif.ttf");
+static MONO_BOLD: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono-Bold.ttf");
+
+impl Face {
+    pub const ALL: [Face; 4] = [Face::Sans, Face::Mono, Face::Serif, Face::MonoBold];
+
+    pub fn font(self) -> &'static FontRef<'static> {
+        static FONTS: [OnceLock<FontRef<'static>>; 4] = [
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+        ];
+        let (i, bytes) = match self {
+            Face::Sans => (0, SANS),
+            Face::Mono => (1, MONO),
+            Face::Serif => (2, SERIF),
+            Face::MonoBold => (3, MONO_BOLD),
+        };
+        FONTS[i]
+            .get_or_init(|| FontRef::try_from_slice(bytes).expect("embedded fonts are valid TTFs"))
+    }
+
+    /// Cap height (the height of `H`, and of the digits and capitals codes are made of) per
+    /// pixel of font size.
+    pub fn cap_ratio(self) -> f64 {
+        let font = self.font();
+        let g = font.glyph_id('H').with_scale(PxScale::from(100.0));
+        let b = font.outline_glyph(g).expect("H has an outline").px_bounds();
+        (b.max.y - b.min.y) as f64 / 100.0
+    }
+
+    /// The font size whose capitals are `cap` pixels tall.
+    pub fn size_for_cap(self, cap: f64) -> f64 {
+        cap / self.cap_ratio()
+    }
+
+    pub fn ascent(self, size: f64) -> f64 {
+        self.font().as_scaled(PxScale::from(size as f32)).ascent() as f64
+    }
+
+    /// Line height (ascent − descent).
+    pub fn height(self, size: f64) -> f64 {
+        self.font().as_scaled(PxScale::from(size as f32)).height() as f64
+    }
+
+    /// Advance width of `text`, kerning included — the same layout imageproc draws.
+    pub fn width(self, size: f64, text: &str) -> f64 {
+        let f = self.font().as_scaled(PxScale::from(size as f32));
+        let mut w = 0.0f32;
+        let mut prev = None;
+        for c in text.chars() {
+            let id = f.glyph_id(c);
+            if let Some(p) = prev {
+                w += f.kern(p, id);
+            }
+            w += f.h_advance(id);
+            prev = Some(id);
+        }
+        w as f64
+    }
+}
+
+/// Where a drawn line of text sits: its layout box (ascent to descent) and the box of its
+/// capitals (baseline up to cap height), which is what "glyph height" measures.
+#[derive(Debug, Clone, Copy)]
+pub struct TextBox {
+    pub layout: Rect,
+    pub caps: Rect,
+}
+
+/// An image plus every string written on it.
+pub struct Canvas {
+    pub img: RgbImage,
+    pub texts: Vec<String>,
+}
+
+pub fn rgb(c: [u8; 3]) -> Rgb<u8> {
+    Rgb(c)
+}
+
+impl Canvas {
+    pub fn new(w: u32, h: u32, bg: [u8; 3]) -> Self {
+        Self {
+            img: RgbImage::from_pixel(w, h, Rgb(bg)),
+            texts: Vec::new(),
+        }
+    }
+
+    pub fn from_image(img: RgbImage) -> Self {
+        Self {
+            img,
+            texts: Vec::new(),
+        }
+    }
+
+    pub fn width(&self) -> u32 {
+        self.img.width()
+    }
+
+    pub fn height(&self) -> u32 {
+        self.img.height()
+    }
+
+    /// Draws `text` with the top of its layout box at `(x, y)` (rounded to whole pixels).
+    pub fn text(
+        &mut self,
+        x: f64,
+        y: f64,
+        text: &str,
+        face: Face,
+        size: f64,
+        color: [u8; 3],
+    ) -> TextBox {
+        let (x, y) = (x.round(), y.round());
+        imageproc::drawing::draw_text_mut(
+            &mut self.img,
+            Rgb(color),
+            x as i32,
+            y as i32,
+            PxScale::from(size as f32),
+            face.font(),
+            text,
+        );
+        self.texts.push(text.to_string());
+        text_box(x, y, text, face, size)
+    }
+
+    pub fn fill_rect(&mut self, r: Rect, c: [u8; 3]) {
+        let (w, h) = (self.img.width() as i64, self.img.height() as i64);
+        let x0 = (r.x0.round() as i64).clamp(0, w);
+        let x1 = (r.x1.round() as i64).clamp(0, w);
+        let y0 = (r.y0.round() as i64).clamp(0, h);
+        let y1 = (r.y1.round() as i64).clamp(0, h);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                self.img.put_pixel(x as u32, y as u32, Rgb(c));
+            }
+        }
+    }
+
+    /// An outline of `width` pixels drawn inside `r`.
+    pub fn stroke_rect(&mut self, r: Rect, width: f64, c: [u8; 3]) {
+        self.fill_rect(Rect::new(r.x0, r.y0, r.x1, r.y0 + width), c);
+        self.fill_rect(Rect::new(r.x0, r.y1 - width, r.x1, r.y1), c);
+        self.fill_rect(Rect::new(r.x0, r.y0, r.x0 + width, r.y1), c);
+        self.fill_rect(Rect::new(r.x1 - width, r.y0, r.x1, r.y1), c);
+    }
+
+    pub fn fill_circle(&mut self, cx: f64, cy: f64, r: f64, c: [u8; 3]) {
+        imageproc::drawing::draw_filled_circle_mut(
+            &mut self.img,
+            (cx.round() as i32, cy.round() as i32),
+            r.round().max(1.0) as i32,
+            Rgb(c),
+        );
+    }
+
+    /// A filled polygon (no antialiasing: crisp edges keep the maze and jigsaw logic exact).
+    pub fn fill_polygon(&mut self, pts: &[(f64, f64)], c: [u8; 3]) {
+        let mut p: Vec<IPoint<i32>> = pts
+            .iter()
+            .map(|&(x, y)| IPoint::new(x.round() as i32, y.round() as i32))
+            .collect();
+        p.dedup();
+        while p.len() > 1 && p.first() == p.last() {
+            p.pop();
+        }
+        if p.len() >= 3 {
+            imageproc::drawing::draw_polygon_mut(&mut self.img, &p, Rgb(c));
+        }
+    }
+
+    /// A straight stroke of `width` pixels (a filled quadrilateral).
+    pub fn line(&mut self, a: (f64, f64), b: (f64, f64), width: f64, c: [u8; 3]) {
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let len = dx.hypot(dy).max(1e-9);
+        let (nx, ny) = (-dy / len * width / 2.0, dx / len * width / 2.0);
+        self.fill_polygon(
+            &[
+                (a.0 + nx, a.1 + ny),
+                (b.0 + nx, b.1 + ny),
+                (b.0 - nx, b.1 - ny),
+                (a.0 - nx, a.1 - ny),
+            ],
+            c,
+        );
+        if width >= 3.0 {
+            self.fill_circle(a.0, a.1, width / 2.0, c);
+            self.fill_circle(b.0, b.1, width / 2.0, c);
+        }
+    }
+
+    /// Copies `patch` with its top-left at `(x, y)`, clipped.
+    pub fn paste(&mut self, patch: &RgbImage, x: i64, y: i64) {
+        image::imageops::replace(&mut self.img, patch, x, y);
+    }
+}
+
+/// The boxes `Canvas::text` would report for text drawn at `(x, y)`.
+pub fn text_box(x: f64, y: f64, text: &str, face: Face, size: f64) -> TextBox {
+    let w = face.width(size, text);
+    let asc = face.ascent(size);
+    let cap = face.cap_ratio() * size;
+    TextBox {
+        layout: Rect::new(x, y, x + w, y + face.height(size)),
+        caps: Rect::new(x, y + asc - cap, x + w, y + asc),
+    }
+}
+
+/// A smooth background: a bilinear blend of four corner colours plus a faint texture, so
+/// large flat areas are not perfectly uniform (which would be unlike real photos and scans).
+pub fn gradient(w: u32, h: u32, corners: [[u8; 3]; 4], texture: f64, phase: f64) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let (u, v) = (x as f64 / w.max(1) as f64, y as f64 / h.max(1) as f64);
+        let t = texture * ((x as f64 * 0.021 + phase).sin() * (y as f64 * 0.017 - phase).cos());
+        let mut out = [0u8; 3];
+        for (c, o) in out.iter_mut().enumerate() {
+            let top = corners[0][c] as f64 * (1.0 - u) + corners[1][c] as f64 * u;
+            let bot = corners[2][c] as f64 * (1.0 - u) + corners[3][c] as f64 * u;
+            *o = (top * (1.0 - v) + bot * v + t).round().clamp(0.0, 255.0) as u8;
+        }
+        Rgb(out)
+    })
+}
+
+/// Grows `r` by `m` on every side, rounds outwards to whole pixels and clips to the image.
+pub fn expand(r: Rect, m: f64, w: u32, h: u32) -> Rect {
+    Rect::new(
+        (r.x0 - m).floor().max(0.0),
+        (r.y0 - m).floor().max(0.0),
+        (r.x1 + m).ceil().min(w as f64),
+        (r.y1 + m).ceil().min(h as f64),
+    )
+}
+
+pub fn overlaps(a: &Rect, b: &Rect) -> bool {
+    a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_box_matches_the_ink() {
+        for face in Face::ALL {
+            let mut c = Canvas::new(400, 120, [255, 255, 255]);
+            let size = 40.0;
+            let tb = c.text(20.0, 30.0, "K7XQ4H", face, size, [0, 0, 0]);
+            let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+            for (x, y, p) in c.img.enumerate_pixels() {
+                if p.0[0] < 128 {
+                    x0 = x0.min(x);
+                    y0 = y0.min(y);
+                    x1 = x1.max(x + 1);
+                    y1 = y1.max(y + 1);
+                }
+            }
+            // Q's tail dips below the baseline; everything else sits on it.
+            assert!(
+                (y0 as f64 - tb.caps.y0).abs() <= 2.0,
+                "{face:?}: ink top {y0}, caps {:?}",
+                tb.caps
+            );
+            assert!(
+                y1 as f64 >= tb.caps.y1 - 1.0 && (y1 as f64) <= tb.layout.y1 + 1.0,
+                "{face:?}"
+            );
+            assert!(
+                x0 as f64 >= tb.layout.x0 - 1.0 && (x1 as f64) <= tb.layout.x1 + 2.0,
+                "{face:?}: {x0}..{x1} vs {:?}",
+                tb.layout
+            );
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! What every family shares: the text-size policy (small vs. control items), and the shape of
+//! an ideal edit (a crop with a margin, zoomed until the answer's capitals are ~30 px tall, the
+//! result no larger than the reader's 1024 px budget so it is read at that size).
+
+use crate::rng::Rng;
+use etchr_ops::program::Filter;
+use etchr_ops::{Op, Rect};
+
+/// The reader's default resolution: images are downscaled to this longest side.
+pub const READER_SIDE: f64 = 1024.0;
+/// Capitals shorter than this after the downscale are unreadable (`small_text`).
+pub const SMALL_CAP_PX: f64 = 7.0;
+/// Cap height the gold zoom aims for.
+pub const TARGET_CAP_PX: f64 = 30.0;
+
+/// Cap height at the reader's resolution of text whose capitals are `cap` px tall on a
+/// `w × h` canvas.
+pub fn cap_at_reader(cap: f64, w: u32, h: u32) -> f64 {
+    cap * READER_SIDE / w.max(h) as f64
+}
+
+/// The size class of an item. Fixed by the index (3 of every 5 small) so any run of items has
+/// the intended mix, with the exact size drawn from the item's stream.
+pub fn wants_small(index: u64) -> bool {
+    index % 5 < 3
+}
+
+/// Smallest cap height ever drawn, in original pixels: below ~8 px even the full-resolution
+/// image is illegible, and no edit could recover the answer.
+pub const MIN_CAP_PX: f64 = 8.0;
+
+/// The answer's cap height in original pixels for a canvas whose long side is `long`: 3.0–5.6 px
+/// at the reader's resolution for small items (but never under [`MIN_CAP_PX`] in the
+/// original), 8.5–14 px for the readable controls.
+pub fn answer_cap(rng: &mut Rng, small: bool, long: f64) -> f64 {
+    let at = if small {
+        let lo = (MIN_CAP_PX * READER_SIDE / long).clamp(3.0, 5.6);
+        rng.uniform(lo, 5.6)
+    } else {
+        rng.uniform(8.5, 14.0)
+    };
+    at * long / READER_SIDE
+}
+
+/// The zoom factor that makes `cap`-pixel capitals about [`TARGET_CAP_PX`] tall, reduced so the
+/// zoomed `crop` fits [`READER_SIDE`]; two decimals, rounded down.
+pub fn zoom_factor(crop: &Rect, cap: f64) -> f64 {
+    let side = crop.width().max(crop.height()).max(1.0);
+    let f = (TARGET_CAP_PX / cap).min(READER_SIDE / side);
+    ((f * 100.0).floor() / 100.0).max(0.01)
+}
+
+pub fn crop(r: Rect) -> Op {
+    Op::Crop { region: r }
+}
+
+pub fn zoom(factor: f64) -> Op {
+    Op::Zoom {
+        factor: Some(factor),
+        width: None,
+        height: None,
+        filter: Filter::default(),
+    }
+}
+
+/// Rounds a box to whole pixels (outwards).
+pub fn whole(r: Rect) -> Rect {
+    Rect::new(r.x0.floor(), r.y0.floor(), r.x1.ceil(), r.y1.ceil())
+}
+
+/// `[x0,y0,x1,y1]` with no decimals, for reasoning text.
+pub fn fmt_box(r: &Rect) -> String {
+    format!("[{:.0},{:.0},{:.0},{:.0}]", r.x0, r.y0, r.x1, r.y1)
+}
+
+/// A coarse position name for a point on a `w × h` canvas ("top left", "centre", ...).
+pub fn position_name(x: f64, y: f64, w: u32, h: u32) -> &'static str {
+    let (u, v) = (x / w as f64, y / h as f64);
+    let col = if u < 1.0 / 3.0 {
+        0
+    } else if u < 2.0 / 3.0 {
+        1
+    } else {
+        2
+    };
+    let row = if v < 1.0 / 3.0 {
+        0
+    } else if v < 2.0 / 3.0 {
+        1
+    } else {
+        2
+    };
+    [
+        ["top left", "top centre", "top right"],
+        ["middle left", "centre", "middle right"],
+        ["bottom left", "bottom centre", "bottom right"],
+    ][row][col]
+}
+
+/// A canvas size with the long side in `lo..=hi` and an aspect ratio drawn from `aspects`
+/// (width / height).
+pub fn canvas_size(rng: &mut Rng, lo: u32, hi: u32, aspects: &[f64]) -> (u32, u32) {
+    let long = rng.int(lo as i64, hi as i64) as f64;
+    let a = *rng.pick(aspects);
+    if a >= 1.0 {
+        (long as u32, (long / a).round() as u32)
+    } else {
+        ((long * a).round() as u32, long as u32)
+    }
+}
+
+/// The sentence about legibility every reasoning chain carries.
+pub fn legibility(cap: f64, w: u32, h: u32) -> String {
+    let at = cap_at_reader(cap, w, h);
+    if at < SMALL_CAP_PX {
+        format!(
+            "The answer text is about {cap:.0} px tall on a {w}x{h} canvas, only {at:.1} px once the image is scaled to 1024 px: too small to read without zooming."
+        )
+    } else {
+        format!("The answer text is about {cap:.0} px tall, {at:.1} px at 1024 px: legible, but isolating it still removes distractors.")
+    }
+}

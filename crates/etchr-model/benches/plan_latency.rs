@@ -1,0 +1,129 @@
+//! One plan for a 2048 × 2048 JPEG on the CPU, end to end: JPEG decode (reduced DCT scale),
+//! letterbox and patches, encoder, constrained decoding and validation. Target: p50 ≤ 50 ms.
+//!
+//! `cargo bench -p etchr-model --bench plan_latency` prints JSON and writes
+//! `bench/out/plan-latency.json`. The weights are the default architecture at a fixed seed:
+//! latency does not depend on training, except through program length, so both greedy plans
+//! and long sampled programs (6–8 ops) are timed.
+
+use etchr_model::{select_device, DecodeOptions, EditingModel, ImageInput, ModelConfig, PlanInput};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn photo(w: u32, h: u32) -> etchr_ops::RgbImage {
+    // Smooth shading, texture and sharp edges, so the JPEG has realistic entropy.
+    let mut s = 0x1234_5678u32;
+    etchr_ops::RgbImage::from_fn(w, h, |x, y| {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        let n = (s & 15) as u32;
+        let edge = if (x / 97 + y / 61) % 3 == 0 { 60 } else { 0 };
+        image::Rgb([
+            ((x * 255 / w) + n + edge).min(255) as u8,
+            ((y * 255 / h) + n).min(255) as u8,
+            (((x ^ y) & 127) + n * 2) as u8,
+        ])
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Run {
+    p50: f64,
+    p90: f64,
+    mean: f64,
+    pre: f64,
+    enc: f64,
+    dec: f64,
+    tokens: f64,
+}
+
+fn run(
+    model: &EditingModel,
+    jpeg: &Arc<[u8]>,
+    iters: usize,
+    options: impl Fn(usize) -> DecodeOptions,
+) -> Run {
+    let mut times = Vec::new();
+    let (mut pre, mut enc, mut dec, mut toks) = (0.0, 0.0, 0.0, 0.0);
+    for i in 0..iters {
+        let input = PlanInput::new(
+            ImageInput::Encoded(jpeg.clone()),
+            r#"What code is printed on the tag next to "K-17"?"#,
+        )
+        .with_context(
+            "The tags are small; the one after K-17 is in the lower right. Zoom in on it.",
+        )
+        .with_options(options(i));
+        let start = Instant::now();
+        let out = model.plan(input).expect("plan");
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        pre += out.timings.preprocess_ms;
+        enc += out.timings.encode_ms;
+        dec += out.timings.decode_ms;
+        toks += out.tokens.len() as f64;
+    }
+    let n = iters as f64;
+    let mean = times.iter().sum::<f64>() / n;
+    times.sort_by(f64::total_cmp);
+    Run {
+        p50: percentile(&times, 0.5),
+        p90: percentile(&times, 0.9),
+        mean,
+        pre: pre / n,
+        enc: enc / n,
+        dec: dec / n,
+        tokens: toks / n,
+    }
+}
+
+fn json(r: &Run) -> String {
+    format!(
+        r#"{{"p50_ms":{:.2},"p90_ms":{:.2},"mean_ms":{:.2},"preprocess_ms":{:.2},"encode_ms":{:.2},"decode_ms":{:.2},"tokens":{:.1}}}"#,
+        r.p50, r.p90, r.mean, r.pre, r.enc, r.dec, r.tokens
+    )
+}
+
+fn main() {
+    let device = select_device(std::env::var_os("ETCHR_BENCH_GPU").is_some());
+    let cfg = ModelConfig::default();
+    let model = EditingModel::new(cfg.clone(), 0, &device).expect("model");
+    let jpeg: Arc<[u8]> =
+        etchr_ops::encode_image(&photo(2048, 2048), etchr_ops::OutputFormat::Jpeg(90))
+            .expect("jpeg")
+            .into();
+    let iters: usize = std::env::var("ETCHR_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    // Warm up allocators and thread pools.
+    run(&model, &jpeg, 3, |_| DecodeOptions::default());
+    let greedy = run(&model, &jpeg, iters, |_| DecodeOptions::default());
+    let long = run(&model, &jpeg, iters, |i| {
+        DecodeOptions::sample(6.0, 1.0, i as u64)
+    });
+    let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let out = format!(
+        r#"{{"bench":"plan_latency","input":"2048x2048 JPEG q90 ({} bytes)","device":"{}","threads":{},"params":{},"image_size":{},"patch_size":{},"d_model":{},"encoder_layers":{},"decoder_layers":{},"target_p50_ms":50,"greedy":{},"long_programs":{},"iters":{}}}"#,
+        jpeg.len(),
+        if device.is_cuda() { "cuda:0" } else { "cpu" },
+        threads,
+        model.num_params(),
+        cfg.image_size,
+        cfg.patch_size,
+        cfg.d_model,
+        cfg.encoder_layers,
+        cfg.decoder_layers,
+        json(&greedy),
+        json(&long),
+        iters
+    );
+    println!("{out}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/out");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(dir.join("plan-latency.json"), out + "\n");
+    }
+}

@@ -1,0 +1,157 @@
+//! Hyper-parameters, stored as `config.json` beside `model.safetensors`.
+
+use crate::error::{ModelError, Result};
+use serde::{Deserialize, Serialize};
+
+/// The MLP non-linearity. ReLU is the default because its backward pass is three cheap
+/// element-wise ops, while candle's GELU backward is about ten (it dominates a CPU step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Gelu,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Bumped when the architecture changes incompatibly.
+    pub format_version: u32,
+    /// Side of the square, letterboxed model input, in pixels.
+    pub image_size: usize,
+    /// Side of one square patch; `image_size / patch_size` patches per side.
+    pub patch_size: usize,
+    pub d_model: usize,
+    pub heads: usize,
+    /// MLP hidden width as a multiple of `d_model`.
+    pub mlp_ratio: usize,
+    /// Joint encoder layers over [image patches; question bytes; context bytes].
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    /// The question's first bytes that the model reads.
+    pub question_bytes: usize,
+    /// The reasoning context's *last* bytes that the model reads (the newest reasoning).
+    pub context_bytes: usize,
+    /// Decoder positions, BOS included; the grammar ends every program before this.
+    pub max_steps: usize,
+    /// Zoom factors are log-spaced bins over `[zoom_min, zoom_max]`.
+    pub zoom_bins: usize,
+    pub zoom_min: f64,
+    pub zoom_max: f64,
+    /// Largest `jigsaw_solve` rows or cols.
+    pub max_grid: u32,
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+impl Default for ModelConfig {
+    /// The shipped size: 256 px input in 16 px patches (256 image tokens), d = 128, four joint
+    /// encoder layers and two decoder layers (about 1.5 M parameters): one plan for a 2048²
+    /// JPEG fits the 50 ms CPU budget, and a batch-32 training step stays near a second.
+    fn default() -> Self {
+        Self {
+            format_version: 1,
+            image_size: 256,
+            patch_size: 16,
+            d_model: 128,
+            heads: 4,
+            mlp_ratio: 4,
+            encoder_layers: 4,
+            decoder_layers: 2,
+            question_bytes: 96,
+            context_bytes: 64,
+            max_steps: 24,
+            zoom_bins: 48,
+            zoom_min: 0.25,
+            zoom_max: 16.0,
+            max_grid: 8,
+            activation: Activation::Relu,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// A tiny model for tests: 64 px input (16 patches), d = 32, one layer each.
+    pub fn tiny() -> Self {
+        Self {
+            image_size: 64,
+            patch_size: 16,
+            d_model: 32,
+            heads: 2,
+            mlp_ratio: 2,
+            encoder_layers: 1,
+            decoder_layers: 1,
+            question_bytes: 24,
+            context_bytes: 16,
+            ..Self::default()
+        }
+    }
+
+    /// Patches per side.
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    pub fn num_patches(&self) -> usize {
+        self.grid() * self.grid()
+    }
+
+    /// Values per patch (RGB).
+    pub fn patch_dim(&self) -> usize {
+        self.patch_size * self.patch_size * 3
+    }
+
+    pub fn text_len(&self) -> usize {
+        self.question_bytes + self.context_bytes
+    }
+
+    /// Encoder tokens: patches then text.
+    pub fn memory_len(&self) -> usize {
+        self.num_patches() + self.text_len()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(ModelError::Weights(m));
+        if self.format_version != 1 {
+            return bad(format!(
+                "format_version {} is not supported (expected 1)",
+                self.format_version
+            ));
+        }
+        if self.patch_size == 0 || self.image_size % self.patch_size != 0 || self.grid() == 0 {
+            return bad(format!(
+                "image_size {} must be a positive multiple of patch_size {}",
+                self.image_size, self.patch_size
+            ));
+        }
+        if self.heads == 0 || self.d_model % self.heads != 0 {
+            return bad(format!(
+                "d_model {} must be a multiple of heads {}",
+                self.d_model, self.heads
+            ));
+        }
+        if self.mlp_ratio == 0 || self.encoder_layers == 0 || self.decoder_layers == 0 {
+            return bad("mlp_ratio and layer counts must be positive".into());
+        }
+        if self.question_bytes == 0 || self.context_bytes == 0 {
+            return bad("question_bytes and context_bytes must be positive".into());
+        }
+        if self.max_steps < crate::grammar::LONGEST_PROGRAM + 1 {
+            return bad(format!(
+                "max_steps {} is under the longest program the grammar allows ({} tokens + BOS)",
+                self.max_steps,
+                crate::grammar::LONGEST_PROGRAM
+            ));
+        }
+        if self.zoom_bins < 2
+            || !(self.zoom_min > 0.0 && self.zoom_max > self.zoom_min && self.zoom_max.is_finite())
+        {
+            return bad("zoom bins need zoom_bins >= 2 and 0 < zoom_min < zoom_max".into());
+        }
+        if !(1..=8).contains(&self.max_grid) {
+            return bad("max_grid must be in 1..=8 (jigsaw_solve allows 64 cells)".into());
+        }
+        Ok(())
+    }
+}

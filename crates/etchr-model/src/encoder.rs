@@ -1,0 +1,153 @@
+//! The joint encoder: image patches and the bytes of the question and the reasoning context,
+//! embedded into one sequence and mixed by a few pre-norm transformer layers. A joint encoder
+//! (rather than cross-attention) lets every image token see the question from the first
+//! layer, which is what the pointer head needs to pick question-dependent regions.
+
+use crate::config::ModelConfig;
+use crate::init::{Init, Params};
+use crate::nn::{EncoderBlock, LayerNorm, Linear, NEG};
+use candle_core::{DType, Result, Tensor};
+
+/// The byte id for padding (bytes are 0..=255).
+pub const BYTE_PAD: u32 = 256;
+
+/// The text ids the model reads: the question's first bytes, then the context's *last* bytes
+/// (the newest reasoning matters most in a progressive loop), each padded to its fixed length.
+pub fn text_ids(cfg: &ModelConfig, question: &str, context: &str) -> Vec<u32> {
+    let mut ids = Vec::with_capacity(cfg.text_len());
+    let q = question.trim().as_bytes();
+    ids.extend(q.iter().take(cfg.question_bytes).map(|&b| b as u32));
+    ids.resize(cfg.question_bytes, BYTE_PAD);
+    let c = context.trim().as_bytes();
+    let tail = &c[c.len().saturating_sub(cfg.context_bytes)..];
+    ids.extend(tail.iter().map(|&b| b as u32));
+    ids.resize(cfg.text_len(), BYTE_PAD);
+    ids
+}
+
+/// The encoder's output.
+#[derive(Debug, Clone)]
+pub struct Memory {
+    /// `[B, M, d]`: patches first, then text.
+    pub all: Tensor,
+    /// `[B, 1, 1, M]` additive mask hiding text padding.
+    pub mask: Tensor,
+    pub num_patches: usize,
+}
+
+impl Memory {
+    /// `[B, N, d]`: the image tokens the pointer head points into.
+    pub fn image(&self) -> Result<Tensor> {
+        self.all.narrow(1, 0, self.num_patches)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    patch: Linear,
+    image_pos: Tensor,
+    bytes: Tensor,
+    text_pos: Tensor,
+    /// Segment (modality) embeddings: image, question, context.
+    segment: Tensor,
+    blocks: Vec<EncoderBlock>,
+    ln_f: LayerNorm,
+    question_len: usize,
+    context_len: usize,
+}
+
+impl Encoder {
+    pub fn new(p: &mut Params, cfg: &ModelConfig) -> crate::error::Result<Self> {
+        let d = cfg.d_model;
+        let emb = Init::Normal(0.02);
+        let patch = Linear::new(p, "enc.patch", cfg.patch_dim(), d, true, 1.0)?;
+        let image_pos = p.get("enc.image_pos", &[cfg.num_patches(), d], emb)?;
+        let bytes = p.get("enc.bytes", &[BYTE_PAD as usize + 1, d], Init::Normal(1.0))?;
+        let text_pos = p.get(
+            "enc.text_pos",
+            &[cfg.question_bytes.max(cfg.context_bytes), d],
+            emb,
+        )?;
+        let segment = p.get("enc.segment", &[3, d], emb)?;
+        let blocks = (0..cfg.encoder_layers)
+            .map(|i| EncoderBlock::new(p, &format!("enc.block{i}"), cfg))
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        Ok(Self {
+            patch,
+            image_pos,
+            bytes,
+            text_pos,
+            segment,
+            blocks,
+            ln_f: LayerNorm::new(p, "enc.ln_f", d)?,
+            question_len: cfg.question_bytes,
+            context_len: cfg.context_bytes,
+        })
+    }
+
+    /// `patches`: `[B, N, patch_dim]` f32; `text`: `[B, L]` u32 from [`text_ids`].
+    pub fn forward(&self, patches: &Tensor, text: &Tensor, fused: bool) -> Result<Memory> {
+        let (b, n, _) = patches.dims3()?;
+        let (_, l) = text.dims2()?;
+        let d = self.image_pos.dim(1)?;
+        let seg = |i: usize| self.segment.narrow(0, i, 1);
+        let img = self
+            .patch
+            .forward(patches)?
+            .broadcast_add(&self.image_pos.broadcast_add(&seg(0)?)?)?;
+        let text_add = Tensor::cat(
+            &[
+                self.text_pos
+                    .narrow(0, 0, self.question_len)?
+                    .broadcast_add(&seg(1)?)?,
+                self.text_pos
+                    .narrow(0, 0, self.context_len)?
+                    .broadcast_add(&seg(2)?)?,
+            ],
+            0,
+        )?;
+        let txt = self
+            .bytes
+            .index_select(&text.flatten_all()?, 0)?
+            .reshape((b, l, d))?
+            .broadcast_add(&text_add)?;
+        let mut x = Tensor::cat(&[img, txt], 1)?;
+        let keep = Tensor::cat(
+            &[
+                Tensor::ones((b, n), DType::F32, patches.device())?,
+                text.ne(BYTE_PAD)?.to_dtype(DType::F32)?,
+            ],
+            1,
+        )?;
+        let mask = ((keep - 1.0)? * -NEG)?.reshape((b, 1, 1, n + l))?;
+        for block in &self.blocks {
+            x = block.forward(&x, Some(&mask), fused)?;
+        }
+        Ok(Memory {
+            all: self.ln_f.forward(&x, fused)?,
+            mask,
+            num_patches: n,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_ids_keep_the_question_head_and_the_context_tail() {
+        let cfg = ModelConfig::tiny(); // 24 + 16
+        let ids = text_ids(
+            &cfg,
+            "  what is here?  ",
+            &"x".repeat(100).replace("xxxx", "ab"),
+        );
+        assert_eq!(ids.len(), 40);
+        assert_eq!(ids[0], b'w' as u32);
+        assert_eq!(ids[14], BYTE_PAD);
+        assert_eq!(ids[24..26], [b'a' as u32, b'b' as u32]);
+        let short = text_ids(&cfg, "", "");
+        assert!(short.iter().all(|&i| i == BYTE_PAD));
+    }
+}

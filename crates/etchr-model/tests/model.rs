@@ -1,0 +1,433 @@
+//! Model-level tests with tiny fixed-seed weights: validity of constrained decoding, the
+//! coordinate path back to the original, progressive use on a view, gradients, save/load,
+//! and train/inference consistency.
+
+use candle_core::Device;
+use etchr_model::{
+    program_to_tokens, tokens_to_program, Batch, DecodeOptions, EditingModel, Frame, ImageInput,
+    ModelConfig, PlanInput, Prepared, Sym, Token, TrainExample,
+};
+use etchr_ops::{Program, Rect, RenderOptions, RgbImage};
+use std::sync::Arc;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn image(rng: &mut Rng, w: u32, h: u32) -> RgbImage {
+    let (a, b, c) = (rng.below(7) + 1, rng.below(5) + 1, rng.below(255) as u32);
+    RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * a as u32 / 3 + c) as u8,
+            (y * b as u32 / 2) as u8,
+            (((x / 9) ^ (y / 7)) as u8).wrapping_mul(17),
+        ])
+    })
+}
+
+fn random_input(rng: &mut Rng, options: DecodeOptions) -> PlanInput {
+    let sizes = [
+        (640, 480),
+        (2000, 300),
+        (90, 1200),
+        (17, 23),
+        (1024, 1024),
+        (3, 700),
+    ];
+    let (w, h) = sizes[rng.below(sizes.len() as u64) as usize];
+    let words = [
+        "code", "number", "value", "maze", "tile", "label", "rotate", "the", "red", "\"K-17\"",
+    ];
+    let q: Vec<&str> = (0..rng.below(12))
+        .map(|_| words[rng.below(10) as usize])
+        .collect();
+    let ctx: Vec<&str> = (0..rng.below(30))
+        .map(|_| words[rng.below(10) as usize])
+        .collect();
+    PlanInput::new(ImageInput::Decoded(Arc::new(image(rng, w, h))), q.join(" "))
+        .with_context(ctx.join(" "))
+        .with_options(options)
+}
+
+fn assert_valid(out: &etchr_model::PlanOutput) {
+    let (w, h) = out.original_size;
+    let (again, _) = etchr_ops::validate(w, h, &out.program, &RenderOptions::default())
+        .unwrap_or_else(|e| panic!("invalid program {}: {e}", out.text));
+    assert_eq!(again.len(), out.program.len(), "nothing left to drop");
+    // (Equal up to float parsing: serde_json without `float_roundtrip` may differ in the last ulp.)
+    assert_eq!(
+        etchr_ops::text::parse(&out.text).unwrap().len(),
+        out.program.len()
+    );
+    assert_eq!(out.tokens.last(), Some(&Token::Sym(Sym::End)));
+    assert!(out
+        .steps
+        .iter()
+        .all(|s| s.logprob <= 1e-5 && s.logprob.is_finite()));
+}
+
+#[test]
+fn constrained_decoding_always_yields_valid_programs() {
+    let mut rng = Rng(0x5eed);
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for seed in 0..3u64 {
+        let model = EditingModel::tiny(seed).unwrap();
+        for i in 0..40u64 {
+            let options = match i % 4 {
+                0 => DecodeOptions::default(),
+                1 => DecodeOptions::sample(1.0, 0.9, i),
+                // Hot sampling explores every corner of the grammar.
+                _ => DecodeOptions::sample(4.0, 1.0, seed * 100 + i),
+            };
+            let out = model.plan(random_input(&mut rng, options)).unwrap();
+            assert_valid(&out);
+            kinds.extend(out.program.ops().iter().map(|o| o.name()));
+            total += 1;
+        }
+    }
+    assert_eq!(total, 120);
+    // Random weights at high temperature reach every op the model can say.
+    for k in [
+        "crop",
+        "zoom",
+        "rotate",
+        "flip",
+        "box",
+        "highlight",
+        "jigsaw_solve",
+        "path",
+    ] {
+        assert!(kinds.contains(k), "never emitted {k}: {kinds:?}");
+    }
+}
+
+#[test]
+fn batched_decoding_matches_single_requests_and_is_valid() {
+    let model = EditingModel::tiny(11).unwrap();
+    let mut rng = Rng(99);
+    let inputs: Vec<PlanInput> = (0..6)
+        .map(|i| random_input(&mut rng, DecodeOptions::sample(3.0, 1.0, i)))
+        .collect();
+    let batched = model.plan_batch(inputs.clone());
+    for (inp, b) in inputs.into_iter().zip(batched) {
+        let b = b.unwrap();
+        assert_valid(&b);
+        assert_eq!(b.timings.batch_size, 6);
+        let single = model.plan(inp).unwrap();
+        assert_eq!(single.tokens.len(), b.tokens.len());
+        let diff: f64 = (single.logprob - b.logprob).abs();
+        assert!(diff < 1e-3 || single.tokens != b.tokens, "{diff}");
+    }
+}
+
+#[test]
+fn a_progressive_call_on_a_cropped_view_maps_back_to_the_original() {
+    let model = EditingModel::tiny(3).unwrap();
+    let mut rng = Rng(4);
+    let original = image(&mut rng, 1600, 1200);
+    let first = Program::from_json(
+        r#"[{"op":"crop","box":[400,300,1200,900]},{"op":"zoom","factor":0.5}]"#,
+    )
+    .unwrap();
+    let rendered = etchr_ops::render(&original, &first, &RenderOptions::default()).unwrap();
+    let view = rendered.views.into_iter().next().unwrap();
+    assert_eq!(view.image.dimensions(), (400, 300));
+    let shown = view.transform.rect_to_original(&Rect::full(400, 300));
+    assert_eq!(shown, Rect::new(400.0, 300.0, 1200.0, 900.0));
+    let frame = Frame::new(400, 300, view.transform.clone());
+    let mut seen = 0;
+    for i in 0..20 {
+        let input = PlanInput::new(
+            ImageInput::Decoded(Arc::new(view.image.clone())),
+            "what code?",
+        )
+        .with_context("The label is in the crop; now look closer.")
+        .on_view(view.transform.clone(), (1600, 1200))
+        .with_options(DecodeOptions::sample(4.0, 1.0, i));
+        let out = model.plan(input).unwrap();
+        assert_valid(&out);
+        assert_eq!(out.original_size, (1600, 1200));
+        assert_eq!(out.view_size, (400, 300));
+        // Every coordinate the model named lies in the part of the original the view shows,
+        // and is exactly its view bins mapped through the transform.
+        let decoded = tokens_to_program(&out.tokens, &frame, model.vocab()).unwrap();
+        for op in decoded.ops() {
+            if let Some(r) = op.focus_region() {
+                seen += 1;
+                assert!(r.x0 >= 400.0 - 1e-6 && r.x1 <= 1200.0 + 1e-6, "{r:?}");
+                assert!(r.y0 >= 300.0 - 1e-6 && r.y1 <= 900.0 + 1e-6, "{r:?}");
+            }
+        }
+        let regions = decoded.ops().iter().filter_map(|o| o.focus_region());
+        let boxes = out.tokens.iter().filter(|t| matches!(t, Token::Box(_)));
+        for (r, tok) in regions.zip(boxes) {
+            if let Token::Box(b) = tok {
+                let v = frame.bins_rect(*b);
+                let back = view.transform.rect_to_original(&v);
+                assert!((back.x0 - r.x0).abs() < 1e-6 && (back.y1 - r.y1).abs() < 1e-6);
+                // One view bin is 0.4 view px = 0.8 original px here.
+                assert!((v.x0 * 2.0 + 400.0 - r.x0).abs() < 1e-6);
+            }
+        }
+        // The program renders on the original image.
+        etchr_ops::render(&original, &out.program, &RenderOptions::default()).unwrap();
+    }
+    assert!(seen > 0, "sampling produced no region at all");
+}
+
+fn example(model: &EditingModel, w: u32, h: u32, json: &str, q: &str) -> TrainExample {
+    let mut rng = Rng(w as u64 * 31 + h as u64);
+    let img = image(&mut rng, w, h);
+    let frame = Frame::identity(w, h);
+    let program = Program::from_json(json).unwrap();
+    let tokens = program_to_tokens(&program, &frame, model.vocab()).unwrap();
+    TrainExample {
+        prepared: Arc::new(Prepared::from_image(&img, frame, model.config()).unwrap()),
+        question: q.into(),
+        context: "Reasoning so far.".into(),
+        tokens,
+        original_size: (w, h),
+    }
+}
+
+fn examples(model: &EditingModel) -> Vec<TrainExample> {
+    vec![
+        example(
+            model,
+            800,
+            600,
+            r#"[{"op":"crop","box":[100,100,400,300]},{"op":"zoom","factor":2},{"op":"box","box":[150,150,300,250]}]"#,
+            "What code is on the tag?",
+        ),
+        example(
+            model,
+            1000,
+            700,
+            r#"[{"op":"highlight","box":[10,20,200,600]},{"op":"crop","box":[0,0,300,700]},{"op":"zoom","factor":1.5}]"#,
+            "What value has the bar?",
+        ),
+        example(
+            model,
+            640,
+            640,
+            r#"[{"op":"crop","box":[300,300,500,400]},{"op":"rotate","angle":270},{"op":"zoom","factor":3}]"#,
+            "Which code, upright?",
+        ),
+        example(
+            model,
+            900,
+            500,
+            r#"[{"op":"crop","box":[30,30,300,200]},{"op":"flip","axis":"vertical"}]"#,
+            "Mirror?",
+        ),
+        example(
+            model,
+            1200,
+            600,
+            r#"[{"op":"jigsaw_solve","rows":2,"cols":4},{"op":"crop","box":[0,300,600,450]},{"op":"zoom","factor":1.2}]"#,
+            "Restore the tiles.",
+        ),
+        example(
+            model,
+            700,
+            700,
+            r#"[{"op":"path","from":[20,30],"to":[650,600]},{"op":"crop","box":[600,550,700,650]},{"op":"zoom","factor":4}]"#,
+            "Follow the maze.",
+        ),
+        example(model, 300, 300, "[]", "Nothing to do."),
+    ]
+}
+
+#[test]
+fn every_parameter_receives_a_gradient() {
+    let model = EditingModel::tiny(1).unwrap();
+    let batch = Batch::new(&examples(&model), &model).unwrap();
+    assert_eq!(batch.forced, 0, "gold programs fit the masks");
+    let loss = model.loss(&batch).unwrap();
+    let (total, tok, ptr, reg) = loss.values().unwrap();
+    assert!(
+        total.is_finite() && tok > 0.0 && ptr > 0.0 && reg > 0.0,
+        "{total} {tok} {ptr} {reg}"
+    );
+    let grads = loss.total.backward().unwrap();
+    let vars = model.varmap().data().lock().unwrap();
+    let mut missing = Vec::new();
+    for (name, var) in vars.iter() {
+        let g = grads.get(var.as_tensor());
+        let norm = g.map_or(0.0, |g| {
+            g.abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        });
+        if !(norm > 0.0 && norm.is_finite()) {
+            missing.push(name.clone());
+        }
+    }
+    assert!(missing.is_empty(), "no gradient for {missing:?}");
+    assert!(vars.len() > 30);
+}
+
+#[test]
+fn teacher_forced_logprobs_match_decoding() {
+    // Decode greedily, then score the decoded program as a training target: the training path
+    // (explicit ops, teacher forcing, the same masks) must give the decoder's log-probs.
+    let model = EditingModel::tiny(8).unwrap();
+    let mut rng = Rng(21);
+    for i in 0..6 {
+        let w = 300 + rng.below(900) as u32;
+        let h = 200 + rng.below(900) as u32;
+        let img = image(&mut rng, w, h);
+        let options = DecodeOptions::sample(3.0, 1.0, i);
+        let input = PlanInput::new(
+            ImageInput::Decoded(Arc::new(img.clone())),
+            "Where is the code?",
+        )
+        .with_context("ctx")
+        .with_options(options);
+        let out = model.plan(input).unwrap();
+        let ex = TrainExample {
+            prepared: Arc::new(
+                Prepared::from_image(&img, Frame::identity(w, h), model.config()).unwrap(),
+            ),
+            question: "Where is the code?".into(),
+            context: "ctx".into(),
+            tokens: out.tokens.clone(),
+            original_size: (w, h),
+        };
+        let batch = Batch::new(&[ex], &model).unwrap();
+        assert_eq!(batch.forced, 0);
+        let lp: f32 = model
+            .loss(&batch)
+            .unwrap()
+            .logprobs
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(
+            (lp as f64 - out.logprob).abs() < 1e-3 * (1.0 + out.logprob.abs()),
+            "{lp} vs {}",
+            out.logprob
+        );
+    }
+}
+
+#[test]
+fn save_then_load_gives_identical_outputs() {
+    let model = EditingModel::tiny(42).unwrap();
+    let dir = std::env::temp_dir().join(format!("etchr-model-test-{}", std::process::id()));
+    model.save(&dir).unwrap();
+    let loaded = EditingModel::load(&dir, &Device::Cpu).unwrap();
+    let bytes = EditingModel::load_bytes(
+        &std::fs::read(dir.join("config.json")).unwrap(),
+        &std::fs::read(dir.join("model.safetensors")).unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(loaded.config(), model.config());
+    assert_eq!(loaded.num_params(), model.num_params());
+    let mut rng = Rng(77);
+    for i in 0..5 {
+        let input = random_input(&mut rng, DecodeOptions::sample(2.0, 0.95, i));
+        let a = model.plan(input.clone()).unwrap();
+        let b = loaded.plan(input.clone()).unwrap();
+        let c = bytes.plan(input).unwrap();
+        assert_eq!(a.tokens, b.tokens);
+        assert_eq!(a.program, b.program);
+        assert_eq!(a.logprob, b.logprob);
+        assert_eq!(a.tokens, c.tokens);
+    }
+    // A different seed is a different model; a mismatched config is refused.
+    let other = EditingModel::tiny(43).unwrap();
+    assert_ne!(
+        other.varmap().data().lock().unwrap()["enc.patch.weight"]
+            .to_vec2::<f32>()
+            .unwrap(),
+        model.varmap().data().lock().unwrap()["enc.patch.weight"]
+            .to_vec2::<f32>()
+            .unwrap()
+    );
+    let mut cfg = ModelConfig::tiny();
+    cfg.d_model = 64;
+    let dir2 = std::env::temp_dir().join(format!("etchr-model-test2-{}", std::process::id()));
+    model.save(&dir2).unwrap();
+    std::fs::write(
+        dir2.join("config.json"),
+        serde_json::to_string(&cfg).unwrap(),
+    )
+    .unwrap();
+    let err = EditingModel::load(&dir2, &Device::Cpu).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir2);
+    assert!(err.to_string().contains("weights"), "{err}");
+}
+
+#[test]
+fn seeded_weights_are_reproducible() {
+    let a = EditingModel::tiny(7).unwrap();
+    let b = EditingModel::tiny(7).unwrap();
+    let va = a.varmap().data().lock().unwrap();
+    let vb = b.varmap().data().lock().unwrap();
+    for (k, v) in va.iter() {
+        let x = v.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let y = vb[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(x, y, "{k}");
+    }
+}
+
+#[test]
+fn fused_inference_matches_the_training_path() {
+    let model = EditingModel::tiny(2).unwrap();
+    let batch = Batch::new(&examples(&model), &model).unwrap();
+    let a = model
+        .encoder()
+        .forward(&batch.patches, &batch.text, false)
+        .unwrap();
+    let b = model
+        .encoder()
+        .forward(&batch.patches, &batch.text, true)
+        .unwrap();
+    let diff = (a.all - b.all)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-4, "{diff}");
+}
+
+#[test]
+fn encoded_jpeg_input_plans() {
+    let model = EditingModel::tiny(9).unwrap();
+    let mut rng = Rng(3);
+    let img = image(&mut rng, 1500, 1000);
+    let jpeg = etchr_ops::encode_image(&img, etchr_ops::OutputFormat::Jpeg(90)).unwrap();
+    let out = model
+        .plan(
+            PlanInput::new(ImageInput::Encoded(jpeg.into()), "q")
+                .with_options(DecodeOptions::sample(3.0, 1.0, 1)),
+        )
+        .unwrap();
+    assert_eq!(out.original_size, (1500, 1000));
+    assert_valid(&out);
+    let bad = model.plan(PlanInput::new(
+        ImageInput::Encoded(Arc::from(&b"not an image"[..])),
+        "q",
+    ));
+    assert!(bad.is_err());
+}

@@ -1,0 +1,532 @@
+//! `POST /v1/chat/completions`, drop-in.
+//!
+//! Requests without images are forwarded byte for byte (streaming included: the upstream's SSE
+//! bytes are relayed as they arrive). Requests with images run the reasoning loop and answer a
+//! standard `chat.completion` (or a stream of chunks), with usage summed over every upstream call
+//! and the trace under an extra `etchr` field.
+//!
+//! To decide which is which without copying megabytes of base64, the body is first read by a
+//! probe that looks only at `model`, `stream`, `etchr` and the `type` of each content part; image
+//! payloads are skipped by the JSON parser, never allocated.
+
+use crate::engine::{payload_bytes, ImagePayload};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::parse_json;
+use crate::routes::common::{
+    authorization, client_auth, log_trajectory, record_overhead, request_id, resolve_model,
+    strategy_header,
+};
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use etchr_reason::{ReasonOutcome, ReasonRequest, Strategy, Trace};
+use etchr_upstream::{ChatRequest, Content, ContentPart, Message, Role, Usage};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+use utoipa::ToSchema;
+
+/// Per-request loop options, in an `etchr` field of the chat request (removed before anything
+/// is sent upstream).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EtchrOptions {
+    /// `evr`, `progressive` or `tools`. The `x-etchr-strategy` header wins over this.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub strategy: Option<Strategy>,
+    #[serde(default)]
+    pub max_steps: Option<usize>,
+    /// Add the edited images (data URLs) to the `etchr` field of the answer.
+    #[serde(default)]
+    pub return_images: bool,
+}
+
+/// The fields of a chat request the router looks at; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    messages: Vec<ProbeMessage>,
+    #[serde(default)]
+    etchr: Option<EtchrOptions>,
+}
+
+#[derive(Deserialize)]
+struct ProbeMessage {
+    #[serde(default)]
+    content: ProbeContent,
+}
+
+/// How many image parts a message's content has.
+#[derive(Default)]
+struct ProbeContent(usize);
+
+#[derive(Deserialize)]
+struct ProbePart {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ProbeContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ProbeContent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, an array of content parts, or null")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<ProbeContent, E> {
+                Ok(ProbeContent(0))
+            }
+            fn visit_unit<E>(self) -> Result<ProbeContent, E> {
+                Ok(ProbeContent(0))
+            }
+            fn visit_none<E>(self) -> Result<ProbeContent, E> {
+                Ok(ProbeContent(0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ProbeContent, A::Error> {
+                let mut n = 0;
+                while let Some(p) = seq.next_element::<ProbePart>()? {
+                    if matches!(
+                        p.kind.as_deref(),
+                        Some("image_url" | "input_image" | "image")
+                    ) {
+                        n += 1;
+                    }
+                }
+                Ok(ProbeContent(n))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Documentation of the request body (the handler reads it in two passes, see the module docs).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ChatCompletionRequest {
+    /// The upstream model, or an alias from `[models.aliases]`.
+    model: String,
+    /// OpenAI chat messages. Images must be `data:` URLs (http URLs are refused).
+    #[schema(value_type = Vec<Object>)]
+    messages: Vec<serde_json::Value>,
+    stream: Option<bool>,
+    etchr: Option<EtchrOptions>,
+}
+
+/// Create a chat completion (OpenAI-compatible).
+///
+/// Without images the request is proxied to the upstream unchanged (streaming too). With images
+/// the reasoning loop runs (strategy from the `x-etchr-strategy` header, the `etchr` field, or
+/// config) and the answer comes back as a `chat.completion` (or, with `stream: true`, as SSE:
+/// `: keep-alive` comments while the loop runs, then the answer's chunks and `data: [DONE]`),
+/// with the trace in an extra `etchr` field.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "chat",
+    request_body(content = ChatCompletionRequest, content_type = "application/json"),
+    params(
+        ("x-etchr-strategy" = Option<String>, Header, description = "`evr`, `progressive` or `tools` for requests with images.")
+    ),
+    responses(
+        (status = 200, description = "A chat.completion, or a text/event-stream of chat.completion.chunk events", body = Object),
+        (status = 400, description = "Malformed JSON, an http image URL, or an undecodable image", body = ErrorBody),
+        (status = 429, description = "The upstream is rate limiting; see Retry-After", body = ErrorBody),
+        (status = 502, description = "The upstream failed after retries", body = ErrorBody),
+        (status = 503, description = "No upstream is configured", body = ErrorBody),
+        (status = 504, description = "The deadline passed", body = ErrorBody)
+    )
+)]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let probe: Probe = parse_json(&body)?;
+    let images: usize = probe.messages.iter().map(|m| m.content.0).sum();
+    if images == 0 {
+        passthrough(state, headers, body, probe, started).await
+    } else {
+        reason(state, headers, body, probe, started).await
+    }
+}
+
+/// Forwards a text-only request. The body is forwarded as received unless an alias or an
+/// `etchr` field needs rewriting (then only the top-level object is re-assembled, from raw
+/// slices).
+async fn passthrough(
+    state: AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    probe: Probe,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let up = state.upstream()?.clone();
+    let stream = probe.stream.unwrap_or(false);
+    let alias = probe
+        .model
+        .as_ref()
+        .and_then(|m| state.config.models.aliases.get(m).cloned());
+    let body = if alias.is_some() || probe.etchr.is_some() {
+        let mut obj: BTreeMap<String, Box<RawValue>> = parse_json(&body)?;
+        obj.remove("etchr");
+        if let Some(target) = alias {
+            let raw = serde_json::value::to_raw_value(&target)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            obj.insert("model".into(), raw);
+        }
+        Bytes::from(serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))?)
+    } else {
+        body
+    };
+    let deadline = Instant::now() + state.config.request_timeout();
+    let auth = client_auth(&headers);
+    let fwd = up
+        .proxy
+        .chat(
+            body,
+            stream,
+            auth.as_ref(),
+            request_id(&headers).as_deref(),
+            deadline,
+        )
+        .await?;
+    let upstream_time = fwd.upstream_time;
+    let resp = fwd.response;
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::OK);
+    let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
+    *out.status_mut() = status;
+    if let Some(ct) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+        out.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    if stream {
+        out.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    record_overhead(
+        &state,
+        &mut out,
+        "/v1/chat/completions",
+        started.elapsed(),
+        upstream_time,
+    );
+    Ok(out)
+}
+
+/// Builds the loop's request from a chat request with images.
+fn reason_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    mut chat: ChatRequest,
+) -> Result<(ReasonRequest, EtchrOptions, bool, String), ApiError> {
+    let opts: EtchrOptions = match chat.extra.remove("etchr") {
+        Some(v) => serde_json::from_value(v).map_err(|e| {
+            ApiError::invalid_request(format!("invalid etchr options: {e}"), Some("etchr"))
+        })?,
+        None => EtchrOptions::default(),
+    };
+    let strategy = strategy_header(headers)?
+        .or(opts.strategy)
+        .unwrap_or(state.config.reason.strategy);
+    let stream = chat.stream.unwrap_or(false);
+    let last_user = chat
+        .messages
+        .iter()
+        .rposition(|m| m.role == Role::User)
+        .ok_or_else(|| ApiError::invalid_request("no user message", Some("messages")))?;
+    let mut images = Vec::new();
+    for m in chat.messages.iter().filter(|m| m.role == Role::User) {
+        if let Some(Content::Parts(parts)) = &m.content {
+            for p in parts {
+                if let ContentPart::ImageUrl { image_url } = p {
+                    let url = image_url.url.trim();
+                    if url.starts_with("http://") || url.starts_with("https://") {
+                        return Err(ApiError::invalid_request(
+                            "image URLs are not fetched (remote fetching is off): send images as \
+                             data:image/...;base64, URLs",
+                            Some("messages"),
+                        ));
+                    }
+                    let payload = ImagePayload::Text(url.to_string());
+                    images.push(payload_bytes(&payload)?.into_owned());
+                }
+            }
+        }
+    }
+    let question = chat.messages[last_user].text_content();
+    let question = if question.trim().is_empty() {
+        "Describe the image.".to_string()
+    } else {
+        question
+    };
+    // Earlier turns travel as text; their images are all passed with the question.
+    let history: Vec<Message> = chat.messages[..last_user]
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if let Some(Content::Parts(_)) = &m.content {
+                m.content = Some(Content::Text(m.text_content()));
+            }
+            m
+        })
+        .collect();
+    let mut params = std::mem::take(&mut chat.extra);
+    for k in [
+        "stream_options",
+        "n",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+    ] {
+        params.remove(k);
+    }
+    if let Some(t) = chat.temperature {
+        params.insert("temperature".into(), t.into());
+    }
+    if let Some(t) = chat.max_tokens {
+        params.insert("max_tokens".into(), t.into());
+    }
+    let model = resolve_model(state, Some(chat.model.clone()));
+    let image = images.remove(0);
+    Ok((
+        ReasonRequest {
+            image,
+            extra_images: images,
+            question,
+            history,
+            strategy,
+            max_steps: opts.max_steps,
+            model,
+            ops: None,
+            request_id: request_id(headers),
+            authorization: authorization(headers),
+            params,
+        },
+        opts,
+        stream,
+        chat.model,
+    ))
+}
+
+async fn reason(
+    state: AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    _probe: Probe,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let up = state.upstream()?.clone();
+    let chat: ChatRequest = parse_json(&body)?;
+    drop(body);
+    let (req, opts, stream, model) = reason_request(&state, &headers, chat)?;
+    let id = format!(
+        "chatcmpl-etchr-{}",
+        req.request_id.clone().unwrap_or_default()
+    );
+    if stream {
+        return Ok(stream_reason(
+            state,
+            up.reasoner.clone(),
+            req,
+            opts,
+            id,
+            model,
+            started,
+        ));
+    }
+    let outcome = up.reasoner.run(req).await?;
+    log_trajectory(&state, &outcome).await;
+    let upstream = Duration::from_secs_f64(outcome.trace.timings_ms.upstream / 1000.0);
+    let completion = Completion::new(&outcome, &opts, id, model);
+    let mut res = (StatusCode::OK, axum::Json(completion)).into_response();
+    record_overhead(
+        &state,
+        &mut res,
+        "/v1/chat/completions",
+        started.elapsed(),
+        upstream,
+    );
+    Ok(res)
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The `etchr` field: the trace, and the edited images when asked for.
+#[derive(Serialize)]
+struct EtchrField<'a> {
+    #[serde(flatten)]
+    trace: &'a Trace,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    images: Option<Vec<&'a str>>,
+}
+
+impl<'a> EtchrField<'a> {
+    fn new(outcome: &'a ReasonOutcome, opts: &EtchrOptions) -> Self {
+        Self {
+            trace: &outcome.trace,
+            images: opts
+                .return_images
+                .then(|| outcome.views.iter().map(|v| &*v.data_url).collect()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: String,
+    object: &'static str,
+    created: u64,
+    model: String,
+    choices: [CompletionChoice; 1],
+    usage: &'a Usage,
+    etchr: EtchrField<'a>,
+}
+
+#[derive(Serialize)]
+struct CompletionChoice {
+    index: u32,
+    message: Message,
+    finish_reason: &'static str,
+}
+
+impl<'a> Completion<'a> {
+    fn new(outcome: &'a ReasonOutcome, opts: &EtchrOptions, id: String, model: String) -> Self {
+        Self {
+            id,
+            object: "chat.completion",
+            created: now_unix(),
+            model: served_model(outcome, model),
+            choices: [CompletionChoice {
+                index: 0,
+                message: Message::text(Role::Assistant, outcome.trace.final_text.clone()),
+                finish_reason: "stop",
+            }],
+            usage: &outcome.trace.usage,
+            etchr: EtchrField::new(outcome, opts),
+        }
+    }
+}
+
+/// The model that answered last, else the one asked for.
+fn served_model(outcome: &ReasonOutcome, asked: String) -> String {
+    outcome
+        .trace
+        .steps
+        .iter()
+        .rev()
+        .find_map(|s| s.call.as_ref().map(|c| c.served_model.clone()))
+        .filter(|m| !m.is_empty())
+        .unwrap_or(asked)
+}
+
+fn sse(value: &impl Serialize) -> Bytes {
+    let mut out = b"data: ".to_vec();
+    serde_json::to_writer(&mut out, value).expect("chunks serialise");
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// Streams a loop: keep-alive comments until it finishes, then the answer as chunks.
+fn stream_reason(
+    state: AppState,
+    reasoner: etchr_reason::Reasoner,
+    req: ReasonRequest,
+    opts: EtchrOptions,
+    id: String,
+    model: String,
+    started: Instant,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let keepalive = Duration::from_secs_f64(state.config.reason.keepalive_secs);
+    tokio::spawn(async move {
+        let run = reasoner.run(req);
+        tokio::pin!(run);
+        let mut tick = tokio::time::interval(keepalive);
+        let result = loop {
+            tokio::select! {
+                r = &mut run => break r,
+                _ = tick.tick() => {
+                    if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                        return; // the client left: dropping `run` cancels the loop
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(outcome) => {
+                log_trajectory(&state, &outcome).await;
+                let upstream = Duration::from_secs_f64(outcome.trace.timings_ms.upstream / 1000.0);
+                let overhead = started.elapsed().saturating_sub(upstream);
+                state.metrics.record_overhead(
+                    "/v1/chat/completions",
+                    overhead.as_secs_f64(),
+                    upstream.as_secs_f64(),
+                );
+                let created = now_unix();
+                let model = served_model(&outcome, model);
+                let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+                    serde_json::json!({
+                        "id": id, "object": "chat.completion.chunk", "created": created,
+                        "model": model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+                    })
+                };
+                let frames = [
+                    sse(&chunk(
+                        serde_json::json!({"role": "assistant", "content": ""}),
+                        None,
+                    )),
+                    sse(&chunk(
+                        serde_json::json!({"content": outcome.trace.final_text}),
+                        None,
+                    )),
+                    sse(&chunk(serde_json::json!({}), Some("stop"))),
+                    sse(&serde_json::json!({
+                        "id": id, "object": "chat.completion.chunk", "created": created,
+                        "model": model, "choices": [], "usage": outcome.trace.usage,
+                        "etchr": EtchrField::new(&outcome, &opts),
+                    })),
+                ];
+                for f in frames {
+                    if tx.send(f).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                tracing::warn!(error = %e, "streamed reasoning failed");
+                let _ = tx.send(sse(&e.body())).await;
+            }
+        }
+        let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    let mut res = Response::new(Body::from_stream(body));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}

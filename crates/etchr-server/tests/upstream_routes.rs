@@ -1,0 +1,330 @@
+//! The upstream-facing routes against the mock upstream: byte-identical passthrough (plain and
+//! streaming), the loop behind chat completions (plain and streaming), /v1/reason, /v1/models,
+//! and the mapping of upstream failures to OpenAI-shaped errors.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use etchr_ops::{encode_image, OutputFormat, RgbImage};
+use etchr_server::{router, AppState, Config};
+use etchr_testkit::{MockUpstream, Reply, Script};
+use etchr_upstream::UpstreamConfig;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+fn data_url(w: u32, h: u32) -> String {
+    let raw = (0..h)
+        .flat_map(|y| (0..w).flat_map(move |x| [(x % 256) as u8, (y % 256) as u8, 90]))
+        .collect();
+    let png = encode_image(&RgbImage::from_raw(w, h, raw).unwrap(), OutputFormat::Png).unwrap();
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    )
+}
+
+fn state(mock: &MockUpstream, tweak: impl FnOnce(&mut Config)) -> AppState {
+    let mut cfg = Config::default();
+    let mut up = UpstreamConfig::from_url(&mock.base_url(), "vllm", None).unwrap();
+    up.model = Some("mock-model".into());
+    up.max_retries = 1;
+    cfg.upstream = Some(up);
+    cfg.models
+        .aliases
+        .insert("etchr-vl".into(), "real-model".into());
+    tweak(&mut cfg);
+    AppState::new(cfg)
+}
+
+async fn post(
+    state: AppState,
+    path: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::post(path).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = router(state)
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+    (parts.status, parts.headers, bytes)
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
+}
+
+#[tokio::test]
+async fn text_requests_pass_through_byte_for_byte() {
+    let upstream_body = r#"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"weird_field":  [1, 2]}"#;
+    let mock = MockUpstream::start(Script::always(
+        Reply::text(200, upstream_body).with_header("content-type", "application/json"),
+    ))
+    .await;
+    let client_body = json!({"model": "etchr-vl", "messages": [{"role": "user", "content": "hello"}], "etchr": {"strategy": "evr"}});
+    let (status, headers, bytes) = post(
+        state(&mock, |_| {}),
+        "/v1/chat/completions",
+        client_body,
+        &[("x-request-id", "rid-7")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes, upstream_body.as_bytes());
+    assert_eq!(headers["x-request-id"], "rid-7");
+    assert!(headers.contains_key("x-etchr-overhead-ms"));
+    let sent = &mock.requests()[0];
+    assert_eq!(sent.header("x-request-id"), Some("rid-7"));
+    assert_eq!(sent.body["model"], "real-model", "aliases are resolved");
+    assert!(
+        sent.body.get("etchr").is_none(),
+        "the etchr field never goes upstream"
+    );
+
+    // Without an alias or etchr field, the request bytes themselves are forwarded.
+    let raw = r#"{"model":"m",  "messages":[{"role":"user","content":"x"}]}"#;
+    let res = router(state(&mock, |_| {}))
+        .oneshot(
+            Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
+                .body(Body::from(raw))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(&mock.requests()[1].raw[..], raw.as_bytes());
+}
+
+#[tokio::test]
+async fn streaming_passthrough_is_byte_identical() {
+    let reply = Reply::stream(&["Hel", "lo", " world"]);
+    let expected: String = match &reply.body {
+        etchr_testkit::ReplyBody::Sse { frames, .. } => frames.concat(),
+        _ => unreachable!(),
+    };
+    let mock = MockUpstream::start(Script::always(reply)).await;
+    let (status, headers, bytes) = post(
+        state(&mock, |_| {}),
+        "/v1/chat/completions",
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+    assert!(expected.ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn upstream_failures_keep_their_meaning() {
+    let mock = MockUpstream::start(Script::always(Reply::rate_limited("7"))).await;
+    let st = state(&mock, |c| c.upstream.as_mut().unwrap().max_retries = 0);
+    let (status, headers, bytes) = post(
+        st,
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "7");
+    assert_eq!(json_of(&bytes)["error"]["code"], "upstream_rate_limited");
+
+    let mock = MockUpstream::start(Script::always(Reply::server_error())).await;
+    let (status, _, bytes) = post(
+        state(&mock, |_| {}),
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert_eq!(json_of(&bytes)["error"]["type"], "server_error");
+    assert_eq!(mock.request_count(), 2, "one retry, then 502");
+
+    let mock =
+        MockUpstream::start(Script::faulty(1, Reply::server_error(), Reply::chat("ok"))).await;
+    let (status, _, _) = post(
+        state(&mock, |_| {}),
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn chat_with_an_image_runs_the_loop() {
+    let mock = MockUpstream::start(Script::queue([
+        Reply::chat("\\boxed{1}"),
+        Reply::chat("It is blue. \\boxed{blue}"),
+    ]))
+    .await;
+    let body = json!({
+        "model": "etchr-vl",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What colour?"},
+                {"type": "image_url", "image_url": {"url": data_url(64, 48)}}
+            ]}
+        ],
+        "etchr": {"strategy": "evr"}
+    });
+    let (status, headers, bytes) =
+        post(state(&mock, |_| {}), "/v1/chat/completions", body, &[]).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    let v = json_of(&bytes);
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "It is blue. \\boxed{blue}"
+    );
+    assert_eq!(
+        v["usage"]["total_tokens"], 30,
+        "usage is summed over both calls"
+    );
+    assert_eq!(v["etchr"]["answer"], "blue");
+    assert_eq!(v["etchr"]["strategy"], "evr");
+    assert_eq!(v["etchr"]["planner"], "tile_search");
+    assert!(headers.contains_key("x-etchr-overhead-ms"));
+    let sent = mock.bodies();
+    assert_eq!(sent[0]["model"], "real-model");
+    assert_eq!(sent[0]["messages"][0]["content"], "Be brief.");
+}
+
+#[tokio::test]
+async fn streamed_chat_with_an_image_sends_keepalives_chunks_and_done() {
+    let mock = MockUpstream::start(Script::always(Reply::chat("\\boxed{1}"))).await;
+    let body = json!({
+        "model": "m", "stream": true,
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Q?"},
+            {"type": "image_url", "image_url": {"url": data_url(32, 32)}}
+        ]}]
+    });
+    let (status, headers, bytes) = post(
+        state(&mock, |_| {}),
+        "/v1/chat/completions",
+        body,
+        &[("x-etchr-strategy", "progressive")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.starts_with(": keep-alive\n\n"), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let chunks: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|f| f.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "\\boxed{1}");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["etchr"]["strategy"], "progressive");
+    assert_eq!(last["usage"]["total_tokens"], 15);
+}
+
+#[tokio::test]
+async fn http_image_urls_are_refused() {
+    let mock = MockUpstream::start(Script::always(Reply::chat("x"))).await;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]});
+    let (status, _, bytes) = post(state(&mock, |_| {}), "/v1/chat/completions", body, &[]).await;
+    assert_eq!(status, 400);
+    assert!(json_of(&bytes)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not fetched"));
+    assert_eq!(mock.request_count(), 0);
+}
+
+#[tokio::test]
+async fn reason_route_answers_with_steps_and_images() {
+    let mock = MockUpstream::start(Script::queue([
+        Reply::tool_call(
+            "edit_image",
+            json!({"ops": [{"op": "crop", "box": [0, 0, 500, 500]}]}),
+            None,
+        ),
+        Reply::chat("\\boxed{42}"),
+    ]))
+    .await;
+    let body = json!({"image": data_url(100, 80), "question": "How many?", "strategy": "tools", "return_images": true});
+    let (status, headers, bytes) = post(state(&mock, |_| {}), "/v1/reason", body, &[]).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    let v = json_of(&bytes);
+    assert_eq!(v["answer"], "42");
+    assert_eq!(v["planner"], "upstream_tools");
+    assert_eq!(v["images"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["steps"][1]["edit"]["program"][0]["box"],
+        json!([0.0, 0.0, 50.0, 40.0])
+    );
+    assert!(headers.contains_key("x-etchr-overhead-ms"));
+}
+
+#[tokio::test]
+async fn reason_deadline_is_a_504() {
+    let mock = MockUpstream::start(Script::always(
+        Reply::chat("late").delayed(std::time::Duration::from_secs(5)),
+    ))
+    .await;
+    let st = state(&mock, |c| c.reason.deadline_secs = 0.3);
+    let body = json!({"image": data_url(40, 40), "question": "Q", "max_steps": 0});
+    let (status, _, bytes) = post(st, "/v1/reason", body, &[]).await;
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&bytes));
+}
+
+#[tokio::test]
+async fn models_merge_aliases_and_missing_upstream_is_503() {
+    let list = json!({"object": "list", "data": [{"id": "real-model", "object": "model", "owned_by": "vllm"}]});
+    let mock = MockUpstream::start(Script::new().with_file(
+        "/v1/models",
+        "application/json",
+        list.to_string().into_bytes(),
+    ))
+    .await;
+    let res = router(state(&mock, |_| {}))
+        .oneshot(Request::get("/v1/models").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v = json_of(&res.into_body().collect().await.unwrap().to_bytes());
+    let ids: Vec<_> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["real-model", "etchr-vl"]);
+
+    let (status, _, bytes) = post(
+        AppState::new(Config::default()),
+        "/v1/reason",
+        json!({"image": data_url(8, 8), "question": "q"}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(json_of(&bytes)["error"]["code"], "upstream_not_configured");
+}
