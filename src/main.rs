@@ -1,7 +1,8 @@
 //! `etchr`: the ETCHR sidecar's command line.
 //!
-//! Subcommands: `serve` (the HTTP service), `edit` (one edit on files, no server), `openapi`
-//! (print the API document). Later: `reason`, `eval`, `train`, `gen-data`.
+//! Subcommands: `serve` (the HTTP service), `edit` (one edit on files, no server), `reason` (one
+//! question through the loop), `gen-data` (benchmark items), `eval` (the offline benchmark) and
+//! `openapi` (print the API document). Later: `train`.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -31,6 +32,10 @@ enum Command {
     Edit(EditArgs),
     /// Ask the upstream MLLM a question about an image, editing it along the way (no server).
     Reason(ReasonArgs),
+    /// Generate benchmark items / training trajectories (seeded, reproducible).
+    GenData(etchr_data::GenArgs),
+    /// Run the offline benchmark: items through the upstream under several conditions.
+    Eval(etchr_eval::EvalArgs),
     /// Print the OpenAPI document (YAML) to stdout.
     Openapi,
 }
@@ -194,6 +199,8 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args),
         Command::Edit(args) => edit(args),
         Command::Reason(args) => reason(args),
+        Command::GenData(args) => etchr_data::run_gen_data(args),
+        Command::Eval(args) => etchr_eval::run_eval(args).map(|_| ()).map_err(Into::into),
         Command::Openapi => {
             print!("{}", etchr_server::openapi::yaml());
             Ok(())

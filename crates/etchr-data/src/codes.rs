@@ -113,19 +113,21 @@ pub fn question_format(question: &str) -> &'static str {
     "code"
 }
 
+/// Key vocabularies avoid words starting with O or I: the OCR reads a leading capital O as a
+/// zero often enough to lose the key (`0riole`).
+///
 /// Equipment words for tag keys (`"Pump 7"`). None is code-like in capitals (see the tests).
 pub const TAG_WORDS: &[&str] = &[
     "Pump", "Valve", "Tank", "Gate", "Relay", "Fan", "Duct", "Pipe", "Drum", "Coil", "Cell",
     "Dock", "Bay", "Rack", "Vent", "Mixer", "Hopper", "Boiler", "Panel", "Cooler", "Sensor",
     "Switch", "Kiln", "Silo", "Press", "Winch", "Shaft", "Rotor", "Nozzle", "Burner", "Filter",
-    "Intake", "Outlet", "Tower", "Reel", "Spool", "Hoist", "Sluice",
+    "Tower", "Reel", "Spool", "Hoist", "Sluice",
 ];
 
 /// Single-word category names for chart keys.
 pub const CHART_NAMES: &[&str] = &[
     "Kestrel",
     "Heron",
-    "Osprey",
     "Plover",
     "Curlew",
     "Finch",
@@ -133,7 +135,6 @@ pub const CHART_NAMES: &[&str] = &[
     "Robin",
     "Swift",
     "Lark",
-    "Ibis",
     "Tern",
     "Gull",
     "Merlin",
@@ -149,11 +150,9 @@ pub const CHART_NAMES: &[&str] = &[
     "Linnet",
     "Thrush",
     "Siskin",
-    "Ouzel",
     "Shrike",
     "Hobby",
     "Kite",
-    "Owl",
     "Rook",
     "Jay",
     "Teal",
@@ -186,16 +185,14 @@ pub const CHART_NAMES: &[&str] = &[
     "Stint",
     "Ruff",
     "Sanderling",
-    "Oriole",
     "Bulbul",
 ];
 
 /// Place words for document row keys (`"Harbor 27"`).
 pub const PLACES: &[&str] = &[
-    "Harbor", "Meadow", "Summit", "Canyon", "Orchard", "Lagoon", "Prairie", "Glacier", "Harvest",
-    "Beacon", "Granite", "Willow", "Maple", "Birch", "Aspen", "Juniper", "Hollow", "Ridge",
-    "Valley", "Forest", "Island", "Bridge", "Tunnel", "Station", "Castle", "Pioneer", "Lantern",
-    "Compass",
+    "Harbor", "Meadow", "Summit", "Canyon", "Lagoon", "Prairie", "Glacier", "Harvest", "Beacon",
+    "Granite", "Willow", "Maple", "Birch", "Aspen", "Juniper", "Hollow", "Ridge", "Valley",
+    "Forest", "Bridge", "Tunnel", "Station", "Castle", "Pioneer", "Lantern", "Compass",
 ];
 
 /// Column headers for document tables.
@@ -206,9 +203,9 @@ pub const HEADERS: &[&str] = &[
 
 /// Single-word keys for sign lines (`"Batch": K7XQ4`).
 pub const SIGN_KEYS: &[&str] = &[
-    "Batch", "Lot", "Seal", "Ref", "Order", "Permit", "Route", "Ticket", "Serial", "Bin", "Pallet",
-    "Dock", "Case", "Voucher", "Sample", "Run", "Shift", "Zone", "Unit", "Docket", "Invoice",
-    "Cargo", "Slot", "Berth",
+    "Batch", "Lot", "Seal", "Ref", "Permit", "Route", "Ticket", "Serial", "Bin", "Pallet", "Dock",
+    "Case", "Voucher", "Sample", "Run", "Shift", "Zone", "Unit", "Docket", "Cargo", "Slot",
+    "Berth",
 ];
 
 /// Colour names with the RGB used to paint them. Saturated enough to be free space in a maze.

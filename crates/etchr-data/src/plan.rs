@@ -1,6 +1,7 @@
 //! What every family shares: the text-size policy (small vs. control items), and the shape of
-//! an ideal edit (a crop with a margin, zoomed until the answer's capitals are ~30 px tall, the
-//! result no larger than the reader's 1024 px budget so it is read at that size).
+//! an ideal edit: a crop with context around the target, zoomed until the answer's capitals are
+//! about 24 px tall, the result no larger than the reader's 1024 px budget (so it is read at
+//! that size) and no thinner than ~700 px (so the reader's OCR does not blow it up).
 
 use crate::rng::Rng;
 use etchr_ops::program::Filter;
@@ -11,7 +12,12 @@ pub const READER_SIDE: f64 = 1024.0;
 /// Capitals shorter than this after the downscale are unreadable (`small_text`).
 pub const SMALL_CAP_PX: f64 = 7.0;
 /// Cap height the gold zoom aims for.
-pub const TARGET_CAP_PX: f64 = 30.0;
+pub const TARGET_CAP_PX: f64 = 24.0;
+/// Shortest side a gold result should have. The reader's OCR (rapidocr) scales its detection
+/// input up until the short side is 736 px, so a thin, tight crop gets its text blown up
+/// several times and split into word fragments — and a multi-word key ("Valve 85") is then
+/// never found on one line. Crops therefore keep context around the target.
+pub const MIN_RESULT_SHORT: f64 = 700.0;
 
 /// Cap height at the reader's resolution of text whose capitals are `cap` px tall on a
 /// `w × h` canvas.
@@ -29,15 +35,30 @@ pub fn wants_small(index: u64) -> bool {
 /// image is illegible, and no edit could recover the answer.
 pub const MIN_CAP_PX: f64 = 8.0;
 
-/// The answer's cap height in original pixels for a canvas whose long side is `long`: 3.0–5.6 px
-/// at the reader's resolution for small items (but never under [`MIN_CAP_PX`] in the
-/// original), 8.5–14 px for the readable controls.
+/// Small items' answer text at the reader's resolution, in pixels. Measured against the
+/// reader emulator (rapidocr): capitals of 4–5.5 px at 1024 are still read about half the
+/// time, so small items stay at or under 3.4 px to be reliably unreadable without an edit.
+pub const SMALL_RANGE: (f64, f64) = (2.4, 3.4);
+/// Controls' answer text at the reader's resolution: comfortably legible.
+pub const LARGE_RANGE: (f64, f64) = (8.5, 14.0);
+
+/// The shortest long side for a canvas: small items need at least 2500 px so that their text
+/// is under [`SMALL_RANGE`]'s top at 1024 px yet [`MIN_CAP_PX`] tall in the original.
+pub fn min_long_side(small: bool) -> u32 {
+    if small {
+        2500
+    } else {
+        1600
+    }
+}
+
+/// The answer's cap height in original pixels for a canvas whose long side is `long`.
 pub fn answer_cap(rng: &mut Rng, small: bool, long: f64) -> f64 {
     let at = if small {
-        let lo = (MIN_CAP_PX * READER_SIDE / long).clamp(3.0, 5.6);
-        rng.uniform(lo, 5.6)
+        let lo = (MIN_CAP_PX * READER_SIDE / long).clamp(SMALL_RANGE.0, SMALL_RANGE.1);
+        rng.uniform(lo, SMALL_RANGE.1)
     } else {
-        rng.uniform(8.5, 14.0)
+        rng.uniform(LARGE_RANGE.0, LARGE_RANGE.1)
     };
     at * long / READER_SIDE
 }
@@ -48,6 +69,25 @@ pub fn zoom_factor(crop: &Rect, cap: f64) -> f64 {
     let side = crop.width().max(crop.height()).max(1.0);
     let f = (TARGET_CAP_PX / cap).min(READER_SIDE / side);
     ((f * 100.0).floor() / 100.0).max(0.01)
+}
+
+/// A crop around `focus` with context: a 3-cap margin at least, and big enough that after the
+/// zoom to [`TARGET_CAP_PX`] both sides reach [`MIN_RESULT_SHORT`]; centred on the focus and
+/// shifted to stay inside the `w × h` canvas.
+pub fn context_crop(focus: &Rect, cap: f64, w: u32, h: u32) -> Rect {
+    let side = MIN_RESULT_SHORT * cap / TARGET_CAP_PX;
+    let cw = (focus.width() + 6.0 * cap).max(side).min(w as f64);
+    let ch = (focus.height() + 6.0 * cap).max(side).min(h as f64);
+    let c = focus.center();
+    let x0 = (c.x - cw / 2.0).clamp(0.0, w as f64 - cw);
+    let y0 = (c.y - ch / 2.0).clamp(0.0, h as f64 - ch);
+    let r = whole(Rect::new(x0, y0, x0 + cw, y0 + ch));
+    Rect::new(
+        r.x0.max(0.0),
+        r.y0.max(0.0),
+        r.x1.min(w as f64),
+        r.y1.min(h as f64),
+    )
 }
 
 pub fn crop(r: Rect) -> Op {

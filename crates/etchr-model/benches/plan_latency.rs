@@ -17,7 +17,7 @@ fn photo(w: u32, h: u32) -> etchr_ops::RgbImage {
         s ^= s << 13;
         s ^= s >> 17;
         s ^= s << 5;
-        let n = (s & 15) as u32;
+        let n = s & 15;
         let edge = if (x / 97 + y / 61) % 3 == 0 { 60 } else { 0 };
         image::Rgb([
             ((x * 255 / w) + n + edge).min(255) as u8,
@@ -27,6 +27,18 @@ fn photo(w: u32, h: u32) -> etchr_ops::RgbImage {
     })
 }
 
+/// CPU time of the whole process, in ms: on a shared machine this, not wall time, says what
+/// a plan costs (with one thread it is the latency an idle machine would show).
+fn cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -34,6 +46,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 struct Run {
     p50: f64,
     p90: f64,
+    cpu_p50: f64,
     mean: f64,
     pre: f64,
     enc: f64,
@@ -48,6 +61,7 @@ fn run(
     options: impl Fn(usize) -> DecodeOptions,
 ) -> Run {
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     let (mut pre, mut enc, mut dec, mut toks) = (0.0, 0.0, 0.0, 0.0);
     for i in 0..iters {
         let input = PlanInput::new(
@@ -58,9 +72,10 @@ fn run(
             "The tags are small; the one after K-17 is in the lower right. Zoom in on it.",
         )
         .with_options(options(i));
-        let start = Instant::now();
+        let (start, c0) = (Instant::now(), cpu_ms());
         let out = model.plan(input).expect("plan");
         times.push(start.elapsed().as_secs_f64() * 1e3);
+        cpu.push(cpu_ms() - c0);
         pre += out.timings.preprocess_ms;
         enc += out.timings.encode_ms;
         dec += out.timings.decode_ms;
@@ -69,7 +84,9 @@ fn run(
     let n = iters as f64;
     let mean = times.iter().sum::<f64>() / n;
     times.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
     Run {
+        cpu_p50: percentile(&cpu, 0.5),
         p50: percentile(&times, 0.5),
         p90: percentile(&times, 0.9),
         mean,
@@ -82,8 +99,8 @@ fn run(
 
 fn json(r: &Run) -> String {
     format!(
-        r#"{{"p50_ms":{:.2},"p90_ms":{:.2},"mean_ms":{:.2},"preprocess_ms":{:.2},"encode_ms":{:.2},"decode_ms":{:.2},"tokens":{:.1}}}"#,
-        r.p50, r.p90, r.mean, r.pre, r.enc, r.dec, r.tokens
+        r#"{{"p50_ms":{:.2},"p90_ms":{:.2},"cpu_p50_ms":{:.2},"mean_ms":{:.2},"preprocess_ms":{:.2},"encode_ms":{:.2},"decode_ms":{:.2},"tokens":{:.1}}}"#,
+        r.p50, r.p90, r.cpu_p50, r.mean, r.pre, r.enc, r.dec, r.tokens
     )
 }
 
@@ -105,12 +122,21 @@ fn main() {
     let long = run(&model, &jpeg, iters, |i| {
         DecodeOptions::sample(6.0, 1.0, i as u64)
     });
-    let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()));
     let out = format!(
-        r#"{{"bench":"plan_latency","input":"2048x2048 JPEG q90 ({} bytes)","device":"{}","threads":{},"params":{},"image_size":{},"patch_size":{},"d_model":{},"encoder_layers":{},"decoder_layers":{},"target_p50_ms":50,"greedy":{},"long_programs":{},"iters":{}}}"#,
+        r#"{{"bench":"plan_latency","input":"2048x2048 JPEG q90 ({} bytes)","device":"{}","threads":{},"load_avg":"{}","params":{},"image_size":{},"patch_size":{},"d_model":{},"encoder_layers":{},"decoder_layers":{},"target_p50_ms":50,"greedy":{},"long_programs":{},"iters":{}}}"#,
         jpeg.len(),
         if device.is_cuda() { "cuda:0" } else { "cpu" },
         threads,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         model.num_params(),
         cfg.image_size,
         cfg.patch_size,

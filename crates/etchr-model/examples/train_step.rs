@@ -9,6 +9,16 @@ use etchr_ops::Program;
 use std::sync::Arc;
 use std::time::Instant;
 
+fn cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -49,9 +59,9 @@ fn main() {
         },
     )
     .unwrap();
-    let (mut tb, mut tf, mut tbw, mut to) = (0.0, 0.0, 0.0, 0.0);
+    let (mut tb, mut tf, mut tbw, mut to, mut cpu) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for s in 0..steps + 1 {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), cpu_ms());
         let batch = Batch::new(&examples, &model).unwrap();
         let t1 = Instant::now();
         let loss = model.loss(&batch).unwrap();
@@ -67,6 +77,7 @@ fn main() {
             ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4), ms(t0, t4)
         );
         if s > 0 {
+            cpu += cpu_ms() - c0;
             tb += ms(t0, t1);
             tf += ms(t1, t2);
             tbw += ms(t2, t3);
@@ -75,7 +86,7 @@ fn main() {
     }
     let n = steps as f64;
     println!(
-        "mean over {steps} steps at batch {batch_size}: batch {:.1} ms, forward {:.1} ms, backward {:.1} ms, adamw {:.1} ms, total {:.1} ms",
-        tb / n, tf / n, tbw / n, to / n, (tb + tf + tbw + to) / n
+        "mean over {steps} steps at batch {batch_size}: batch {:.1} ms, forward {:.1} ms, backward {:.1} ms, adamw {:.1} ms, total {:.1} ms wall, {:.1} ms process CPU",
+        tb / n, tf / n, tbw / n, to / n, (tb + tf + tbw + to) / n, cpu / n
     );
 }

@@ -33,6 +33,11 @@ pub struct ModelConfig {
     pub question_bytes: usize,
     /// The reasoning context's *last* bytes that the model reads (the newest reasoning).
     pub context_bytes: usize,
+    /// Bytes per text token: `text_patch` byte embeddings of `d_model / text_patch` values are
+    /// concatenated and mixed by one matmul (a patch embedding for text), so the encoder reads
+    /// 4× more text for the same sequence length. Attention cost grows with the square of the
+    /// sequence, so this is what lets the model read the reasoning's coordinates at all.
+    pub text_patch: usize,
     /// Decoder positions, BOS included; the grammar ends every program before this.
     pub max_steps: usize,
     /// Zoom factors are log-spaced bins over `[zoom_min, zoom_max]`.
@@ -46,9 +51,9 @@ pub struct ModelConfig {
 }
 
 impl Default for ModelConfig {
-    /// The shipped size: 256 px input in 16 px patches (256 image tokens), d = 128, four joint
-    /// encoder layers and two decoder layers (about 1.5 M parameters): one plan for a 2048²
-    /// JPEG fits the 50 ms CPU budget, and a batch-32 training step stays near a second.
+    /// The shipped size: 256 px input in 16 px patches (256 image tokens), 96 + 192 text bytes
+    /// in 4-byte tokens (72 tokens), d = 128, four joint encoder layers and two decoder layers
+    /// (about 1.6 M parameters), sized for the 50 ms plan budget on two CPU cores.
     fn default() -> Self {
         Self {
             format_version: 1,
@@ -60,7 +65,8 @@ impl Default for ModelConfig {
             encoder_layers: 4,
             decoder_layers: 2,
             question_bytes: 96,
-            context_bytes: 64,
+            context_bytes: 192,
+            text_patch: 4,
             max_steps: 24,
             zoom_bins: 48,
             zoom_min: 0.25,
@@ -102,13 +108,19 @@ impl ModelConfig {
         self.patch_size * self.patch_size * 3
     }
 
+    /// Text bytes the model reads (question then context).
     pub fn text_len(&self) -> usize {
         self.question_bytes + self.context_bytes
     }
 
+    /// Text tokens in the encoder.
+    pub fn text_tokens(&self) -> usize {
+        self.text_len() / self.text_patch
+    }
+
     /// Encoder tokens: patches then text.
     pub fn memory_len(&self) -> usize {
-        self.num_patches() + self.text_len()
+        self.num_patches() + self.text_tokens()
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -119,13 +131,16 @@ impl ModelConfig {
                 self.format_version
             ));
         }
-        if self.patch_size == 0 || self.image_size % self.patch_size != 0 || self.grid() == 0 {
+        if self.patch_size == 0
+            || !self.image_size.is_multiple_of(self.patch_size)
+            || self.grid() == 0
+        {
             return bad(format!(
                 "image_size {} must be a positive multiple of patch_size {}",
                 self.image_size, self.patch_size
             ));
         }
-        if self.heads == 0 || self.d_model % self.heads != 0 {
+        if self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
             return bad(format!(
                 "d_model {} must be a multiple of heads {}",
                 self.d_model, self.heads
@@ -136,6 +151,16 @@ impl ModelConfig {
         }
         if self.question_bytes == 0 || self.context_bytes == 0 {
             return bad("question_bytes and context_bytes must be positive".into());
+        }
+        if self.text_patch == 0
+            || !self.question_bytes.is_multiple_of(self.text_patch)
+            || !self.context_bytes.is_multiple_of(self.text_patch)
+            || !self.d_model.is_multiple_of(self.text_patch)
+        {
+            return bad(format!(
+                "text_patch {} must divide question_bytes, context_bytes and d_model",
+                self.text_patch
+            ));
         }
         if self.max_steps < crate::grammar::LONGEST_PROGRAM + 1 {
             return bad(format!(

@@ -215,8 +215,8 @@ impl EditingModel {
                 }
             })
             .collect();
-        for bi in 0..b {
-            seqs[bi].slot_index[0] = (bi * n) as u32;
+        for (bi, s) in seqs.iter_mut().enumerate() {
+            s.slot_index[0] = (bi * n) as u32;
         }
         let pad = vocab.id(Sym::Pad);
         for _ in 1..cfg.max_steps {

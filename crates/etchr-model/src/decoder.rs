@@ -11,7 +11,7 @@
 use crate::config::ModelConfig;
 use crate::encoder::Memory;
 use crate::init::{Init, Params};
-use crate::nn::{causal_mask, DecoderBlock, KeyValues, LayerNorm, Linear};
+use crate::nn::{causal_mask, AttnMask, DecoderBlock, KeyValues, LayerNorm, Linear};
 use candle_core::{Result, Tensor, D};
 
 /// Inputs of one teacher-forced or decoding pass, all `[B, T, ...]`.
@@ -32,7 +32,7 @@ pub struct DecoderInput {
 #[derive(Debug, Clone)]
 pub struct DecoderState {
     kvs: Vec<KeyValues>,
-    mask: Tensor,
+    mask: AttnMask,
     /// `[B·N, d]` image tokens, for slot features and the regression head.
     pub image_flat: Tensor,
     /// `[B, N, d]` pointer keys.

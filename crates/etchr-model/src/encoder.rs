@@ -5,8 +5,9 @@
 
 use crate::config::ModelConfig;
 use crate::init::{Init, Params};
-use crate::nn::{EncoderBlock, LayerNorm, Linear, NEG};
+use crate::nn::{AttnMask, EncoderBlock, LayerNorm, Linear, NEG};
 use candle_core::{DType, Result, Tensor};
+use std::sync::Arc;
 
 /// The byte id for padding (bytes are 0..=255).
 pub const BYTE_PAD: u32 = 256;
@@ -30,8 +31,8 @@ pub fn text_ids(cfg: &ModelConfig, question: &str, context: &str) -> Vec<u32> {
 pub struct Memory {
     /// `[B, M, d]`: patches first, then text.
     pub all: Tensor,
-    /// `[B, 1, 1, M]` additive mask hiding text padding.
-    pub mask: Tensor,
+    /// Additive key mask hiding text padding (`[B, 1, 1, M]`).
+    pub mask: AttnMask,
     pub num_patches: usize,
 }
 
@@ -47,6 +48,8 @@ pub struct Encoder {
     patch: Linear,
     image_pos: Tensor,
     bytes: Tensor,
+    /// Mixes a text token's concatenated byte embeddings.
+    text_mix: Linear,
     text_pos: Tensor,
     /// Segment (modality) embeddings: image, question, context.
     segment: Tensor,
@@ -54,6 +57,7 @@ pub struct Encoder {
     ln_f: LayerNorm,
     question_len: usize,
     context_len: usize,
+    text_patch: usize,
 }
 
 impl Encoder {
@@ -62,10 +66,16 @@ impl Encoder {
         let emb = Init::Normal(0.02);
         let patch = Linear::new(p, "enc.patch", cfg.patch_dim(), d, true, 1.0)?;
         let image_pos = p.get("enc.image_pos", &[cfg.num_patches(), d], emb)?;
-        let bytes = p.get("enc.bytes", &[BYTE_PAD as usize + 1, d], Init::Normal(1.0))?;
+        let k = cfg.text_patch;
+        let bytes = p.get(
+            "enc.bytes",
+            &[BYTE_PAD as usize + 1, d / k],
+            Init::Normal(1.0),
+        )?;
+        let text_mix = Linear::new(p, "enc.text_mix", d, d, true, 1.0)?;
         let text_pos = p.get(
             "enc.text_pos",
-            &[cfg.question_bytes.max(cfg.context_bytes), d],
+            &[cfg.question_bytes.max(cfg.context_bytes) / k, d],
             emb,
         )?;
         let segment = p.get("enc.segment", &[3, d], emb)?;
@@ -76,19 +86,23 @@ impl Encoder {
             patch,
             image_pos,
             bytes,
+            text_mix,
             text_pos,
             segment,
             blocks,
             ln_f: LayerNorm::new(p, "enc.ln_f", d)?,
-            question_len: cfg.question_bytes,
-            context_len: cfg.context_bytes,
+            question_len: cfg.question_bytes / k,
+            context_len: cfg.context_bytes / k,
+            text_patch: k,
         })
     }
 
-    /// `patches`: `[B, N, patch_dim]` f32; `text`: `[B, L]` u32 from [`text_ids`].
+    /// `patches`: `[B, N, patch_dim]` f32; `text`: `[B, L]` u32 byte ids from [`text_ids`].
     pub fn forward(&self, patches: &Tensor, text: &Tensor, fused: bool) -> Result<Memory> {
         let (b, n, _) = patches.dims3()?;
-        let (_, l) = text.dims2()?;
+        let (_, lb) = text.dims2()?;
+        let k = self.text_patch;
+        let l = lb / k;
         let d = self.image_pos.dim(1)?;
         let seg = |i: usize| self.segment.narrow(0, i, 1);
         let img = self
@@ -106,20 +120,29 @@ impl Encoder {
             ],
             0,
         )?;
+        // Byte embeddings of d/k values, k per token, concatenated by the reshape.
         let txt = self
             .bytes
             .index_select(&text.flatten_all()?, 0)?
-            .reshape((b, l, d))?
-            .broadcast_add(&text_add)?;
+            .reshape((b, l, d))?;
+        let txt = self.text_mix.forward(&txt)?.broadcast_add(&text_add)?;
         let mut x = Tensor::cat(&[img, txt], 1)?;
-        let keep = Tensor::cat(
-            &[
-                Tensor::ones((b, n), DType::F32, patches.device())?,
-                text.ne(BYTE_PAD)?.to_dtype(DType::F32)?,
-            ],
-            1,
-        )?;
-        let mask = ((keep - 1.0)? * -NEG)?.reshape((b, 1, 1, n + l))?;
+        let mut keys = Vec::with_capacity(b * (n + l));
+        for row in text.to_dtype(DType::U32)?.to_vec2::<u32>()? {
+            keys.extend(std::iter::repeat_n(0f32, n));
+            // A token is padding when all its bytes are.
+            keys.extend(row.chunks(k).map(|c| {
+                if c.iter().all(|&id| id == BYTE_PAD) {
+                    NEG as f32
+                } else {
+                    0.0
+                }
+            }));
+        }
+        let mask = AttnMask {
+            tensor: Tensor::from_vec(keys.clone(), (b, 1, 1, n + l), patches.device())?,
+            keys: Some(Arc::new(keys)),
+        };
         for block in &self.blocks {
             x = block.forward(&x, Some(&mask), fused)?;
         }

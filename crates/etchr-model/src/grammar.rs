@@ -244,10 +244,8 @@ impl Tracker {
             Op::Zoom {
                 factor: Some(f), ..
             } => self.scale *= f,
-            Op::Rotate { angle, .. } => {
-                if ((angle / 90.0).round() as i64).rem_euclid(2) == 1 {
-                    self.swapped = !self.swapped;
-                }
+            Op::Rotate { angle, .. } if ((angle / 90.0).round() as i64).rem_euclid(2) == 1 => {
+                self.swapped = !self.swapped;
             }
             _ => {}
         }

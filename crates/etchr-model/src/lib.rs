@@ -28,6 +28,7 @@ pub mod init;
 pub mod loss;
 pub mod model;
 pub mod nn;
+pub mod ops;
 pub mod pointer;
 pub mod preprocess;
 pub mod tokens;

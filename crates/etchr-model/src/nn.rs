@@ -7,7 +7,9 @@
 
 use crate::config::Activation;
 use crate::init::{Init, Params};
+use crate::ops::MaskedSoftmax;
 use candle_core::{Result, Tensor, D};
+use std::sync::Arc;
 
 /// Additive mask value: large enough that `exp` underflows to 0, finite so `0 · mask` is 0.
 pub const NEG: f64 = -1e9;
@@ -98,6 +100,16 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            // One parallel pass each way, with a backward pass (see `ops`).
+            return x.contiguous()?.apply_op3(
+                &self.w,
+                &self.b,
+                crate::ops::LayerNormOp {
+                    eps: self.eps as f32,
+                },
+            );
+        }
         if fused {
             return candle_nn::ops::layer_norm(x, &self.w, &self.b, self.eps as f32);
         }
@@ -122,22 +134,54 @@ fn merge(x: &Tensor) -> Result<Tensor> {
     x.transpose(1, 2)?.reshape((b, t, h * dh))
 }
 
-/// `softmax(q kᵀ / √dh + mask) v` on `[B, H, T, dh]` heads; `mask` broadcasts to the scores.
+/// An additive attention mask.
+#[derive(Debug, Clone)]
+pub struct AttnMask {
+    /// Broadcastable to the scores `[B, H, T, S]`.
+    pub tensor: Tensor,
+    /// The same mask as one value per (batch, key), `[B·S]`, when it is a key-padding mask:
+    /// the fused CPU softmax applies it without materialising the broadcast.
+    pub keys: Option<Arc<Vec<f32>>>,
+}
+
+/// `softmax(q kᵀ / √dh + mask) v` on `[B, H, T, dh]` heads.
 fn attend(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    mask: Option<&Tensor>,
+    mask: Option<&AttnMask>,
     fused: bool,
 ) -> Result<Tensor> {
     let dh = q.dim(D::Minus1)?;
     let q = (q * (1.0 / (dh as f64).sqrt()))?;
     let scores = q.matmul(&k.t()?)?;
-    let scores = match mask {
-        Some(m) => scores.broadcast_add(m)?,
-        None => scores,
+    let probs = if scores.device().is_cpu() {
+        // One fused pass each way, with a backward pass (see `ops`).
+        let (_, h, t, _) = scores.dims4()?;
+        match mask {
+            Some(AttnMask {
+                keys: Some(keys), ..
+            }) => scores.contiguous()?.apply_op1(MaskedSoftmax {
+                mask: Some(keys.clone()),
+                rows_per_batch: h * t,
+            })?,
+            Some(m) => scores.broadcast_add(&m.tensor)?.apply_op1(MaskedSoftmax {
+                mask: None,
+                rows_per_batch: 1,
+            })?,
+            None => scores.contiguous()?.apply_op1(MaskedSoftmax {
+                mask: None,
+                rows_per_batch: 1,
+            })?,
+        }
+    } else {
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(&m.tensor)?,
+            None => scores,
+        };
+        softmax(&scores, fused)?
     };
-    softmax(&scores, fused)?.matmul(v)
+    probs.matmul(v)
 }
 
 /// Multi-head self-attention with one fused QKV projection.
@@ -163,7 +207,7 @@ impl SelfAttention {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, fused: bool) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, mask: Option<&AttnMask>, fused: bool) -> Result<Tensor> {
         let d = x.dim(D::Minus1)?;
         let qkv = self.qkv.forward(x)?;
         let q = heads(&qkv.narrow(D::Minus1, 0, d)?, self.heads)?;
@@ -218,7 +262,7 @@ impl CrossAttention {
         &self,
         x: &Tensor,
         kv: &KeyValues,
-        mask: Option<&Tensor>,
+        mask: Option<&AttnMask>,
         fused: bool,
     ) -> Result<Tensor> {
         let q = heads(&self.q.forward(x)?, self.heads)?;
@@ -289,7 +333,7 @@ impl EncoderBlock {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, fused: bool) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, mask: Option<&AttnMask>, fused: bool) -> Result<Tensor> {
         let x = (x + self
             .attn
             .forward(&self.ln1.forward(x, fused)?, mask, fused)?)?;
@@ -336,9 +380,9 @@ impl DecoderBlock {
     pub fn forward(
         &self,
         x: &Tensor,
-        causal: &Tensor,
+        causal: &AttnMask,
         kv: &KeyValues,
-        memory_mask: &Tensor,
+        memory_mask: &AttnMask,
         fused: bool,
     ) -> Result<Tensor> {
         let x = (x + self
@@ -353,11 +397,14 @@ impl DecoderBlock {
 }
 
 /// `[T, T]` additive causal mask.
-pub fn causal_mask(t: usize, device: &candle_core::Device) -> Result<Tensor> {
+pub fn causal_mask(t: usize, device: &candle_core::Device) -> Result<AttnMask> {
     let m: Vec<f32> = (0..t * t)
         .map(|i| if i % t > i / t { NEG as f32 } else { 0.0 })
         .collect();
-    Tensor::from_vec(m, (t, t), device)
+    Ok(AttnMask {
+        tensor: Tensor::from_vec(m, (t, t), device)?,
+        keys: None,
+    })
 }
 
 #[cfg(test)]

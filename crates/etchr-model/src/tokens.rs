@@ -124,7 +124,7 @@ fn tokens_of(op: &Op, frame: &Frame, vocab: &Vocab) -> std::result::Result<Vec<T
         Op::Rotate { angle, .. } => {
             let a = angle.rem_euclid(360.0);
             let q = (a / 90.0).round();
-            if (a - q * 90.0).abs() > 1e-6 || q as u32 % 4 == 0 {
+            if (a - q * 90.0).abs() > 1e-6 || (q as u32) & 3 == 0 {
                 return Err(format!("rotate by {angle}° is not a quarter turn"));
             }
             vec![S(Sym::Rotate), S(Sym::Quarter(q as u8 % 4))]

@@ -55,7 +55,12 @@ impl Style {
 }
 
 pub fn build(rng: &mut Rng, small: bool) -> Built {
-    let (w, h) = canvas_size(rng, 1600, 4000, &[4.0 / 3.0, 1.5, 16.0 / 9.0]);
+    let (w, h) = canvas_size(
+        rng,
+        plan::min_long_side(small),
+        4000,
+        &[4.0 / 3.0, 1.5, 16.0 / 9.0],
+    );
     let long = w.max(h) as f64;
     let mut c = Canvas::new(w, h, paper(rng));
     let face = *rng.pick(&Face::ALL);
@@ -121,7 +126,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         t.mark.x1,
         t.mark.y1.min(t.mark.y0 + lh * 1.5),
     ));
-    let crop = expand(focus, lh * 0.8, w, h);
+    let crop = plan::context_crop(&focus, cap, w, h);
     let f = zoom_factor(&crop, cap);
     let program = vec![
         Op::Highlight {

@@ -33,7 +33,12 @@ struct Cell {
 }
 
 pub fn build(rng: &mut Rng, small: bool) -> Built {
-    let (w, h) = canvas_size(rng, 1600, 4000, &[0.707, 0.75, 0.8, 1.414]);
+    let (w, h) = canvas_size(
+        rng,
+        plan::min_long_side(small),
+        4000,
+        &[0.707, 0.75, 0.8, 1.414],
+    );
     let long = w.max(h) as f64;
     let bg = paper(rng);
     let mut c = Canvas::new(w, h, bg);
@@ -126,8 +131,8 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
                 }
             };
             let tyr = ry + (row_h - face.height(size)) / 2.0;
-            c.text(
-                x0 + col_w - pad - face.width(size, &key),
+            c.text_tight(
+                x0 + col_w - pad - face.width_tight(size, &key),
                 tyr,
                 &key,
                 face,
@@ -187,18 +192,34 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     );
     let n = j as u32 + 2;
     let s = t.strip;
-    let f = zoom_factor(&s, cap);
-    let mut program = vec![plan::crop(s)];
+    // The crop keeps context — columns right of the target and rows above and below, up to the
+    // table's edges — so the result is at least ~25 cap heights each way: the OCR scales small
+    // images up before detecting text and would otherwise split the key into word fragments.
+    let m = ((25.0 * cap / col_w).ceil() as u32).clamp(n, n_data as u32 + 1);
+    let wide = Rect::new(s.x0, s.y0, s.x0 + col_w * m as f64, s.y1);
+    let want_h = (25.0 * cap).max(plan::MIN_RESULT_SHORT / zoom_factor(&wide, cap));
+    let (top, bottom) = (y, (y + row_h * (rows + 1) as f64).min(h as f64));
+    let ch = want_h.max(s.height()).min(bottom - top);
+    let y0 = (s.center().y - ch / 2.0).clamp(top, bottom - ch).floor();
+    let crop = Rect::new(wide.x0, y0, wide.x1, (y0 + ch).ceil().min(bottom.floor()));
+    let f = zoom_factor(&crop, cap);
+    let mut program = vec![plan::crop(crop)];
     if n > 2 {
         program.push(Op::Mask {
-            region: Rect::new(s.x0 + col_w, s.y0, s.x0 + col_w * (n - 1) as f64, s.y1),
+            region: Rect::new(
+                s.x0 + col_w,
+                crop.y0,
+                s.x0 + col_w * (n - 1) as f64,
+                crop.y1,
+            ),
             color: Color(bg),
         });
         let mut order = vec![0, n - 1];
         order.extend(1..n - 1);
+        order.extend(n..m);
         program.push(Op::Jigsaw {
             rows: 1,
-            cols: n,
+            cols: m,
             order,
         });
     }
@@ -210,7 +231,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     };
     let moves = if n > 2 {
         format!(
-            "mask the {} columns in between and move the {header} cell next to the key with a 1x{n} tile permutation, so the code directly follows \"{}\"; then zoom x{f}",
+            "mask the {} columns in between and move the {header} cell next to the key with a 1x{m} tile permutation, so the code directly follows \"{}\"; then zoom x{f}",
             n - 2,
             t.key
         )

@@ -31,7 +31,12 @@ struct Placed {
 }
 
 pub fn build(rng: &mut Rng, small: bool) -> Built {
-    let (w, h) = canvas_size(rng, 1600, 4000, &[4.0 / 3.0, 1.5, 16.0 / 9.0, 1.0, 0.75]);
+    let (w, h) = canvas_size(
+        rng,
+        plan::min_long_side(small),
+        4000,
+        &[4.0 / 3.0, 1.5, 16.0 / 9.0, 1.0, 0.75],
+    );
     let long = w.max(h) as f64;
     let mut c = Canvas::new(w, h, paper(rng));
     clutter(&mut c, rng);
@@ -43,7 +48,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     let tag_w = face.width(size, "Nozzle 88: WWWWWW") + 2.0 * pad;
     let tag_h = face.height(size) + 2.0 * pad;
     let r = long * rng.uniform(0.014, 0.03);
-    let gap = (long * 0.01).max(pad * 2.0);
+    let gap = (long * 0.01).max(pad * 2.0).max(cap * 2.5);
     let cell_w = (2.0 * r).max(tag_w) + 2.0 * gap;
     let cell_h = 2.0 * r + tag_h + 3.0 * gap;
     let cols = ((w as f64 / cell_w).floor() as usize).max(1);
@@ -86,13 +91,13 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         };
         let code = book.draw(rng);
         let text = format!("{key}: {code}");
-        let tw = face.width(size, &text) + 2.0 * pad;
+        let tw = face.width_tight(size, &text) + 2.0 * pad;
         let tx = (cx - tw / 2.0).round();
         let ty = (cy + r + gap * 0.6).round();
         let tag = Rect::new(tx, ty, tx + tw, ty + tag_h);
         c.fill_rect(tag, [255, 255, 255]);
         c.stroke_rect(tag, (size / 14.0).round().max(1.0), [90, 90, 90]);
-        let tb = c.text(tx + pad, ty + pad, &text, face, size, [20, 20, 20]);
+        let tb = c.text_tight(tx + pad, ty + pad, &text, face, size, [20, 20, 20]);
         placed.push(Placed {
             shape,
             colour,
@@ -116,8 +121,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
             ("pos", pos),
         ],
     );
-    let margin = (tag_h * 0.6).max(8.0);
-    let crop = expand(t.tag, margin, w, h);
+    let crop = plan::context_crop(&t.tag, cap, w, h);
     let f = zoom_factor(&crop, cap);
     let ring = expand(t.tag, (pad * 0.5).max(2.0), w, h);
     let program = vec![
@@ -131,7 +135,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         },
     ];
     let reasoning = format!(
-        "The question names the tag \"{key}\" on the {colour} {shape}. That {shape} is in the {pos} of the panel, centred near ({cx:.0}, {cy:.0}), and its tag sits just below it at {tag}. {legible} Crop the tag with a {m:.0} px margin, zoom x{f} so its capitals are about {big:.0} px tall, and box it: the code follows the key on the tag.",
+        "The question names the tag \"{key}\" on the {colour} {shape}. That {shape} is in the {pos} of the panel, centred near ({cx:.0}, {cy:.0}), and its tag sits just below it at {tag}. {legible} Crop the tag with its surroundings ({crop}), zoom x{f} so its capitals are about {big:.0} px tall, and box it: the code follows the key on the tag.",
         key = t.key,
         colour = t.colour,
         shape = t.shape,
@@ -139,7 +143,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         cy = t.cy,
         tag = fmt_box(&t.tag),
         legible = legibility(cap, w, h),
-        m = margin,
+        crop = fmt_box(&crop),
         big = cap * f,
     );
     let meta = json!({

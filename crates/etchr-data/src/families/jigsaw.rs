@@ -28,7 +28,7 @@ const QUESTIONS: &[&str] = &[
 ];
 
 pub fn build(rng: &mut Rng, small: bool) -> Built {
-    let long = rng.int(1600, 3960) as f64;
+    let long = rng.int(plan::min_long_side(small) as i64, 3960) as f64;
     let aspect = *rng.pick(&[0.75, 1.0, 4.0 / 3.0, 1.5]);
     let (w0, h0) = if aspect >= 1.0 {
         (long, long / aspect)
@@ -180,10 +180,20 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     let sign = std::mem::take(&mut c.img);
     c.img = jigsaw_permute(&sign, rows, cols, &order);
 
-    let (y0, y1) = (line.y0 - m, line.y1 + m);
-    let dy = (pr as f64 - row as f64) * th;
-    let crop_orig = Rect::new(pc as f64 * tw, y0 + dy, (pc as f64 + 2.0) * tw, y1 + dy);
-    let restored = Rect::new((cut_col - 1) as f64 * tw, y0, (cut_col + 1) as f64 * tw, y1);
+    // The crop covers the two tiles' full height: a crop may not leave their tile row (its
+    // pieces are mapped tile by tile), and a tall result keeps the OCR from splitting words.
+    let crop_orig = Rect::new(
+        pc as f64 * tw,
+        pr as f64 * th,
+        (pc as f64 + 2.0) * tw,
+        (pr as f64 + 1.0) * th,
+    );
+    let restored = Rect::new(
+        (cut_col - 1) as f64 * tw,
+        row as f64 * th,
+        (cut_col + 1) as f64 * tw,
+        (row as f64 + 1.0) * th,
+    );
     let f = zoom_factor(&restored, cap);
     let program = vec![
         Op::Jigsaw {
@@ -203,7 +213,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         ],
     );
     let reasoning = format!(
-        "The image is a {rows}x{cols} grid of shuffled tiles; the line \"{key}\" is cut in two, its code split between neighbouring tiles that sit swapped at {shuffled}. Restore the tiles (output tile i takes shuffled tile order[i]); the line then reads whole at {line} in the restored label. {legible} Crop the two tiles' band around the line, {restored} after the restore, and zoom x{f} so the text is about {big:.0} px tall; the code follows \"{key}\".",
+        "The image is a {rows}x{cols} grid of shuffled tiles; the line \"{key}\" is cut in two, its code split between neighbouring tiles that sit swapped at {shuffled}. Restore the tiles (output tile i takes shuffled tile order[i]); the line then reads whole at {line} in the restored label. {legible} Crop the line's two tiles, {restored} after the restore, and zoom x{f} so the text is about {big:.0} px tall; the code follows \"{key}\".",
         shuffled = fmt_box(&crop_orig),
         line = fmt_box(&line),
         restored = fmt_box(&restored),

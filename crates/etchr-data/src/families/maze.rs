@@ -166,7 +166,12 @@ struct Exit {
 }
 
 pub fn build(rng: &mut Rng, small: bool) -> Built {
-    let (w, h) = canvas_size(rng, 1600, 4000, &[4.0 / 3.0, 1.5, 1.0, 0.75]);
+    let (w, h) = canvas_size(
+        rng,
+        plan::min_long_side(small),
+        4000,
+        &[4.0 / 3.0, 1.5, 1.0, 0.75],
+    );
     let long = w.max(h) as f64;
     let tone = rng.int(38, 62) as u8;
     let board = [tone, tone.saturating_add(4), tone.saturating_add(10)];
@@ -175,7 +180,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     let cap = plan::answer_cap(rng, small, long);
     let size = face.size_for_cap(cap);
     let pp = (size * 0.6).round().max(3.0);
-    let (lw, lh) = (face.width(size, "Exit WWWWWW"), face.height(size));
+    let (lw, lh) = (face.width(size, "Exit: WWWWWW"), face.height(size));
     let (pw, ph) = ((lw + 2.0 * pp).ceil(), (lh + 2.0 * pp).ceil());
     let m0 = (long * 0.03).round();
     let (mx, my) = (pw + m0, ph + m0);
@@ -388,7 +393,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         c.fill_rect(pocket, [255, 255, 255]);
         c.fill_rect(opening, [255, 255, 255]);
         let code = book.draw(rng);
-        let text = format!("Exit {code}");
+        let text = format!("Exit: {code}");
         let tw = face.width(size, &text);
         c.text(
             pocket.center().x - tw / 2.0,
@@ -415,7 +420,28 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     c.fill_circle(from.x, from.y, radius, rgb);
 
     let e = &placed[target];
-    let crop = expand(e.pocket, (ph * 0.5).min(cs * 0.45), w, h);
+    // Context around the reached exit, but never another exit's label: rule 2 reads the first
+    // code in view, so the crop must hold exactly one.
+    let ctx = plan::context_crop(&e.pocket, cap, w, h);
+    let clear = |r: &Rect| {
+        placed
+            .iter()
+            .enumerate()
+            .all(|(i, o)| i == target || !crate::draw::overlaps(r, &o.pocket))
+    };
+    let crop = [1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1]
+        .into_iter()
+        .map(|k| {
+            let p = e.pocket;
+            plan::whole(Rect::new(
+                p.x0 - (p.x0 - ctx.x0) * k,
+                p.y0 - (p.y0 - ctx.y0) * k,
+                p.x1 + (ctx.x1 - p.x1) * k,
+                p.y1 + (ctx.y1 - p.y1) * k,
+            ))
+        })
+        .find(|r| clear(r))
+        .unwrap_or_else(|| expand(e.pocket, 2.0, w, h));
     let f = zoom_factor(&crop, cap);
     let stroke = ((cs - t) * 0.3).clamp(3.0, 50.0).round();
     let program = vec![

@@ -5,7 +5,7 @@
 
 use super::{fill, Built};
 use crate::codes::{CodeBook, TAG_WORDS};
-use crate::draw::{expand, gradient, Canvas, Face};
+use crate::draw::{gradient, Canvas, Face};
 use crate::plan::{self, canvas_size, fmt_box, legibility, position_name, zoom_factor};
 use crate::rng::Rng;
 use crate::AnswerFormat;
@@ -119,7 +119,12 @@ struct Tag {
 }
 
 pub fn build(rng: &mut Rng, small: bool) -> Built {
-    let (w, h) = canvas_size(rng, 1600, 4000, &[4.0 / 3.0, 1.5, 1.0, 0.75]);
+    let (w, h) = canvas_size(
+        rng,
+        plan::min_long_side(small),
+        4000,
+        &[4.0 / 3.0, 1.5, 1.0, 0.75],
+    );
     let long = w.max(h) as f64;
     let pale = |rng: &mut Rng| {
         [
@@ -142,7 +147,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     let pad = (size * 0.4).round().max(2.0);
     let max_tw = face.width(size, "Nozzle 88: WWWWWW") + 2.0 * pad;
     let th = (face.height(size) + 2.0 * pad).ceil();
-    let gap = (long * 0.012).max(pad * 3.0);
+    let gap = (long * 0.012).max(pad * 3.0).max(cap * 2.0);
     let cell = max_tw + 2.0 * gap;
     let cols = ((w as f64 / cell).floor() as usize).max(1);
     let rows = ((h as f64 / cell).floor() as usize).max(1);
@@ -173,14 +178,14 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         let code = book.draw(rng);
         let text = format!("{key}: {code}");
         let (colour, fill_c) = *rng.pick(TAG_COLOURS);
-        let tw = (face.width(size, &text) + 2.0 * pad).ceil();
+        let tw = (face.width_tight(size, &text) + 2.0 * pad).ceil();
         let mut patch = Canvas::new(tw as u32, th as u32, fill_c);
         patch.stroke_rect(
             Rect::new(0.0, 0.0, tw, th),
             (size / 14.0).round().max(1.0),
             [70, 70, 70],
         );
-        patch.text(pad, pad, &text, face, size, [20, 20, 24]);
+        patch.text_tight(pad, pad, &text, face, size, [20, 20, 24]);
         let orient = if i == target_slot {
             *rng.pick(&Orientation::TURNED)
         } else if rng.chance(0.4) {
@@ -218,7 +223,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
             ("lies", lies),
         ],
     );
-    let crop = expand(t.rect, (gap * 0.4).min(th * 0.5), w, h);
+    let crop = plan::context_crop(&t.rect, cap, w, h);
     let f = zoom_factor(&crop, cap);
     let mut program = vec![plan::crop(crop)];
     program.extend(t.orient.undo());

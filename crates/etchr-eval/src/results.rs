@@ -1,0 +1,265 @@
+//! What a run records (per item and condition) and the summary computed from it: the schema of
+//! `results.json`.
+
+use std::collections::BTreeMap;
+
+use etchr_data::{AnswerFormat, Family};
+use serde::{Deserialize, Serialize};
+
+use crate::condition::Condition;
+use crate::stats::{mean, median, McNemar, Score};
+
+/// Pass@1's match (BENCHMARK.md: strict string match): both sides trimmed, then compared
+/// byte for byte, case-sensitively. Codes are upper-case by construction and the reader
+/// upper-cases what it reads, so strictness costs the emulator nothing; a real MLLM that answers
+/// a code in lower case is counted wrong here and right in [`matches_loose`].
+pub fn matches_strict(answer: &str, gold: &str) -> bool {
+    answer.trim() == gold.trim()
+}
+
+/// A looser match reported alongside (never in Pass@1): case-insensitive, inner whitespace
+/// ignored. The code alphabet has no look-alikes, so case folding cannot merge two codes.
+pub fn matches_loose(answer: &str, gold: &str) -> bool {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .flat_map(char::to_uppercase)
+            .collect()
+    };
+    norm(answer) == norm(gold)
+}
+
+/// One image shown to the upstream besides the original (an edited view or a tile).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewRecord {
+    /// `gold`, `random`, `tile 3`, `step 1`, ...
+    pub label: String,
+    /// The program in the compact text form, as rendered (original pixels).
+    pub program: String,
+    pub width: u32,
+    pub height: u32,
+    /// Thumbnail path relative to the output directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumb: Option<String>,
+}
+
+/// One condition's run of one item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionResult {
+    pub condition: Condition,
+    /// The extracted answer (the loop's extraction: last `\boxed{}`, then `ANSWER:`, then text).
+    pub answer: String,
+    /// Strict match: what Pass@1 counts.
+    pub correct: bool,
+    /// [`matches_loose`].
+    pub correct_loose: bool,
+    pub calls: usize,
+    pub images_sent: usize,
+    /// Pixels of every image as the upstream received it (after fitting to its limits), summed
+    /// over calls.
+    pub pixels_sent: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Time inside upstream calls.
+    pub upstream_ms: f64,
+    /// The condition's whole time, edits included.
+    pub total_ms: f64,
+    /// `total_ms - upstream_ms`: what the sidecar (or the harness's edit) added.
+    pub added_ms: f64,
+    /// The reply the answer came from.
+    pub reply: String,
+    pub views: Vec<ViewRecord>,
+    /// `evr`'s verdict on the edit, where there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_helps: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// Set when the condition failed (counted as wrong).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Notes on how the edit was made (e.g. a random program whose maze path was dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl ConditionResult {
+    /// A run with nothing recorded yet.
+    pub fn new(condition: Condition) -> Self {
+        Self {
+            condition,
+            answer: String::new(),
+            correct: false,
+            correct_loose: false,
+            calls: 0,
+            images_sent: 0,
+            pixels_sent: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            upstream_ms: 0.0,
+            total_ms: 0.0,
+            added_ms: 0.0,
+            reply: String::new(),
+            views: Vec::new(),
+            edit_helps: None,
+            stop_reason: None,
+            error: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// A failed run: counted as wrong, with the reason kept.
+    pub fn failed(condition: Condition, error: String, total_ms: f64) -> Self {
+        Self {
+            error: Some(error),
+            total_ms,
+            ..Self::new(condition)
+        }
+    }
+}
+
+/// One item and every condition's result on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    pub id: String,
+    pub family: Family,
+    pub question: String,
+    pub gold: String,
+    pub answer_format: AnswerFormat,
+    pub small_text: bool,
+    pub answer_text_px_at_1024: f64,
+    pub width: u32,
+    pub height: u32,
+    pub gold_program: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumb: Option<String>,
+    pub results: Vec<ConditionResult>,
+}
+
+impl ItemRecord {
+    pub fn result(&self, c: Condition) -> Option<&ConditionResult> {
+        self.results.iter().find(|r| r.condition == c)
+    }
+}
+
+/// One condition over the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionSummary {
+    pub condition: Condition,
+    pub overall: Score,
+    pub families: BTreeMap<String, Score>,
+    /// Against `direct` on the same items (absent for `direct` itself, or without `direct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcnemar: Option<McNemar>,
+    /// Per family, against `direct`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mcnemar_families: BTreeMap<String, McNemar>,
+    /// Loose-match accuracy, for comparison only.
+    pub overall_loose: Score,
+    pub calls_per_item: f64,
+    pub images_per_item: f64,
+    pub pixels_per_item: f64,
+    pub upstream_ms_mean: f64,
+    pub added_ms_mean: f64,
+    pub added_ms_median: f64,
+    pub errors: usize,
+}
+
+/// Run-wide facts, for whoever reads the results later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub upstream: String,
+    pub provider: String,
+    pub model: String,
+    pub strategy: String,
+    pub planner: String,
+    pub conditions: Vec<Condition>,
+    pub items_dir: String,
+    pub items: usize,
+    pub tile_grid: u32,
+    pub max_side: u32,
+    pub images_per_call: usize,
+    pub seed: u64,
+    pub concurrency: usize,
+    /// UTC, `YYYY-MM-DD HH:MM:SS`.
+    pub started: String,
+    pub wall_s: f64,
+    pub etchr_version: String,
+}
+
+/// `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub meta: Meta,
+    pub summary: Vec<ConditionSummary>,
+    pub items: Vec<ItemRecord>,
+}
+
+/// Summarises every condition in `conditions` over `items`.
+pub fn summarise(items: &[ItemRecord], conditions: &[Condition]) -> Vec<ConditionSummary> {
+    conditions
+        .iter()
+        .map(|&c| summarise_one(items, c))
+        .collect()
+}
+
+fn summarise_one(items: &[ItemRecord], c: Condition) -> ConditionSummary {
+    let rows: Vec<(&ItemRecord, &ConditionResult)> = items
+        .iter()
+        .filter_map(|i| i.result(c).map(|r| (i, r)))
+        .collect();
+    let mut families: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for (i, r) in &rows {
+        families
+            .entry(i.family.name().to_string())
+            .or_default()
+            .push(r.correct);
+    }
+    let pairs = |fam: Option<Family>| -> Option<McNemar> {
+        let pairs: Vec<(bool, bool)> = rows
+            .iter()
+            .filter(|(i, _)| fam.is_none_or(|f| i.family == f))
+            .filter_map(|(i, r)| i.result(Condition::Direct).map(|d| (d.correct, r.correct)))
+            .collect();
+        (c != Condition::Direct && !pairs.is_empty()).then(|| McNemar::from_pairs(pairs))
+    };
+    let mut mcnemar_families = BTreeMap::new();
+    for f in Family::ALL {
+        if let Some(m) = pairs(Some(f)) {
+            mcnemar_families.insert(f.name().to_string(), m);
+        }
+    }
+    let n = rows.len().max(1) as f64;
+    let added: Vec<f64> = rows.iter().map(|(_, r)| r.added_ms).collect();
+    let upstream: Vec<f64> = rows.iter().map(|(_, r)| r.upstream_ms).collect();
+    ConditionSummary {
+        condition: c,
+        overall: Score::from_outcomes(rows.iter().map(|(_, r)| r.correct)),
+        overall_loose: Score::from_outcomes(rows.iter().map(|(_, r)| r.correct_loose)),
+        families: families
+            .into_iter()
+            .map(|(k, v)| (k, Score::from_outcomes(v)))
+            .collect(),
+        mcnemar: pairs(None),
+        mcnemar_families,
+        calls_per_item: rows.iter().map(|(_, r)| r.calls as f64).sum::<f64>() / n,
+        images_per_item: rows.iter().map(|(_, r)| r.images_sent as f64).sum::<f64>() / n,
+        pixels_per_item: rows.iter().map(|(_, r)| r.pixels_sent as f64).sum::<f64>() / n,
+        upstream_ms_mean: mean(&upstream),
+        added_ms_mean: mean(&added),
+        added_ms_median: median(&added),
+        errors: rows.iter().filter(|(_, r)| r.error.is_some()).count(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_is_trimmed_and_case_sensitive() {
+        assert!(matches_strict(" AB3CD \n", "AB3CD"));
+        assert!(!matches_strict("ab3cd", "AB3CD"));
+        assert!(matches_loose("ab3 cd", "AB3CD"));
+        assert!(!matches_strict("19.30", "19.3"));
+    }
+}

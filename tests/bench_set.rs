@@ -1,0 +1,79 @@
+//! The committed benchmark set (`bench/set`) is reproducible: regenerating the first two items of
+//! every family gives the committed `items.jsonl` lines and the image hashes in `MANIFEST`.
+//! Only `items.jsonl` and `MANIFEST` are committed; `etchr gen-data --family all --n 30 --seed 4
+//! --out bench/set` regenerates `bench/set/images/` (see bench/README.md).
+//!
+//! When this fails after a generator change, regenerate the set and the manifest (same command,
+//! then `cd bench/set && sha256sum images/* | sort -k2 > MANIFEST`) and rerun the benchmark:
+//! results in bench/RESULTS.md refer to the committed bytes.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use etchr_data::{generate, render_gold, Family, Item};
+use etchr_ops::{encode_image, OutputFormat};
+use etchr_reason::sha256_hex;
+
+fn set_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/set"))
+}
+
+/// `images/<file>` → sha256, from `MANIFEST` (`sha256sum` format).
+fn manifest() -> HashMap<String, String> {
+    let text = std::fs::read_to_string(set_dir().join("MANIFEST")).expect("bench/set/MANIFEST");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (hash, name) = l.split_once("  ").expect("`HASH  PATH` lines");
+            (name.trim().to_string(), hash.trim().to_string())
+        })
+        .collect()
+}
+
+fn encode_as(img: &etchr_ops::RgbImage, path: &str) -> Vec<u8> {
+    let format = if path.ends_with(".png") {
+        OutputFormat::Png
+    } else {
+        OutputFormat::Jpeg(90)
+    };
+    encode_image(img, format).unwrap()
+}
+
+#[test]
+fn committed_set_regenerates_identically() {
+    let lines = std::fs::read_to_string(set_dir().join("items.jsonl")).expect("items.jsonl");
+    let committed: Vec<(&str, Item)> = lines
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| (l, serde_json::from_str(l).expect("an item")))
+        .collect();
+    let hashes = manifest();
+    assert_eq!(committed.len(), 180, "30 items per family");
+    assert_eq!(hashes.len(), 360, "an original and a gold image per item");
+    for family in Family::ALL {
+        let of_family: Vec<_> = committed
+            .iter()
+            .filter(|(_, i)| i.family == family)
+            .collect();
+        assert_eq!(of_family.len(), 30, "{family}");
+        for (line, item) in of_family.into_iter().take(2) {
+            let (fresh, img) = generate(family, item.seed, item.index);
+            assert_eq!(
+                serde_json::to_string(&fresh).unwrap(),
+                *line,
+                "{}: the generator no longer produces the committed item",
+                item.id
+            );
+            let original = sha256_hex(&encode_as(&img, &fresh.image));
+            assert_eq!(Some(&original), hashes.get(&fresh.image), "{}", fresh.image);
+            let gold = render_gold(&fresh, &img).unwrap();
+            let gold = sha256_hex(&encode_as(&gold, &fresh.gold_image));
+            assert_eq!(
+                Some(&gold),
+                hashes.get(&fresh.gold_image),
+                "{}",
+                fresh.gold_image
+            );
+        }
+    }
+}
