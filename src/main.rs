@@ -36,8 +36,17 @@ enum Command {
     GenData(etchr_data::GenArgs),
     /// Run the offline benchmark: items through the upstream under several conditions.
     Eval(etchr_eval::EvalArgs),
+    /// Train the editing model.
+    #[command(subcommand)]
+    Train(TrainCommand),
     /// Print the OpenAPI document (YAML) to stdout.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum TrainCommand {
+    /// Stage 1: imitation of generated edit trajectories (checkpoints; `--resume` continues).
+    Sft(etchr_train::SftArgs),
 }
 
 /// The one-upstream setup that needs no file.
@@ -201,6 +210,7 @@ fn main() -> std::process::ExitCode {
         Command::Reason(args) => reason(args),
         Command::GenData(args) => etchr_data::run_gen_data(args),
         Command::Eval(args) => etchr_eval::run_eval(args).map(|_| ()).map_err(Into::into),
+        Command::Train(TrainCommand::Sft(args)) => etchr_train::run_sft(args),
         Command::Openapi => {
             print!("{}", etchr_server::openapi::yaml());
             Ok(())

@@ -1,0 +1,215 @@
+//! Held-out validation: teacher-forced loss, and edit metrics of greedy decodes.
+
+use crate::data::Trajectory;
+use anyhow::Result;
+use etchr_model::{Batch, EditingModel, ImageInput, PlanInput, TrainExample};
+use etchr_ops::{Op, Program, RenderOptions};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The op kinds whose presence the metrics check.
+pub const KINDS: [&str; 4] = ["rotate", "flip", "jigsaw_solve", "path"];
+
+fn kinds(p: &Program) -> [bool; 4] {
+    let mut k = [false; 4];
+    for op in p.ops() {
+        match op {
+            Op::Rotate { .. } => k[0] = true,
+            Op::Flip { .. } => k[1] = true,
+            Op::Jigsaw { .. } | Op::JigsawSolve { .. } => k[2] = true,
+            Op::Path { .. } => k[3] = true,
+            _ => {}
+        }
+    }
+    k
+}
+
+/// The share of `gold`'s area inside `pred`.
+pub fn coverage(pred: &etchr_ops::Rect, gold: &etchr_ops::Rect) -> f64 {
+    let a = gold.area();
+    if a <= 0.0 {
+        return 0.0;
+    }
+    pred.intersect(gold).map_or(0.0, |i| i.area() / a)
+}
+
+fn focus(p: &Program) -> Option<etchr_ops::Rect> {
+    p.ops().iter().find_map(|o| o.focus_region())
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FamilyMetrics {
+    pub n: usize,
+    /// Mean IoU over trajectories whose gold program has a focus region (`None` if none).
+    pub mean_iou: Option<f64>,
+    /// The gold programs' own IoU (the imitation ceiling).
+    pub gold_program_iou: Option<f64>,
+    pub mean_coverage: Option<f64>,
+    pub iou_n: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EvalReport {
+    pub step: u64,
+    pub val_loss: f64,
+    pub val_token_nll: f64,
+    pub val_pointer_nll: f64,
+    pub val_regression: f64,
+    /// Decoded trajectories.
+    pub decoded: usize,
+    /// Share of decodes that plan without error and pass `etchr_ops::validate`.
+    pub validity: f64,
+    pub mean_iou: Option<f64>,
+    /// The same IoU for the gold programs themselves: the ceiling that imitation can reach
+    /// (gold crops keep margin around the gold region).
+    pub gold_program_iou: Option<f64>,
+    /// Mean share of the gold region's area inside the predicted focus region (a crop with
+    /// margin scores 1 here but a low IoU).
+    pub mean_coverage: Option<f64>,
+    pub gold_program_coverage: Option<f64>,
+    /// Per kind: accuracy (predicted has it | gold has it), and how many golds had it.
+    pub op_kind_accuracy: BTreeMap<String, (f64, usize)>,
+    pub per_family: BTreeMap<String, FamilyMetrics>,
+}
+
+/// Mean teacher-forced loss parts over `examples` in batches of `batch_size`.
+pub fn val_loss(
+    model: &EditingModel,
+    examples: &[TrainExample],
+    batch_size: usize,
+) -> Result<(f64, f64, f64, f64)> {
+    let mut acc = [0.0f64; 4];
+    let mut n = 0usize;
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let batch = Batch::new(chunk, model)?;
+        let (t, a, b, c) = model.loss(&batch)?.values()?;
+        let w = chunk.len() as f64;
+        for (s, v) in acc.iter_mut().zip([t, a, b, c]) {
+            *s += v as f64 * w;
+        }
+        n += chunk.len();
+    }
+    let n = n.max(1) as f64;
+    Ok((acc[0] / n, acc[1] / n, acc[2] / n, acc[3] / n))
+}
+
+/// Loss and greedy-decode metrics on `val` (decodes the trajectories that keep an image).
+pub fn evaluate(
+    model: &EditingModel,
+    val: &[Trajectory],
+    batch_size: usize,
+    step: u64,
+) -> Result<EvalReport> {
+    let examples: Vec<TrainExample> = val.iter().map(|t| t.example.clone()).collect();
+    let (val_loss, tok, ptr, reg) = val_loss(model, &examples, batch_size)?;
+    let mut r = EvalReport {
+        step,
+        val_loss,
+        val_token_nll: tok,
+        val_pointer_nll: ptr,
+        val_regression: reg,
+        ..Default::default()
+    };
+    let with_images: Vec<&Trajectory> = val.iter().filter(|t| t.image_jpeg.is_some()).collect();
+    let (mut valid, mut iou_sum, mut iou_n, mut gold_sum) = (0usize, 0.0f64, 0usize, 0.0f64);
+    let mut kind_hits = [(0usize, 0usize); 4];
+    let mut fam: BTreeMap<String, (usize, f64, usize, f64, f64)> = BTreeMap::new();
+    let (mut cov_sum, mut gold_cov_sum) = (0.0f64, 0.0f64);
+    for chunk in with_images.chunks(batch_size.clamp(1, 16)) {
+        let inputs: Vec<PlanInput> = chunk
+            .iter()
+            .map(|t| {
+                let bytes = t.image_jpeg.clone().expect("filtered");
+                PlanInput::new(ImageInput::Encoded(bytes), t.example.question.clone())
+                    .with_context(t.example.context.clone())
+            })
+            .collect();
+        for (t, out) in chunk.iter().zip(model.plan_batch(inputs)) {
+            r.decoded += 1;
+            let f = fam.entry(t.family.name().to_string()).or_default();
+            f.0 += 1;
+            let predicted = match out {
+                Ok(o) => {
+                    let (w, h) = t.example.original_size;
+                    if etchr_ops::validate(w, h, &o.program, &RenderOptions::default()).is_ok() {
+                        valid += 1;
+                    }
+                    o.program
+                }
+                Err(e) => {
+                    tracing::warn!(item = %t.item_id, error = %e, "plan failed");
+                    Program::default()
+                }
+            };
+            if let Some(g) = focus(&t.gold_program) {
+                gold_sum += g.iou(&t.gold_region);
+                f.3 += g.iou(&t.gold_region);
+                gold_cov_sum += coverage(&g, &t.gold_region);
+                let c = focus(&predicted).map_or(0.0, |p| coverage(&p, &t.gold_region));
+                cov_sum += c;
+                f.4 += c;
+                let iou = focus(&predicted).map_or(0.0, |p| p.iou(&t.gold_region));
+                iou_sum += iou;
+                iou_n += 1;
+                f.1 += iou;
+                f.2 += 1;
+            }
+            let (g, p) = (kinds(&t.gold_program), kinds(&predicted));
+            for k in 0..4 {
+                if g[k] {
+                    kind_hits[k].1 += 1;
+                    if p[k] {
+                        kind_hits[k].0 += 1;
+                    }
+                }
+            }
+        }
+    }
+    r.validity = valid as f64 / r.decoded.max(1) as f64;
+    r.mean_iou = (iou_n > 0).then(|| iou_sum / iou_n as f64);
+    r.gold_program_iou = (iou_n > 0).then(|| gold_sum / iou_n as f64);
+    r.mean_coverage = (iou_n > 0).then(|| cov_sum / iou_n as f64);
+    r.gold_program_coverage = (iou_n > 0).then(|| gold_cov_sum / iou_n as f64);
+    for (k, (hit, n)) in KINDS.iter().zip(kind_hits) {
+        if n > 0 {
+            r.op_kind_accuracy
+                .insert(k.to_string(), (hit as f64 / n as f64, n));
+        }
+    }
+    r.per_family = fam
+        .into_iter()
+        .map(|(k, (n, s, m, g, c))| {
+            (
+                k,
+                FamilyMetrics {
+                    n,
+                    mean_iou: (m > 0).then(|| s / m as f64),
+                    gold_program_iou: (m > 0).then(|| g / m as f64),
+                    mean_coverage: (m > 0).then(|| c / m as f64),
+                    iou_n: m,
+                },
+            )
+        })
+        .collect();
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etchr_ops::Rect;
+
+    #[test]
+    fn coverage_and_kinds() {
+        let gold = Rect::new(10.0, 10.0, 20.0, 20.0);
+        assert_eq!(coverage(&Rect::new(0.0, 0.0, 100.0, 100.0), &gold), 1.0);
+        assert!((coverage(&Rect::new(15.0, 0.0, 100.0, 100.0), &gold) - 0.5).abs() < 1e-12);
+        assert_eq!(coverage(&Rect::new(50.0, 50.0, 60.0, 60.0), &gold), 0.0);
+        let p = Program::from_json(
+            r#"[{"op":"jigsaw","rows":2,"cols":2,"order":[1,0,3,2]},{"op":"crop","box":[1,2,3,4]},{"op":"rotate","angle":90}]"#,
+        )
+        .unwrap();
+        assert_eq!(kinds(&p), [true, false, true, false]);
+        assert_eq!(focus(&p), Some(Rect::new(1.0, 2.0, 3.0, 4.0)));
+    }
+}
