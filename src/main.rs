@@ -249,12 +249,14 @@ fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("could not listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        // Install the signal handlers before announcing the port, so an early SIGTERM drains.
+        let shutdown = etchr_server::shutdown_signal();
         // Scripts and tests read the bound port (for port 0) from this line.
         println!("etchr listening on {addr}");
         std::io::stdout().flush()?;
         tracing::info!(%addr, "listening");
         let state = AppState::try_new(config).map_err(|e| anyhow::anyhow!(e))?;
-        etchr_server::serve(listener, state, etchr_server::shutdown_signal()).await?;
+        etchr_server::serve(listener, state, shutdown).await?;
         tracing::info!("stopped");
         Ok(())
     });
