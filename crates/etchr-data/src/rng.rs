@@ -2,8 +2,9 @@
 //! depends on nothing but this file: a `rand` upgrade can never silently change a benchmark set.
 
 /// SplitMix64: 64 bits of state, passes BigCrush, one multiply-xorshift chain per draw.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+/// The state is one public number, so trainers can checkpoint it (serde) and resume the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rng(pub u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
@@ -38,6 +39,23 @@ impl Rng {
     pub fn int(&mut self, lo: i64, hi: i64) -> i64 {
         assert!(lo <= hi, "int({lo}, {hi})");
         lo + self.below((hi - lo + 1) as u64) as i64
+    }
+
+    /// Uniform in `[lo, hi)` (`lo` when the range is empty).
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.unit() * (hi - lo)
+    }
+
+    /// A Fisher–Yates permutation of `0..n`.
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            p.swap(i, self.below(i as u64 + 1) as usize);
+        }
+        p
     }
 
     /// Uniform in `[0, 1)` with 53 bits.

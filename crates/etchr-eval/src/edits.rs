@@ -3,35 +3,8 @@
 
 use std::cell::RefCell;
 
+use etchr_data::rng::Rng;
 use etchr_ops::{Op, Point, Program, Rect};
-
-/// SplitMix64: a tiny, well-mixed, dependency-free generator. Reproducibility across versions
-/// matters more here than statistical quality.
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi]` (`lo` when the range is empty).
-    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        if hi <= lo {
-            return lo;
-        }
-        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        lo + u * (hi - lo)
-    }
-}
 
 /// A stable 64-bit hash of a string (FNV-1a), to derive per-item seeds from ids.
 pub fn fnv1a(s: &str) -> u64 {
@@ -79,7 +52,7 @@ pub fn random_program(
     let Some(b) = geometry_bounds(gold) else {
         return gold.clone();
     };
-    let mut rng = SplitMix::new(seed ^ fnv1a(item_id) ^ (attempt as u64).wrapping_mul(0x9E37));
+    let mut rng = Rng::new(seed ^ fnv1a(item_id) ^ (attempt as u64).wrapping_mul(0x9E37));
     let (dx, dy) = match whole_image_jigsaw(gold) {
         // After a permutation of the whole image, a crop is only a crop if it stays on the
         // tile grid: one straddling tiles maps back to scattered pieces, and the renderer then

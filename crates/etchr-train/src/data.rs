@@ -37,41 +37,12 @@ pub struct Trajectory {
     pub dropped: usize,
 }
 
-/// A small deterministic generator (SplitMix64) whose state is one number, so checkpoints
-/// can carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-
-    /// A Fisher–Yates permutation of `0..n`.
-    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
-        let mut p: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            p.swap(i, self.below(i + 1));
-        }
-        p
-    }
-}
+/// The generator's SplitMix64: its state is one number, so checkpoints can carry it.
+pub use etchr_data::rng::Rng as SplitMix;
 
 /// A prefix of `reasoning` cut at a word boundary, between 30 % and all of it.
 pub fn reasoning_prefix(reasoning: &str, rng: &mut SplitMix) -> String {
-    let frac = 0.3 + 0.7 * rng.uniform();
+    let frac = 0.3 + 0.7 * rng.unit();
     let want = ((reasoning.len() as f64) * frac).round() as usize;
     if want >= reasoning.len() {
         return reasoning.to_string();
