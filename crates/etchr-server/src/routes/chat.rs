@@ -456,9 +456,18 @@ fn stream_reason(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let keepalive = Duration::from_secs_f64(state.config.reason.keepalive_secs);
     tokio::spawn(async move {
+        // One comment at once, so the client sees the stream open before the loop's first
+        // upstream call returns; then one per period while the loop runs.
+        if tx
+            .send(Bytes::from_static(b": keep-alive\n\n"))
+            .await
+            .is_err()
+        {
+            return;
+        }
         let run = reasoner.run(req);
         tokio::pin!(run);
-        let mut tick = tokio::time::interval(keepalive);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         let result = loop {
             tokio::select! {
                 r = &mut run => break r,
