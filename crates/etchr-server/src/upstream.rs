@@ -146,7 +146,7 @@ impl Proxy {
                     },
                     format!(
                         "cannot reach the upstream: {}",
-                        error_chain(&e.without_url())
+                        etchr_upstream::error::error_chain(&e.without_url())
                     ),
                 ),
                 Ok(Ok(resp)) if resp.status().is_success() => {
@@ -193,7 +193,7 @@ impl Proxy {
                     ErrorKind::Connect,
                     format!(
                         "cannot reach the upstream: {}",
-                        error_chain(&e.without_url())
+                        etchr_upstream::error::error_chain(&e.without_url())
                     ),
                 )
                 .with_upstream(&self.name),
@@ -218,15 +218,4 @@ impl Proxy {
             )
         })
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }

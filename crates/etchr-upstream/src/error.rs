@@ -212,7 +212,7 @@ pub(crate) fn from_reqwest(e: reqwest::Error) -> UpstreamError {
 }
 
 /// reqwest's top-level message is terse ("error sending request"); the cause chain says why.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
