@@ -1,17 +1,24 @@
 //! `etchr`: the ETCHR sidecar's command line.
 //!
 //! Subcommands: `serve` (the HTTP service), `edit` (one edit on files, no server), `reason` (one
-//! question through the loop), `gen-data` (benchmark items), `eval` (the offline benchmark) and
-//! `openapi` (print the API document). Later: `train`.
+//! question through the loop), `gen-data` (benchmark items), `eval` (the offline benchmark),
+//! `train` (the editing model's trainer) and `openapi` (print the API document).
+//!
+//! The editing model (`etchr-model`) is wired in here, as [`model_planner::ModelPlanner`]: the
+//! server and the loop see it only through the `Planner` trait.
+
+mod model_planner;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use etchr_ops::CoordSystem;
+use etchr_reason::Planner;
 use etchr_server::config::{Config, FormatName, LogFormat};
 use etchr_server::engine::{execute, parse_program, EditJob, ImagePayload, ProgramSource};
 use etchr_server::AppState;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -28,14 +35,15 @@ struct Cli {
 enum Command {
     /// Run the HTTP service.
     Serve(ServeArgs),
-    /// Apply an edit program to an image file and write the result.
+    /// Edit an image file and write the result: an explicit program (--ops), or one the editing
+    /// model plans from a question (--question).
     Edit(EditArgs),
     /// Ask the upstream MLLM a question about an image, editing it along the way (no server).
     Reason(ReasonArgs),
     /// Generate benchmark items / training trajectories (seeded, reproducible).
     GenData(etchr_data::GenArgs),
     /// Run the offline benchmark: items through the upstream under several conditions.
-    Eval(etchr_eval::EvalArgs),
+    Eval(EvalCmd),
     /// Train the editing model.
     #[command(subcommand)]
     Train(TrainCommand),
@@ -47,6 +55,13 @@ enum Command {
 enum TrainCommand {
     /// Stage 1: imitation of generated edit trajectories (checkpoints; `--resume` continues).
     Sft(etchr_train::SftArgs),
+    /// Stage 2: GRPO against edit and downstream rewards, from Stage 1 weights (checkpoints;
+    /// `--resume` continues).
+    Rl(etchr_train::RlArgs),
+    /// Write a trained model directory with its weights in a smaller dtype (for `models/`).
+    Export(etchr_train::ExportArgs),
+    /// Held-out edit metrics of a model directory (JSON on stdout).
+    Metrics(etchr_train::MetricsArgs),
 }
 
 /// The one-upstream setup that needs no file.
@@ -89,6 +104,38 @@ impl UpstreamArgs {
     }
 }
 
+/// Which planner proposes the loop's edits (`evr`, `progressive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlannerChoice {
+    /// The editing model (built in, or `--model DIR`).
+    Model,
+    /// The question-blind zoom-in over a 2x2 then 3x3 grid.
+    #[value(alias = "tile_search")]
+    TileSearch,
+}
+
+/// `--model DIR`: an editing model other than the built-in one.
+#[derive(Args)]
+struct ModelArgs {
+    /// Editing-model directory (config.json + model.safetensors, as `etchr train sft` writes);
+    /// beats `[model] path`. Default: the model built into the binary.
+    #[arg(long = "model", visible_alias = "model-dir", value_name = "DIR")]
+    model: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EvalCmd {
+    #[command(flatten)]
+    args: etchr_eval::EvalArgs,
+    /// Planner of the `etchr` condition: model (the editing model the binary ships, or
+    /// --model-dir) or tile-search (the question-blind fallback).
+    #[arg(long, value_enum, default_value = "model")]
+    planner: PlannerChoice,
+    /// Editing-model directory for `--planner model` (default: the built-in model).
+    #[arg(long, value_name = "DIR")]
+    model_dir: Option<PathBuf>,
+}
+
 #[derive(Args)]
 struct ReasonArgs {
     /// Input image (PNG, JPEG or WebP).
@@ -103,6 +150,12 @@ struct ReasonArgs {
     /// Most edits (default from [reason] max_steps).
     #[arg(long, value_name = "N")]
     max_steps: Option<usize>,
+    /// Who plans the edits of evr / progressive: model or tile-search (default: model, or
+    /// tile-search when [model] enabled = false).
+    #[arg(long, value_enum)]
+    planner: Option<PlannerChoice>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Write the full trace (JSON) here.
     #[arg(long, value_name = "OUT.json")]
     trace: Option<PathBuf>,
@@ -143,13 +196,27 @@ struct EditArgs {
     #[arg(long, value_name = "IN")]
     image: PathBuf,
     /// JSON file holding the edit program (an array of ops).
-    #[arg(long, value_name = "OPS.json")]
-    ops: PathBuf,
+    #[arg(
+        long,
+        value_name = "OPS.json",
+        required_unless_present = "question",
+        conflicts_with = "question"
+    )]
+    ops: Option<PathBuf>,
+    /// Instead of --ops: the question the edit should help answer; the editing model plans the
+    /// program (offline, on this machine).
+    #[arg(long, value_name = "Q")]
+    question: Option<String>,
+    /// With --question: the reasoning so far, which the model also reads.
+    #[arg(long, value_name = "C", requires = "question")]
+    context: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Output file; .png, .jpg or .jpeg picks the format. With several views (a `tiles` op),
     /// view i > 0 is written next to it as NAME-i.EXT.
     #[arg(long, value_name = "OUT")]
     out: PathBuf,
-    /// Coordinate convention of the program: pixel, norm1, norm1000, qwen25, gemini or xywh.
+    /// Coordinate convention of --ops: pixel, norm1, norm1000, qwen25, gemini or xywh.
     #[arg(long, default_value = "pixel", value_parser = parse_coords)]
     coords: CoordSystem,
     /// For --coords qwen25: the model-input size W,H the boxes refer to.
@@ -209,8 +276,11 @@ fn main() -> std::process::ExitCode {
         Command::Edit(args) => edit(args),
         Command::Reason(args) => reason(args),
         Command::GenData(args) => etchr_data::run_gen_data(args),
-        Command::Eval(args) => etchr_eval::run_eval(args).map(|_| ()).map_err(Into::into),
+        Command::Eval(args) => eval(args),
         Command::Train(TrainCommand::Sft(args)) => etchr_train::run_sft(args),
+        Command::Train(TrainCommand::Rl(args)) => etchr_train::run_rl(args),
+        Command::Train(TrainCommand::Export(args)) => etchr_train::run_export(args),
+        Command::Train(TrainCommand::Metrics(args)) => etchr_train::run_metrics(args).map(|_| ()),
         Command::Openapi => {
             print!("{}", etchr_server::openapi::yaml());
             Ok(())
@@ -239,6 +309,13 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.validate()?;
     init_logging(config.log_format, "info");
     tracing::info!(config = ?config, "starting etchr {}", env!("CARGO_PKG_VERSION"));
+    // Load the model before listening: a bad [model] path stops start-up here, with a message.
+    let planner = if config.model.enabled {
+        Some(model_planner::load(&config.model, None)?)
+    } else {
+        tracing::info!("the editing model is disabled ([model] enabled = false)");
+        None
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -255,7 +332,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         println!("etchr listening on {addr}");
         std::io::stdout().flush()?;
         tracing::info!(%addr, "listening");
-        let state = AppState::try_new(config).map_err(|e| anyhow::anyhow!(e))?;
+        let mut state = AppState::try_new(config).map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(p) = planner {
+            state = state.with_planner(Arc::new(p));
+        }
         etchr_server::serve(listener, state, shutdown).await?;
         tracing::info!("stopped");
         Ok(())
@@ -298,14 +378,33 @@ fn edit(args: EditArgs) -> Result<()> {
     let format = format_for(&args.out, config.output.jpeg_quality)?;
     let image = std::fs::read(&args.image)
         .with_context(|| format!("could not read {}", args.image.display()))?;
-    let ops_text = std::fs::read_to_string(&args.ops)
-        .with_context(|| format!("could not read {}", args.ops.display()))?;
-    let ops: Vec<serde_json::Value> = serde_json::from_str(&ops_text)
-        .with_context(|| format!("{} must hold a JSON array of ops", args.ops.display()))?;
-    let program = parse_program(ops, config.limits.max_ops)?;
+    let (program, planner) = match (&args.ops, &args.question) {
+        (Some(path), _) => {
+            let ops_text = std::fs::read_to_string(path)
+                .with_context(|| format!("could not read {}", path.display()))?;
+            let ops: Vec<serde_json::Value> = serde_json::from_str(&ops_text)
+                .with_context(|| format!("{} must hold a JSON array of ops", path.display()))?;
+            let program = parse_program(ops, config.limits.max_ops)?;
+            (ProgramSource::Ops(program), "explicit_ops".to_string())
+        }
+        (None, Some(question)) => {
+            if question.trim().is_empty() {
+                bail!("--question is empty");
+            }
+            let planner = model_planner::load(&config.model, args.model.model.as_deref())?;
+            let name = planner.name().to_string();
+            let source = ProgramSource::Plan {
+                planner: Arc::new(planner),
+                question: question.clone(),
+                context: args.context.clone(),
+            };
+            (source, name)
+        }
+        (None, None) => bail!("give --ops OPS.json, or --question Q for the editing model"),
+    };
     let outcome = execute(EditJob {
         image: ImagePayload::Bytes(image.into()),
-        program: ProgramSource::Ops(program),
+        program,
         coords: args.coords,
         resized: args.resized,
         format,
@@ -326,11 +425,14 @@ fn edit(args: EditArgs) -> Result<()> {
         "out": written,
         "width": first.width,
         "height": first.height,
+        "planner": planner,
+        "program": etchr_ops::text::to_text(&outcome.program),
         "ops": outcome.program,
         "repairs": outcome.repairs,
         "transform": first.transform,
-        "timings_ms": {"decode": t.decode, "render": t.render, "encode": t.encode,
-                        "total": t.decode + t.render + t.encode},
+        "timings_ms": {"decode": t.decode, "plan": t.plan, "render": t.render,
+                        "encode": t.encode,
+                        "total": t.decode + t.plan.unwrap_or(0.0) + t.render + t.encode},
     });
     println!("{summary}");
     Ok(())
@@ -351,6 +453,18 @@ fn reason(args: ReasonArgs) -> Result<()> {
     };
     let image = std::fs::read(&args.image)
         .with_context(|| format!("could not read {}", args.image.display()))?;
+    let use_model = match args.planner {
+        Some(choice) => choice == PlannerChoice::Model,
+        None => config.model.enabled,
+    };
+    let planner: Option<Arc<dyn Planner>> = if use_model {
+        Some(Arc::new(model_planner::load(
+            &config.model,
+            args.model.model.as_deref(),
+        )?))
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -358,7 +472,10 @@ fn reason(args: ReasonArgs) -> Result<()> {
     let outcome = runtime.block_on(async {
         let backend =
             etchr_upstream::build(&upstream).map_err(|e| anyhow::anyhow!("upstream: {e}"))?;
-        let reasoner = etchr_reason::Reasoner::new(backend, config.loop_config());
+        let mut reasoner = etchr_reason::Reasoner::new(backend, config.loop_config());
+        if let Some(p) = planner {
+            reasoner = reasoner.with_planner(p);
+        }
         let outcome = reasoner
             .run(etchr_reason::ReasonRequest {
                 image,
@@ -380,5 +497,24 @@ fn reason(args: ReasonArgs) -> Result<()> {
             .with_context(|| format!("could not write {}", path.display()))?;
     }
     println!("{}", outcome.trace.answer);
+    Ok(())
+}
+
+/// `etchr eval`: the `etchr` condition plans with the shipped editing model unless
+/// `--planner tile-search`, so the benchmark measures what the binary ships.
+fn eval(cmd: EvalCmd) -> Result<()> {
+    let wants_planner = cmd.args.conditions.contains(&etchr_eval::Condition::Etchr)
+        && cmd.args.strategy.trim() != "tools";
+    let planner: Option<Arc<dyn Planner>> = match cmd.planner {
+        PlannerChoice::Model if wants_planner => {
+            let settings = etchr_server::config::EditingModelConfig::default();
+            Some(Arc::new(model_planner::load(
+                &settings,
+                cmd.model_dir.as_deref(),
+            )?))
+        }
+        _ => None,
+    };
+    etchr_eval::run_eval_with_planner(cmd.args, planner)?;
     Ok(())
 }

@@ -163,6 +163,97 @@ fn serve_edits_over_http() {
         .text()
         .unwrap();
     assert!(metrics.contains("etchr_http_requests_total"), "{metrics}");
+
+    // No ops, a question: the built-in editing model plans the program.
+    use base64::Engine as _;
+    let image = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png(320, 200))
+    );
+    let res = client
+        .post(format!("{}/v1/edit", server.base))
+        .json(&serde_json::json!({"image": image, "question": "What is the code on the tag?"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().unwrap();
+    assert!(!v["ops"].as_array().unwrap().is_empty(), "{v}");
+    assert!(v["timings_ms"]["plan"].is_number(), "{v}");
+}
+
+#[test]
+fn edit_cli_plans_with_the_built_in_model() {
+    let dir = TempDir::new("cli-plan");
+    let out = dir.0.join("x.png");
+    let output = Command::new(BIN)
+        .arg("edit")
+        .arg("--image")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/panel.jpg"))
+        .args([
+            "--question",
+            "What is the code on the tag \"Pump 7\" of the purple square?",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .env_remove("ETCHR_CONFIG")
+        .env_remove("ETCHR_MODEL__PATH")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["planner"], "etchr-model:default", "{summary}");
+    let ops = summary["ops"].as_array().unwrap();
+    assert!(!ops.is_empty(), "a program was planned: {summary}");
+    let program = summary["program"].as_str().unwrap();
+    assert!(!program.is_empty(), "{summary}");
+    assert!(summary["timings_ms"]["plan"].is_number());
+    let img = decode_image(&std::fs::read(&out).unwrap(), &DecodeLimits::default()).unwrap();
+    assert_eq!(
+        (img.width() as u64, img.height() as u64),
+        (
+            summary["width"].as_u64().unwrap(),
+            summary["height"].as_u64().unwrap()
+        )
+    );
+}
+
+#[test]
+fn a_bad_model_path_is_a_clear_error() {
+    let dir = TempDir::new("cli-model");
+    let missing = dir.0.join("no-such-model");
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("ETCHR_CONFIG")
+        .env("ETCHR_MODEL__PATH", &missing)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("listening"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-such-model"), "{stderr}");
+
+    let input = dir.0.join("in.png");
+    std::fs::write(&input, png(64, 64)).unwrap();
+    let output = Command::new(BIN)
+        .arg("edit")
+        .arg("--image")
+        .arg(&input)
+        .args(["--question", "where?", "--model"])
+        .arg(&missing)
+        .arg("--out")
+        .arg(dir.0.join("out.png"))
+        .env_remove("ETCHR_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-such-model"), "{stderr}");
 }
 
 #[cfg(unix)]
@@ -281,4 +372,89 @@ fn openapi_subcommand_prints_the_committed_document() {
         printed, committed,
         "openapi.yaml is stale: run `cargo run -- openapi > openapi.yaml`"
     );
+}
+
+#[test]
+fn reason_cli_plans_with_the_model_unless_told_otherwise() {
+    use etchr_testkit::{MockUpstream, Reply, Script};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Every call: "the edit helps" for the verifier, and an answer.
+    let mock = runtime.block_on(MockUpstream::start(Script::always(Reply::chat(
+        "Looks right. \\boxed{1}",
+    ))));
+    let dir = TempDir::new("cli-reason");
+    let input = dir.0.join("in.png");
+    std::fs::write(&input, png(256, 192)).unwrap();
+    let run = |planner: Option<&str>| -> Value {
+        let trace = dir.0.join("trace.json");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("reason")
+            .arg("--image")
+            .arg(&input)
+            .args(["--question", "What is the code on the tag?"])
+            .args(["--strategy", "evr", "--provider", "vllm", "--upstream-url"])
+            .arg(mock.base_url())
+            .args(["--upstream-model", "m", "--trace"])
+            .arg(&trace)
+            .env_remove("ETCHR_CONFIG")
+            .env_remove("ETCHR_MODEL__PATH")
+            .env_remove("ETCHR_MODEL__ENABLED");
+        if let Some(p) = planner {
+            cmd.args(["--planner", p]);
+        }
+        let output = cmd.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap()
+    };
+    let trace = run(None);
+    assert_eq!(trace["planner"], "etchr-model:default");
+    let edited = trace["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["edit"]["planner"] == "etchr-model:default");
+    assert!(edited, "the model planned an edit: {trace}");
+    assert_eq!(run(Some("model"))["planner"], "etchr-model:default");
+    assert_eq!(run(Some("tile-search"))["planner"], "tile_search");
+    drop(runtime);
+}
+
+#[test]
+fn eval_measures_the_shipped_model_by_default() {
+    use etchr_testkit::{MockUpstream, Reply, Script};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mock = runtime.block_on(MockUpstream::start(Script::always(Reply::chat(
+        "\\boxed{1}",
+    ))));
+    let dir = TempDir::new("cli-eval");
+    let items = dir.0.join("items");
+    etchr_data::write_set(Some(etchr_data::Family::FineGrained), 1, 4, &items).unwrap();
+    let run = |planner: &str| -> Value {
+        let out = dir.0.join(format!("out-{planner}"));
+        let output = Command::new(BIN)
+            .args(["eval", "--items"])
+            .arg(&items)
+            .args(["--upstream", &mock.base_url(), "--model", "m"])
+            .args(["--conditions", "etchr", "--quiet", "--thumb-side", "0"])
+            .args(["--planner", planner, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap()
+    };
+    let r = run("model");
+    assert_eq!(r["meta"]["planner"], "etchr-model:default", "{}", r["meta"]);
+    assert_eq!(r["summary"][0]["errors"], 0, "{}", r["summary"]);
+    let r = run("tile-search");
+    assert_eq!(r["meta"]["planner"], "tile_search");
+    drop(runtime);
 }

@@ -5,7 +5,7 @@
 
 use crate::rng::Rng;
 use etchr_ops::program::Filter;
-use etchr_ops::{Op, Rect};
+use etchr_ops::{Color, Op, Rect};
 
 /// The reader's default resolution: images are downscaled to this longest side.
 pub const READER_SIDE: f64 = 1024.0;
@@ -92,6 +92,22 @@ pub fn context_crop(focus: &Rect, cap: f64, w: u32, h: u32) -> Rect {
 
 pub fn crop(r: Rect) -> Op {
     Op::Crop { region: r }
+}
+
+/// Margin between the answer's box and the red outline that marks it, in original pixels.
+pub const MARK_MARGIN: f64 = 3.0;
+
+/// The red outline that marks `target` (the item's gold region) in every crop-based gold
+/// program: it tells the reader where to look inside the context crop, and it is the program's
+/// focus region (`Program::focus`), which the editing model's IoU metric compares with the gold
+/// region.
+pub fn mark(target: &Rect, w: u32, h: u32) -> Op {
+    Op::DrawBox {
+        region: crate::draw::expand(*target, MARK_MARGIN, w, h),
+        color: Color::RED,
+        width: 3.0,
+        label: None,
+    }
 }
 
 pub fn zoom(factor: f64) -> Op {

@@ -8,8 +8,9 @@
 //! and pixels each condition spends, and the latency the sidecar adds, as a table, `results.json`
 //! and a browsable `report.html`.
 //!
-//! The editing model is pluggable: [`run_eval_with_planner`] takes any [`Planner`]; the CLI passes
-//! none, so the loop plans with its question-blind `TileSearch` fallback until a model exists.
+//! The editing model is pluggable: [`run_eval_with_planner`] takes any [`Planner`]; the `etchr`
+//! binary passes the editing model it ships (`etchr eval --planner model`, the default) or none
+//! (`--planner tile-search`: the loop's question-blind `TileSearch` fallback).
 
 mod args;
 pub mod condition;
@@ -212,7 +213,7 @@ pub fn run_eval_with_planner(
 
 /// A vLLM-style server serves one model and names it at `GET /models`: with no `--model`, that
 /// is the one to ask (the reader emulator works the same way).
-async fn discover_model(upstream: &UpstreamConfig) -> Result<String, EvalError> {
+pub async fn discover_model(upstream: &UpstreamConfig) -> Result<String, EvalError> {
     let base = upstream.resolved_base_url()?;
     let url = format!("{}/models", base.trim_end_matches('/'));
     let client = etchr_upstream::http_client()?;

@@ -4,7 +4,8 @@
 //! `cargo bench -p etchr-model --bench plan_latency` prints JSON and writes
 //! `bench/out/plan-latency.json`. The weights are the default architecture at a fixed seed:
 //! latency does not depend on training, except through program length, so both greedy plans
-//! and long sampled programs (6–8 ops) are timed.
+//! and long sampled programs (6–8 ops) are timed. `coarse_to_fine` times the planner's
+//! two-call path (full decode, plan, `refine_view`, plan on the view).
 
 use etchr_model::{select_device, DecodeOptions, EditingModel, ImageInput, ModelConfig, PlanInput};
 use std::sync::Arc;
@@ -97,6 +98,39 @@ fn run(
     }
 }
 
+/// The planner's coarse-to-fine path, end to end from the JPEG: decode (full size, as the
+/// server does before the loop), a first plan, `refine_view` around a crop an eighth of the
+/// image wide (forced, so every iteration pays for the second call: the worst case), and the
+/// second plan on that view. Wall-clock p50 / p90 in ms.
+fn run_refined(model: &EditingModel, jpeg: &Arc<[u8]>, iters: usize) -> (f64, f64) {
+    let question = r#"What code is printed on the tag next to "K-17"?"#;
+    let crop = etchr_ops::Program(vec![etchr_ops::Op::Crop {
+        region: etchr_ops::Rect::new(1400.0, 1500.0, 1656.0, 1628.0),
+    }]);
+    let mut times = Vec::new();
+    for _ in 0..iters {
+        let start = Instant::now();
+        let img = Arc::new(
+            etchr_ops::decode_image(jpeg, &etchr_ops::DecodeLimits::default()).expect("decode"),
+        );
+        let first = model
+            .plan(PlanInput::new(ImageInput::Decoded(img.clone()), question))
+            .expect("plan");
+        let (view, tf) = etchr_model::refine_view(&img, &etchr_ops::Transform::identity(), &crop)
+            .expect("a small crop refines");
+        let second = model
+            .plan(
+                PlanInput::new(ImageInput::Decoded(Arc::new(view)), question)
+                    .on_view(tf, (img.width(), img.height())),
+            )
+            .expect("plan");
+        std::hint::black_box((first, second));
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    (percentile(&times, 0.5), percentile(&times, 0.9))
+}
+
 fn json(r: &Run) -> String {
     format!(
         r#"{{"p50_ms":{:.2},"p90_ms":{:.2},"cpu_p50_ms":{:.2},"mean_ms":{:.2},"preprocess_ms":{:.2},"encode_ms":{:.2},"decode_ms":{:.2},"tokens":{:.1}}}"#,
@@ -122,12 +156,13 @@ fn main() {
     let long = run(&model, &jpeg, iters, |i| {
         DecodeOptions::sample(6.0, 1.0, i as u64)
     });
+    let (refined_p50, refined_p90) = run_refined(&model, &jpeg, iters);
     let threads = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()));
     let out = format!(
-        r#"{{"bench":"plan_latency","input":"2048x2048 JPEG q90 ({} bytes)","device":"{}","threads":{},"load_avg":"{}","params":{},"image_size":{},"patch_size":{},"d_model":{},"encoder_layers":{},"decoder_layers":{},"target_p50_ms":50,"greedy":{},"long_programs":{},"iters":{}}}"#,
+        r#"{{"bench":"plan_latency","input":"2048x2048 JPEG q90 ({} bytes)","device":"{}","threads":{},"load_avg":"{}","params":{},"image_size":{},"patch_size":{},"d_model":{},"encoder_layers":{},"decoder_layers":{},"target_p50_ms":50,"greedy":{},"long_programs":{},"coarse_to_fine":{{"p50_ms":{:.2},"p90_ms":{:.2}}},"iters":{}}}"#,
         jpeg.len(),
         if device.is_cuda() { "cuda:0" } else { "cpu" },
         threads,
@@ -145,6 +180,8 @@ fn main() {
         cfg.decoder_layers,
         json(&greedy),
         json(&long),
+        refined_p50,
+        refined_p90,
         iters
     );
     println!("{out}");

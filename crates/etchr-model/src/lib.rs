@@ -14,6 +14,7 @@
 //! - [`nn`], [`encoder`], [`decoder`]: the network, written from differentiable primitives;
 //! - [`model`]: [`EditingModel`] (load, save, plan), [`decode`]: constrained decoding;
 //! - [`batch`], [`loss`]: teacher-forced training batches and the loss;
+//! - [`refine`]: coarse-to-fine, the zoomed view for a second, refining call;
 //! - [`worker`]: the inference thread behind a bounded queue, with micro-batching;
 //! - [`init`]: seeded initialisation (candle's CPU init is not seedable).
 
@@ -31,6 +32,7 @@ pub mod nn;
 pub mod ops;
 pub mod pointer;
 pub mod preprocess;
+pub mod refine;
 pub mod tokens;
 pub mod vocab;
 pub mod worker;
@@ -42,6 +44,7 @@ pub use error::ModelError;
 pub use loss::LossParts;
 pub use model::{select_device, EditingModel, ImageInput, PlanInput, PlanOutput, Timings};
 pub use preprocess::{Letterbox, Prepared};
+pub use refine::refine_view;
 pub use tokens::{program_to_tokens, program_to_tokens_lossy, tokens_to_program, Frame, Token};
 pub use vocab::{Sym, Vocab};
 pub use worker::{ModelHandle, ModelWorker, WorkerConfig};

@@ -227,6 +227,23 @@ impl EditingModel {
         Ok(())
     }
 
+    /// Like [`save`](Self::save), storing the weights as `dtype` (the shipped model uses F16:
+    /// half the size; [`load_bytes`](Self::load_bytes) computes in F32 either way).
+    pub fn save_as(&self, dir: impl AsRef<Path>, dtype: DType) -> Result<()> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(&self.cfg).expect("configs serialise");
+        std::fs::write(dir.join(CONFIG_FILE), json + "\n")?;
+        let vars = self.varmap.data().lock().expect("varmap lock poisoned");
+        let mut tensors = std::collections::HashMap::new();
+        for (name, var) in vars.iter() {
+            tensors.insert(name.clone(), var.as_tensor().to_dtype(dtype)?);
+        }
+        drop(vars);
+        candle_core::safetensors::save(&tensors, dir.join(WEIGHTS_FILE))?;
+        Ok(())
+    }
+
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
     }

@@ -381,6 +381,45 @@ fn save_then_load_gives_identical_outputs() {
 }
 
 #[test]
+fn f16_storage_halves_the_file_and_loads_to_the_rounded_weights() {
+    let model = EditingModel::tiny(42).unwrap();
+    let base = std::env::temp_dir().join(format!("etchr-model-f16-{}", std::process::id()));
+    let (full, half) = (base.join("f32"), base.join("f16"));
+    model.save(&full).unwrap();
+    model.save_as(&half, candle_core::DType::F16).unwrap();
+    let size = |d: &std::path::Path| {
+        std::fs::metadata(d.join("model.safetensors"))
+            .unwrap()
+            .len()
+    };
+    let (full_size, half_size) = (size(&full), size(&half));
+    let loaded = EditingModel::load(&half, &Device::Cpu).unwrap();
+    let _ = std::fs::remove_dir_all(&base);
+    assert!(half_size * 10 < full_size * 6, "{half_size} vs {full_size}");
+    let vars = model.varmap().data().lock().unwrap();
+    let got = loaded.varmap().data().lock().unwrap();
+    for (name, var) in vars.iter() {
+        let want = var
+            .as_tensor()
+            .to_dtype(candle_core::DType::F16)
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let have = got[name]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(want, have, "{name}");
+    }
+}
+
+#[test]
 fn seeded_weights_are_reproducible() {
     let a = EditingModel::tiny(7).unwrap();
     let b = EditingModel::tiny(7).unwrap();

@@ -471,6 +471,25 @@ impl Program {
         self.0.len()
     }
 
+    /// The region the program singles out, in original pixels: the last marking op (box,
+    /// ellipse, highlight) if there is one, else the first crop. A crop keeps context around
+    /// its target, so when a program also marks something, the mark is the more precise answer
+    /// to "where did it look".
+    pub fn focus(&self) -> Option<Rect> {
+        let marked = self.0.iter().rev().find_map(|op| match op {
+            Op::DrawBox { region, .. }
+            | Op::Ellipse { region, .. }
+            | Op::Highlight { region, .. } => Some(*region),
+            _ => None,
+        });
+        marked.or_else(|| {
+            self.0.iter().find_map(|op| match op {
+                Op::Crop { region } => Some(*region),
+                _ => None,
+            })
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -533,5 +552,22 @@ mod tests {
         assert_eq!(Color::parse("#FF0000").unwrap(), Color([255, 0, 0]));
         assert!(Color::parse("#12345").is_err());
         assert!(Color::parse("mauve-ish").is_err());
+    }
+
+    #[test]
+    fn focus_prefers_the_last_mark_over_the_crop() {
+        let crop = Rect::new(0.0, 0.0, 100.0, 100.0);
+        let mark = Rect::new(40.0, 40.0, 60.0, 50.0);
+        let p: Program = serde_json::from_value(serde_json::json!([
+            {"op": "crop", "box": [0, 0, 100, 100]},
+            {"op": "zoom", "factor": 2},
+            {"op": "highlight", "box": [10, 10, 90, 90]},
+            {"op": "box", "box": [40, 40, 60, 50]}
+        ]))
+        .unwrap();
+        assert_eq!(p.focus(), Some(mark));
+        let only_crop = Program(p.0[..2].to_vec());
+        assert_eq!(only_crop.focus(), Some(crop));
+        assert_eq!(Program(vec![p.0[1].clone()]).focus(), None);
     }
 }

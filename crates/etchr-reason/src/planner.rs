@@ -1,9 +1,9 @@
 //! The seam where edit programs come from.
 //!
 //! One trait, shared by the loop and the HTTP server (`etchr_server::planner` re-exports it): the
-//! editing model (a later crate, candle) implements [`Planner`]; until it lands, `evr` and
-//! `progressive` plan with the question-blind [`TileSearch`], and clients may send explicit ops
-//! ([`ExplicitOps`]). In the `tools` strategy the upstream itself plans through tool calls, so no
+//! editing model (`etchr-model`, candle; wrapped by the `etchr` binary) implements [`Planner`];
+//! without one, `evr` and `progressive` plan with the question-blind [`TileSearch`], and clients
+//! may send explicit ops ([`ExplicitOps`]). In the `tools` strategy the upstream itself plans through tool calls, so no
 //! `Planner` runs there; the trace names the planner either way.
 
 use etchr_ops::{Op, Program, Rect, RgbImage, Transform};
@@ -46,6 +46,9 @@ pub enum PlanError {
     /// The model failed.
     #[error("the editing model failed: {0}")]
     Model(String),
+    /// The model's queue is full: retry shortly (the server answers 503 with `Retry-After`).
+    #[error("{0}")]
+    Overloaded(String),
     /// The planner has nothing more to propose; the loop stops editing.
     #[error("the planner has no further edit")]
     Exhausted,
@@ -65,9 +68,14 @@ impl ExplicitOps {
     }
 }
 
+impl ExplicitOps {
+    /// The planner name traces show for client-sent programs.
+    pub const NAME: &'static str = "explicit_ops";
+}
+
 impl Planner for ExplicitOps {
     fn name(&self) -> &str {
-        "explicit_ops"
+        Self::NAME
     }
 
     fn plan(&self, _request: &PlanRequest<'_>) -> Result<Program, PlanError> {
@@ -82,8 +90,8 @@ impl Planner for ExplicitOps {
 /// a tile border is whole in at least one tile) and zoomed back towards the original's size
 /// (factor = grid size, capped so the long side stays within `max_side`). After 13 steps it
 /// reports [`PlanError::Exhausted`]. It ignores the question and the reasoning: it exists so that
-/// `evr` and `progressive` work end to end before the editing model lands, and the trace says
-/// `tile_search` whenever it ran.
+/// `evr` and `progressive` work end to end without the editing model (`etchr reason --planner
+/// tile-search`, `[model] enabled = false`), and the trace says `tile_search` whenever it ran.
 #[derive(Debug, Clone)]
 pub struct TileSearch {
     /// Longest side a zoomed tile may reach.

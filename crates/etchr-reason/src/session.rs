@@ -104,7 +104,7 @@ impl<'a> Session<'a> {
             (_, Strategy::Tools) => (r.fallback.clone(), "upstream_tools".to_string()),
             (Some(ops), _) => {
                 let p = ExplicitOps::new(ops.clone());
-                (Arc::new(p), "explicit_ops".to_string())
+                (Arc::new(p), ExplicitOps::NAME.to_string())
             }
             (None, _) => {
                 let p = r.model.clone().unwrap_or_else(|| r.fallback.clone());
@@ -363,7 +363,21 @@ impl<'a> Session<'a> {
         }
         self.seen_programs.push(key);
         let name = self.planner_name.clone();
-        let rendered = self.render(program, plan_ms).await?;
+        let rendered = match self.render(program, plan_ms).await {
+            Ok(r) => r,
+            // A program the client sent is the client's to fix (422); one a planner proposed
+            // that cannot be rendered (say, a `path` with no free route, which only the
+            // renderer finds out) costs this edit, not the whole run.
+            Err(ReasonError::Ops(e)) if name != ExplicitOps::NAME => {
+                tracing::warn!(error = %e, planner = %name, "planned program does not render; continuing without an edit");
+                self.note_error(
+                    StepKind::Edit,
+                    format!("the planned program does not render: {e}"),
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Some(self.add_view(rendered, StepKind::Edit, name, context)))
     }
 

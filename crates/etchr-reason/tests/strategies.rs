@@ -309,3 +309,43 @@ async fn trajectory_log_survives_a_torn_record() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Proposes a `path` between two rooms a wall separates: it validates, but only the renderer
+/// finds that no route exists.
+struct WalledPath;
+
+impl etchr_reason::Planner for WalledPath {
+    fn name(&self) -> &str {
+        "walled_path"
+    }
+
+    fn plan(
+        &self,
+        _request: &etchr_reason::PlanRequest<'_>,
+    ) -> Result<etchr_ops::Program, etchr_reason::PlanError> {
+        Ok(
+            etchr_ops::Program::from_json(r#"[{"op":"path","from":[20,50],"to":[180,50]}]"#)
+                .unwrap(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_planned_program_that_does_not_render_costs_the_edit_not_the_run() {
+    let mock = MockUpstream::start(Script::queue([Reply::chat("ANSWER: 7")])).await;
+    let raw = (0..100u32)
+        .flat_map(|_| (0..200u32).flat_map(|x| [if (95..105).contains(&x) { 0 } else { 255 }; 3]))
+        .collect();
+    let walled = RgbImage::from_raw(200, 100, raw).unwrap();
+    let mut req = request(Strategy::Evr);
+    req.image = encode_image(&walled, OutputFormat::Png).unwrap();
+    let out = reasoner(&mock)
+        .with_planner(Arc::new(WalledPath))
+        .run(req)
+        .await
+        .unwrap();
+    assert_eq!(out.trace.answer, "7");
+    let error = out.trace.steps[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("does not render"), "{error}");
+    assert_eq!(images_in(&mock.bodies()[0]), 1);
+}

@@ -33,6 +33,8 @@ pub fn api_routes() -> Router<AppState> {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
+        // The playground and trace viewer (static, embedded): `/` and `/playground/*`.
+        .merge(routes::playground::routes())
 }
 
 /// The complete service.

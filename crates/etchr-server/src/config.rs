@@ -89,6 +89,61 @@ pub struct Config {
     pub upstream: Option<UpstreamConfig>,
     pub reason: ReasonConfig,
     pub models: ModelsConfig,
+    pub model: EditingModelConfig,
+}
+
+/// Where the editing model runs. The server crate only holds these settings: it knows the model
+/// through the [`crate::planner::Planner`] trait, and the `etchr` binary loads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelDevice {
+    /// CUDA device 0 when the binary was built with `--features cuda` and one is available,
+    /// otherwise the CPU (the fallback is logged).
+    #[default]
+    Auto,
+    Cpu,
+    /// CUDA device 0, or a start-up error.
+    Cuda,
+}
+
+/// The editing model: the planner of `/v1/edit` without `ops` and of the loop's `evr` and
+/// `progressive` strategies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EditingModelConfig {
+    /// Load the model at start-up. Off: `/v1/edit` needs `ops` (422 `planner_unavailable`
+    /// otherwise) and the loop plans with the question-blind `tile_search`.
+    pub enabled: bool,
+    /// A directory holding `config.json` and `model.safetensors`; empty means the default
+    /// model built into the binary (`models/default`).
+    pub path: String,
+    /// `auto`, `cpu` or `cuda`.
+    pub device: ModelDevice,
+    /// Plan requests waiting beyond the ones being served; more get a fast 503
+    /// `model_overloaded` with `Retry-After`.
+    pub queue_capacity: usize,
+    /// Most plan requests in one forward pass.
+    pub max_batch: usize,
+    /// Milliseconds the first request of a batch waits for company.
+    pub batch_window_ms: u64,
+    /// Coarse-to-fine: when the first plan crops a small part of the view, plan again on a
+    /// view twice the crop's size and use that program. Costs a second call. Off by default:
+    /// the shipped weights place programs better in one call (models/README.md has both IoUs).
+    pub refine: bool,
+}
+
+impl Default for EditingModelConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: String::new(),
+            device: ModelDevice::Auto,
+            queue_capacity: 64,
+            max_batch: 8,
+            batch_window_ms: 2,
+            refine: false,
+        }
+    }
 }
 
 /// The reasoning loop's defaults and budgets.
@@ -188,6 +243,7 @@ impl Default for Config {
             upstream: None,
             reason: ReasonConfig::default(),
             models: ModelsConfig::default(),
+            model: EditingModelConfig::default(),
         }
     }
 }
@@ -343,6 +399,13 @@ impl Config {
         }
         if !(r.keepalive_secs.is_finite() && r.keepalive_secs > 0.0) {
             return bad("reason.keepalive_secs must be a positive number");
+        }
+        let m = &self.model;
+        if m.queue_capacity == 0 || m.max_batch == 0 {
+            return bad("model.queue_capacity and model.max_batch must be at least 1");
+        }
+        if m.batch_window_ms > 1000 {
+            return bad("model.batch_window_ms must be at most 1000");
         }
         if let Some(u) = &self.upstream {
             u.validate()
@@ -553,6 +616,34 @@ mod tests {
             cfg.cors.allowed_origins,
             ["https://a.example", "https://b.example"]
         );
+    }
+
+    #[test]
+    fn model_section_reads_from_file_and_env() {
+        let env = [
+            (
+                "ETCHR_MODEL__PATH".to_string(),
+                "/opt/etchr/model".to_string(),
+            ),
+            ("ETCHR_MODEL__DEVICE".to_string(), "cpu".to_string()),
+            ("ETCHR_MODEL__MAX_BATCH".to_string(), "4".to_string()),
+        ];
+        let flags = [("model.enabled".to_string(), "false".to_string())];
+        let cfg = Config::load(None, env, &flags).unwrap();
+        assert_eq!(
+            cfg.model,
+            EditingModelConfig {
+                enabled: false,
+                path: "/opt/etchr/model".into(),
+                device: ModelDevice::Cpu,
+                max_batch: 4,
+                ..EditingModelConfig::default()
+            }
+        );
+        assert!(Config::from_toml_str("[model]\ndevice = \"tpu\"\n").is_err());
+        assert!(Config::from_toml_str("[model]\nqueue_capacity = 0\n").is_err());
+        let err = Config::from_toml_str("[model]\nweights = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("weights"), "{err}");
     }
 
     #[test]

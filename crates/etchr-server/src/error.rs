@@ -58,6 +58,9 @@ pub enum ApiError {
     /// Too much work queued; retry shortly.
     #[error("{0}")]
     Overloaded(String),
+    /// The editing model's queue is full; retry shortly.
+    #[error("{0}")]
+    ModelOverloaded(String),
     /// The server is shutting down.
     #[error("{0}")]
     Unavailable(String),
@@ -117,7 +120,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded(_) | ApiError::ModelOverloaded(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Upstream(e) => upstream_status(e),
             ApiError::NoUpstream(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -138,6 +143,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Timeout(_) => "timeout",
             ApiError::Overloaded(_) => "overloaded",
+            ApiError::ModelOverloaded(_) => "model_overloaded",
             ApiError::Unavailable(_) => "shutting_down",
             ApiError::Upstream(e) => match e.kind {
                 ErrorKind::RateLimited => "upstream_rate_limited",
@@ -280,7 +286,10 @@ impl IntoResponse for ApiError {
             tracing::debug!(code = self.code(), "{self}");
         }
         let mut res = (status, axum::Json(self.body())).into_response();
-        if matches!(self, ApiError::Overloaded(_) | ApiError::Unavailable(_)) {
+        if matches!(
+            self,
+            ApiError::Overloaded(_) | ApiError::ModelOverloaded(_) | ApiError::Unavailable(_)
+        ) {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -336,5 +345,15 @@ mod tests {
         assert_eq!(v["error"]["type"], "server_error");
         assert_eq!(v["error"]["code"], "timeout");
         assert!(v["error"]["param"].is_null());
+    }
+
+    #[test]
+    fn model_overload_is_a_503_with_retry_after() {
+        let res = ApiError::ModelOverloaded("queue full".into()).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        let e = ApiError::ModelOverloaded("queue full".into());
+        assert_eq!(e.code(), "model_overloaded");
+        assert_eq!(e.body().error.kind, "server_error");
     }
 }

@@ -18,8 +18,9 @@ pub struct EditRequest {
     #[schema(example = "data:image/png;base64,iVBORw0KGgo...")]
     pub image: String,
     /// The edit program, applied in order. When absent the program is planned from `question`
-    /// by the editing model (answers 422 `planner_unavailable` while no model is loaded).
-    /// An empty array returns the image re-encoded.
+    /// by the editing model, in original-image pixels (422 `planner_unavailable` on a server
+    /// started with `[model] enabled = false`; 503 `model_overloaded` with `Retry-After` while
+    /// the model's queue is full). An empty array returns the image re-encoded.
     #[serde(default)]
     #[schema(value_type = Option<Vec<OpSchema>>)]
     pub ops: Option<Vec<serde_json::Value>>,

@@ -648,6 +648,40 @@ async fn a_planner_plugs_in_through_the_trait() {
     .await;
 }
 
+/// A model whose queue is always full.
+struct BusyPlanner;
+
+impl Planner for BusyPlanner {
+    fn name(&self) -> &str {
+        "busy"
+    }
+    fn plan(&self, _req: &PlanRequest<'_>) -> Result<Program, PlanError> {
+        Err(PlanError::Overloaded(
+            "the editing model is overloaded: its queue of 4 requests is full".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn an_overloaded_model_is_a_fast_503_with_retry_after() {
+    let app = router(AppState::new(Config::default()).with_planner(Arc::new(BusyPlanner)));
+    let body = json!({"image": data_url(&png(16, 16)), "question": "where?"}).to_string();
+    let (status, headers, bytes) = send(app.clone(), post_json(body.clone())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["error"]["code"], "model_overloaded");
+    assert_eq!(v["error"]["type"], "server_error");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("queue"),
+        "{v}"
+    );
+    // Explicit ops never touch the model.
+    let body = edit_body(&data_url(&png(16, 16)), json!([{"op": "flip"}]));
+    let (status, _, _) = send(app, post_json(body)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 // ---------------------------------------------------------------- operations
 
 #[tokio::test]

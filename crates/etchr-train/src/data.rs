@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use etchr_data::{generate, Family};
 use etchr_model::{program_to_tokens_lossy, EditingModel, Frame, Prepared, TrainExample};
-use etchr_ops::{encode_image, OutputFormat, Program, Rect};
+use etchr_ops::{encode_image, render, Op, OutputFormat, Program, Rect, RenderOptions};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -59,6 +59,52 @@ pub fn reasoning_prefix(reasoning: &str, rng: &mut SplitMix) -> String {
 
 /// Generates and prepares a split (in parallel over items).
 pub fn build_split(spec: &SplitSpec, model: &EditingModel) -> Result<Vec<Trajectory>> {
+    build_split_with_views(spec, 0, model)
+}
+
+/// The box every coordinate of `program` lies in, or `None` when the program has a path or a
+/// jigsaw (their points and tiles span the whole image, so a zoomed view cannot hold them).
+fn program_extent(program: &Program) -> Option<Rect> {
+    let mut extent: Option<Rect> = None;
+    for op in program.ops() {
+        match op {
+            Op::Path { .. } | Op::Jigsaw { .. } | Op::JigsawSolve { .. } => return None,
+            _ => {
+                if let Some(r) = op.focus_region() {
+                    extent = Some(extent.map_or(r, |e| e.union(&r)));
+                }
+            }
+        }
+    }
+    extent
+}
+
+/// A zoomed view for coarse-to-fine training: a box 1.3–3.5× the gold program's extent on each
+/// side, placed at random so the extent stays inside it, clamped to the image. The model sees
+/// what a first, coarse plan's crop would show, and learns to refine the program on it.
+fn view_rect(extent: &Rect, w: u32, h: u32, rng: &mut SplitMix) -> Rect {
+    let scale = 1.3 + 2.2 * rng.unit();
+    let (ew, eh) = (extent.width().max(8.0), extent.height().max(8.0));
+    let side = ew.max(eh) * scale;
+    let (vw, vh) = (side.max(ew).min(w as f64), side.max(eh).min(h as f64));
+    let x0 = (extent.x0 - (vw - ew) * rng.unit()).clamp(0.0, w as f64 - vw);
+    let y0 = (extent.y0 - (vh - eh) * rng.unit()).clamp(0.0, h as f64 - vh);
+    Rect::new(
+        x0.floor(),
+        y0.floor(),
+        (x0 + vw).ceil().min(w as f64),
+        (y0 + vh).ceil().min(h as f64),
+    )
+}
+
+/// [`build_split`] plus `views_per_item` trajectories per item on zoomed views (see
+/// [`view_rect`]; items whose gold program has a path or a jigsaw get none). View trajectories
+/// carry the item's full reasoning as context half of the time.
+pub fn build_split_with_views(
+    spec: &SplitSpec,
+    views_per_item: usize,
+    model: &EditingModel,
+) -> Result<Vec<Trajectory>> {
     anyhow::ensure!(!spec.families.is_empty(), "no families");
     let nf = spec.families.len();
     let per_item: Vec<Result<Vec<Trajectory>>> = (0..spec.items)
@@ -84,7 +130,7 @@ pub fn build_split(spec: &SplitSpec, model: &EditingModel) -> Result<Vec<Traject
                 None
             };
             let mut rng = SplitMix(spec.seed ^ index.rotate_left(17) ^ ((family as u64) << 56));
-            Ok((0..spec.contexts_per_item.max(1))
+            let mut trajectories: Vec<Trajectory> = (0..spec.contexts_per_item.max(1))
                 .map(|c| {
                     let context = if c == 0 {
                         String::new()
@@ -107,12 +153,77 @@ pub fn build_split(spec: &SplitSpec, model: &EditingModel) -> Result<Vec<Traject
                         dropped: dropped.len(),
                     }
                 })
-                .collect())
+                .collect();
+            trajectories.extend(view_trajectories(
+                &item,
+                &img,
+                family,
+                views_per_item,
+                &mut rng,
+                model,
+            )?);
+            Ok(trajectories)
         })
         .collect();
     let mut out = Vec::new();
     for r in per_item {
         out.extend(r?);
+    }
+    Ok(out)
+}
+
+fn view_trajectories(
+    item: &etchr_data::Item,
+    img: &etchr_ops::RgbImage,
+    family: Family,
+    views: usize,
+    rng: &mut SplitMix,
+    model: &EditingModel,
+) -> Result<Vec<Trajectory>> {
+    let Some(extent) = program_extent(&item.gold_program).filter(|_| views > 0) else {
+        return Ok(Vec::new());
+    };
+    let (w, h) = (img.width(), img.height());
+    let mut out = Vec::with_capacity(views);
+    for _ in 0..views {
+        let rect = view_rect(&extent, w, h, rng);
+        let rendered = render(
+            img,
+            &Program(vec![Op::Crop { region: rect }]),
+            &RenderOptions::default(),
+        )
+        .with_context(|| format!("cropping a view of {}", item.id))?;
+        let view = rendered
+            .views
+            .into_iter()
+            .next()
+            .context("a crop has one view")?;
+        let frame = Frame::new(view.image.width(), view.image.height(), view.transform);
+        let prepared = Arc::new(
+            Prepared::from_image(&view.image, frame.clone(), model.config())
+                .with_context(|| format!("preparing a view of {}", item.id))?,
+        );
+        let (tokens, dropped) = program_to_tokens_lossy(&item.gold_program, &frame, model.vocab());
+        let context = if rng.unit() < 0.5 {
+            String::new()
+        } else {
+            item.reasoning.clone()
+        };
+        out.push(Trajectory {
+            example: TrainExample {
+                prepared,
+                question: item.question.clone(),
+                context,
+                tokens,
+                original_size: (w, h),
+            },
+            family,
+            item_id: item.id.clone(),
+            gold_program: item.gold_program.clone(),
+            gold_region: item.gold_region,
+            image_jpeg: None,
+            dropped: dropped.len(),
+        });
     }
     Ok(out)
 }

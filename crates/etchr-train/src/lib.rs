@@ -1,17 +1,26 @@
 //! ETCHR trainers. Stage 1 (`etchr train sft`): teacher-forced imitation of the generator's
 //! gold programs, with AdamW, warmup + cosine, global-norm clipping, checkpoints and resume,
-//! and held-out loss and edit metrics.
+//! and held-out loss and edit metrics. Stage 2 (`etchr train rl`, [`rl`]): group-relative policy
+//! optimisation against edit and downstream rewards ([`reward`], [`rollout`]).
 
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod optim;
+pub mod reward;
+pub mod rl;
+pub mod rollout;
 pub mod schedule;
 pub mod trajlog;
+
+pub use rl::{run_rl, RlArgs};
+
+pub use export::{run_export, run_metrics, ExportArgs, MetricsArgs};
 
 use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Args;
-use data::{build_split, SplitMix, SplitSpec, Trajectory};
+use data::{build_split, build_split_with_views, SplitMix, SplitSpec, Trajectory};
 use etchr_data::Family;
 use etchr_model::{Batch, EditingModel, ModelConfig, TrainExample};
 use eval::{evaluate, EvalReport};
@@ -59,6 +68,10 @@ pub struct SftArgs {
     /// Trajectories per item: one with an empty context, the rest with reasoning prefixes.
     #[arg(long, default_value_t = 2)]
     pub contexts_per_item: usize,
+    /// Extra trajectories per item on a zoomed view around the gold edit (coarse-to-fine: the
+    /// planner refines a first plan on its crop). Items with a path or a jigsaw get none.
+    #[arg(long, default_value_t = 1)]
+    pub views_per_item: usize,
     #[arg(long, default_value_t = 20_000)]
     pub steps: u64,
     #[arg(long, default_value_t = 32)]
@@ -115,6 +128,7 @@ impl SftArgs {
             train_items: 512,
             val_items: 48,
             contexts_per_item: 2,
+            views_per_item: 1,
             steps: 20_000,
             batch_size: 32,
             lr: 1e-3,
@@ -416,7 +430,7 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
         args.val_items,
         families.len()
     );
-    let train: Vec<Trajectory> = build_split(
+    let train: Vec<Trajectory> = build_split_with_views(
         &SplitSpec {
             families: families.clone(),
             seed: args.seed,
@@ -425,6 +439,7 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
             contexts_per_item: args.contexts_per_item,
             keep_images: false,
         },
+        args.views_per_item,
         &shape_model,
     )?;
     let val: Vec<Trajectory> = build_split(
@@ -520,11 +535,14 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
                 trainer.model.save(args.out.join("best"))?;
             }
             let line = format!(
-                "step {step}: val loss {:.4}{} valid {:.1}% IoU {} (gold programs {}) coverage {} kinds {}",
+                "step {step}: val loss {:.4}{} valid {:.1}% IoU {} (coarse {}, gold programs {}) coverage {} kinds {}",
                 report.val_loss,
                 if best { " (best)" } else { "" },
                 100.0 * report.validity,
                 report.mean_iou.map_or("-".into(), |v| format!("{v:.3}")),
+                report
+                    .coarse_mean_iou
+                    .map_or("-".into(), |v| format!("{v:.3}")),
                 report
                     .gold_program_iou
                     .map_or("-".into(), |v| format!("{v:.3}")),

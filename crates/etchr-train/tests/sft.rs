@@ -178,3 +178,43 @@ fn run_sft_end_to_end_with_checkpoints_and_resume() {
     .unwrap();
     assert_eq!(state["step"], 6);
 }
+
+#[test]
+fn view_trajectories_zoom_around_the_gold_edit_and_map_back() {
+    let _guard = serial();
+    let model = EditingModel::tiny(3).unwrap();
+    let spec = SplitSpec {
+        families: vec![Family::FineGrained, Family::Maze],
+        seed: 9,
+        first_index: 0,
+        items: 4,
+        contexts_per_item: 1,
+        keep_images: false,
+    };
+    let split = etchr_train::data::build_split_with_views(&spec, 2, &model).unwrap();
+    // Fine-grained items get 1 + 2 trajectories; mazes (a path spans the image) only 1.
+    let count = |f: Family| split.iter().filter(|t| t.family == f).count();
+    assert_eq!(count(Family::FineGrained), 2 * 3);
+    assert_eq!(count(Family::Maze), 2);
+    for t in split.iter().filter(|t| t.family == Family::FineGrained) {
+        let frame = &t.example.prepared.frame;
+        let program =
+            etchr_model::tokens_to_program(&t.example.tokens, frame, model.vocab()).unwrap();
+        let want = t.gold_program.focus().unwrap();
+        let got = program.focus().expect("the view keeps the gold box");
+        // Through the view's bins and back, the gold box survives to within a few pixels.
+        assert!(got.iou(&want) > 0.8, "{got:?} vs {want:?}");
+        if frame.transform.steps.is_empty() {
+            assert_eq!(
+                (frame.view_width, frame.view_height),
+                t.example.original_size
+            );
+        } else {
+            let shown = frame
+                .transform
+                .rect_to_original(&etchr_ops::Rect::full(frame.view_width, frame.view_height));
+            assert!(shown.intersect(&want).map(|i| i.area()) == Some(want.area()));
+            assert!(shown.area() < (t.example.original_size.0 * t.example.original_size.1) as f64);
+        }
+    }
+}

@@ -136,13 +136,14 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         },
         plan::crop(crop),
         plan::zoom(f),
+        plan::mark(&t.label, w, h),
     ];
     let what = match t.kind {
         Kind::Bar => "bar",
         _ => "point",
     };
     let reasoning = format!(
-        "The question asks for the annotation \"{key}\", {cue}, in the {title} chart. That {what} is at {mark} and its label \"{key}: {answer}\" at {label}. {legible} Dim everything but the {what} and its label, then crop the label with a margin and zoom x{f} so the digits are about {big:.0} px tall; the number follows the name.",
+        "The question asks for the annotation \"{key}\", {cue}, in the {title} chart. That {what} is at {mark} and its label \"{key}: {answer}\" at {label}. {legible} Dim everything but the {what} and its label, then crop the label with a margin and zoom x{f} so the digits are about {big:.0} px tall, and box the label; the number follows the name.",
         key = t.name,
         cue = t.cue,
         title = t.title,

@@ -203,7 +203,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     let y0 = (s.center().y - ch / 2.0).clamp(top, bottom - ch).floor();
     let crop = Rect::new(wide.x0, y0, wide.x1, (y0 + ch).ceil().min(bottom.floor()));
     let f = zoom_factor(&crop, cap);
-    let mut program = vec![plan::crop(crop)];
+    let mut program = vec![plan::crop(crop), plan::mark(&s, w, h)];
     if n > 2 {
         program.push(Op::Mask {
             region: Rect::new(
@@ -239,7 +239,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         format!("the {header} column already follows the key; zoom x{f}")
     };
     let reasoning = format!(
-        "The question asks for the {header} code of the row \"{key}\". That row is row {r} of {side}; {header} is data column {col}, so the answer is the cell at the right end of the strip {strip}. {legible} Crop the row from the key cell to the {header} cell, {moves} so the text is about {big:.0} px tall.",
+        "The question asks for the {header} code of the row \"{key}\". That row is row {r} of {side}; {header} is data column {col}, so the answer is the cell at the right end of the strip {strip}. {legible} Crop the row from the key cell to the {header} cell, box it, {moves} so the text is about {big:.0} px tall.",
         key = t.key,
         r = t.row + 1,
         col = j + 1,

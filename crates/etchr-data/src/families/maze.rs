@@ -454,10 +454,11 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         },
         plan::crop(crop),
         plan::zoom(f),
+        plan::mark(&e.pocket, w, h),
     ];
     let question = fill(rng.pick_str(QUESTIONS), &[("colour", colour)]);
     let reasoning = format!(
-        "The start is the {colour} disk at ({x:.0}, {y:.0}), in row {r}, column {cc} of a {rows}x{cols} maze. Of its {k} exits only the one on the {side} side, at ({gx:.0}, {gy:.0}), connects to the start; walls seal the others off. Draw the path from the start to that exit, then crop its label pocket {pocket} and zoom x{f}. {legible} The code on the reached exit's label is the answer.",
+        "The start is the {colour} disk at ({x:.0}, {y:.0}), in row {r}, column {cc} of a {rows}x{cols} maze. Of its {k} exits only the one on the {side} side, at ({gx:.0}, {gy:.0}), connects to the start; walls seal the others off. Draw the path from the start to that exit, then crop its label pocket {pocket}, zoom x{f} and box the label. {legible} The code on the reached exit's label is the answer.",
         x = from.x,
         y = from.y,
         r = start.0 + 1,

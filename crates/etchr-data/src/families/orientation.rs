@@ -225,7 +225,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     );
     let crop = plan::context_crop(&t.rect, cap, w, h);
     let f = zoom_factor(&crop, cap);
-    let mut program = vec![plan::crop(crop)];
+    let mut program = vec![plan::crop(crop), plan::mark(&t.rect, w, h)];
     program.extend(t.orient.undo());
     program.push(plan::zoom(f));
     let turn = match t.orient {
@@ -236,7 +236,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         _ => "mirror it top to bottom",
     };
     let reasoning = format!(
-        "The question names the {colour} tag \"{key}\", {lies}, in the {pos} of the board, at {rect}. Its text cannot be read as it lies. {legible} Crop the tag, {turn} so the text is upright, and zoom x{f} so the capitals are about {big:.0} px tall; the code follows the key.",
+        "The question names the {colour} tag \"{key}\", {lies}, in the {pos} of the board, at {rect}. Its text cannot be read as it lies. {legible} Crop the tag, box it, {turn} so the text is upright, and zoom x{f} so the capitals are about {big:.0} px tall; the code follows the key.",
         colour = t.colour,
         key = t.key,
         rect = fmt_box(&t.rect),

@@ -62,7 +62,8 @@ enum Built {
 /// Apply an edit program to an image.
 ///
 /// Send the image and an edit program (`ops`) whose boxes and points use the `coords`
-/// convention; get back the edited image, the repaired program in original-image pixels and
+/// convention, or a `question` (and optional `context`) for the editing model to plan the
+/// program from; get back the edited image, the repaired program in original-image pixels and
 /// the transform from the edited view back to the original. With `Accept: image/png` or
 /// `image/jpeg` the response is the raw bytes of the first view instead, with its size and
 /// transform in `x-etchr-*` headers.
@@ -93,8 +94,8 @@ enum Built {
         (status = 400, description = "Malformed JSON, a missing or mistyped field, bad base64, a data URL that is not an image, or an image that cannot be decoded", body = ErrorBody),
         (status = 413, description = "The body is over the size limit, or the image is over the pixel limit", body = ErrorBody),
         (status = 415, description = "The body is neither JSON nor multipart/form-data", body = ErrorBody),
-        (status = 422, description = "The program cannot be rendered (the message names the op index), or `ops` is absent and no editing model is loaded", body = ErrorBody),
-        (status = 503, description = "Too many edits in progress; retry after the `Retry-After` seconds", body = ErrorBody),
+        (status = 422, description = "The program cannot be rendered (the message names the op index), or `ops` is absent and the editing model is disabled", body = ErrorBody),
+        (status = 503, description = "Too many edits in progress (`overloaded`) or the editing model's queue is full (`model_overloaded`); retry after the `Retry-After` seconds", body = ErrorBody),
         (status = 504, description = "The request ran past the configured timeout", body = ErrorBody)
     )
 )]
@@ -137,7 +138,8 @@ pub async fn edit(
             let planner = state.planner.clone().ok_or_else(|| {
                 ApiError::PlannerUnavailable(
                     "`ops` is required: planning an edit from a `question` needs the editing model, \
-                     which is not available yet; send an explicit `ops` array"
+                     which this server has not loaded ([model] enabled = false); send an explicit \
+                     `ops` array"
                         .into(),
                 )
             })?;

@@ -5,6 +5,7 @@ pub mod common;
 pub mod edit;
 pub mod health;
 pub mod models;
+pub mod playground;
 pub mod reason;
 
 use crate::error::ApiError;

@@ -1,0 +1,425 @@
+//! The editing model as the sidecar's planner.
+//!
+//! [`ModelPlanner`] implements `etchr_reason::Planner` over the inference worker of
+//! `etchr-model` ([`ModelHandle`]): the server and the loop know the model only through that
+//! trait, so neither depends on candle. [`load`] builds one from the `[model]` settings: the
+//! default weights are built into the binary (`models/default`, [`DEFAULT_CONFIG`] and
+//! [`DEFAULT_WEIGHTS`]); `[model] path` (or `--model DIR`) loads a directory instead.
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use etchr_model::{
+    EditingModel, ImageInput, ModelError, ModelHandle, ModelWorker, PlanInput, WorkerConfig,
+};
+use etchr_ops::{Program, RgbImage, Transform};
+use etchr_reason::planner::{PlanError, PlanRequest, Planner};
+use etchr_server::config::{EditingModelConfig, ModelDevice};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `config.json` of the default model, built into the binary.
+pub const DEFAULT_CONFIG: &[u8] = include_bytes!("../models/default/config.json");
+/// `model.safetensors` of the default model, built into the binary.
+pub const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../models/default/model.safetensors");
+
+/// The editing model behind the [`Planner`] trait.
+///
+/// `plan` sends the current view, the question and the reasoning so far to the model's inference
+/// thread and waits for the reply (the trait is called on a blocking thread); the view's
+/// transform goes with it, so the program comes back in ORIGINAL-image pixels.
+pub struct ModelPlanner {
+    handle: ModelHandle,
+    name: String,
+    /// Coarse-to-fine: a second call on the first plan's crop (`etchr_model::refine_view`).
+    refine: bool,
+}
+
+impl ModelPlanner {
+    /// A planner over a running worker; `name` (e.g. `default`) becomes `etchr-model:<name>` in
+    /// traces and logs.
+    pub fn new(handle: ModelHandle, name: &str) -> Self {
+        Self {
+            handle,
+            name: format!("etchr-model:{name}"),
+            refine: false,
+        }
+    }
+
+    /// Turns the coarse-to-fine second call on or off (off by default, as `[model] refine`).
+    pub fn with_refine(mut self, refine: bool) -> Self {
+        self.refine = refine;
+        self
+    }
+
+    fn call(
+        &self,
+        image: RgbImage,
+        transform: Transform,
+        request: &PlanRequest<'_>,
+    ) -> Result<etchr_model::PlanOutput, PlanError> {
+        let mut input = PlanInput::new(ImageInput::Decoded(Arc::new(image)), request.question)
+            .on_view(transform, request.original_size);
+        if let Some(context) = request.context {
+            input = input.with_context(context);
+        }
+        let out = self.handle.plan_blocking(input).map_err(plan_error)?;
+        tracing::debug!(
+            planner = %self.name,
+            program = %out.text,
+            repairs = ?out.repairs,
+            preprocess_ms = out.timings.preprocess_ms,
+            encode_ms = out.timings.encode_ms,
+            decode_ms = out.timings.decode_ms,
+            batch = out.timings.batch_size,
+            "planned"
+        );
+        Ok(out)
+    }
+}
+
+impl Planner for ModelPlanner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
+        if request.question.trim().is_empty() {
+            return Err(PlanError::Invalid(
+                "the question is empty: the editing model plans from a question".into(),
+            ));
+        }
+        let first = self.call(request.image.clone(), request.transform.clone(), request)?;
+        if !self.refine {
+            return Ok(first.program);
+        }
+        let Some((view, transform)) =
+            etchr_model::refine_view(request.image, request.transform, &first.program)
+        else {
+            return Ok(first.program);
+        };
+        let second = self.call(view, transform, request)?;
+        // A refinement that lost the crop is no refinement: keep the first plan.
+        if second.program.is_empty() {
+            return Ok(first.program);
+        }
+        Ok(second.program)
+    }
+}
+
+/// The model's errors in the planner's terms: a full queue is [`PlanError::Overloaded`] (503
+/// with `Retry-After`), a request the model cannot take is [`PlanError::Invalid`], the rest are
+/// model failures (500).
+pub fn plan_error(e: ModelError) -> PlanError {
+    match e {
+        ModelError::Overloaded { .. } => PlanError::Overloaded(format!("{e}; retry shortly")),
+        ModelError::Input(m) => PlanError::Invalid(m),
+        e => PlanError::Model(e.to_string()),
+    }
+}
+
+/// The device named by `[model] device`.
+pub fn device(choice: ModelDevice) -> Result<Device> {
+    Ok(match choice {
+        ModelDevice::Cpu => Device::Cpu,
+        ModelDevice::Auto if !candle_core::utils::cuda_is_available() => {
+            tracing::info!("built without the `cuda` feature: editing model on the CPU");
+            Device::Cpu
+        }
+        // CUDA device 0, or the CPU with a warning that says why.
+        ModelDevice::Auto => etchr_model::select_device(true),
+        ModelDevice::Cuda => Device::new_cuda(0).context(
+            "[model] device = \"cuda\": no usable CUDA device 0 (the binary needs `--features \
+             cuda` and a GPU); use \"auto\" to fall back to the CPU",
+        )?,
+    })
+}
+
+/// Where the weights come from: `dir` (a `--model DIR` flag) beats `[model] path`; neither
+/// means the built-in default.
+pub fn weights_dir(settings: &EditingModelConfig, dir: Option<&Path>) -> Option<PathBuf> {
+    dir.map(Path::to_path_buf).or_else(|| {
+        let p = settings.path.trim();
+        (!p.is_empty()).then(|| PathBuf::from(p))
+    })
+}
+
+/// Loads the model named by `settings` (or `dir`), starts its inference thread and wraps it.
+/// A directory that does not hold a loadable model is an error that says which and why.
+pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPlanner> {
+    let dir = weights_dir(settings, dir);
+    if let Some(dir) = dir.as_ref().filter(|d| !d.is_dir()) {
+        bail!(
+            "editing model {}: no such directory (it must hold config.json and \
+             model.safetensors; leave [model] path empty for the built-in model)",
+            dir.display()
+        );
+    }
+    let device = device(settings.device)?;
+    let (model, name, source) = match &dir {
+        None => {
+            let model = EditingModel::load_bytes(DEFAULT_CONFIG, DEFAULT_WEIGHTS, &device)
+                .context("the built-in editing model does not load (a broken build?)")?;
+            (
+                model,
+                "default".to_string(),
+                "built-in models/default".into(),
+            )
+        }
+        Some(dir) => {
+            let model = EditingModel::load(dir, &device).with_context(|| {
+                format!(
+                    "could not load the editing model from {} (it must hold config.json and \
+                     model.safetensors of this architecture)",
+                    dir.display()
+                )
+            })?;
+            let name = dir
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "custom".into());
+            (model, name, dir.display().to_string())
+        }
+    };
+    let params = model.num_params();
+    let handle = ModelWorker::spawn(
+        model,
+        WorkerConfig {
+            queue_capacity: settings.queue_capacity,
+            max_batch: settings.max_batch,
+            batch_window: Duration::from_millis(settings.batch_window_ms),
+        },
+    )
+    .context("could not start the editing model's thread")?;
+    let planner = ModelPlanner::new(handle, &name).with_refine(settings.refine);
+    tracing::info!(
+        planner = planner.name(),
+        source = %source,
+        device = if device.is_cuda() { "cuda:0" } else { "cpu" },
+        params,
+        queue_capacity = settings.queue_capacity,
+        max_batch = settings.max_batch,
+        "editing model loaded"
+    );
+    Ok(planner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use etchr_data::Family;
+    use etchr_ops::{decode_image, encode_image, DecodeLimits, OutputFormat, RgbImage, Transform};
+    use etchr_server::{router, AppState, Config};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    /// The planned program of the SHIPPED default weights (`models/default`) for item 0 of
+    /// seed 4 of the fine-grained family, on the CPU. It depends on the weights (and on the
+    /// seeded generator's image staying byte-identical): when `models/default` is replaced,
+    /// regenerate it with
+    ///
+    /// ```sh
+    /// ETCHR_BLESS=1 cargo test -p etchr --bin etchr shipped_weights_known_output -- --nocapture
+    /// ```
+    ///
+    /// and paste the printed line here.
+    const SHIPPED_EXPECTED: &str = "crop box=1711.0,1219.0,2079.0,1565.0; zoom factor=2.98 filter=bicubic; box box=1809.0555,1379.924,1961.2635,1420.956 color=#e61919 width=3.0";
+
+    fn tiny_planner(seed: u64) -> ModelPlanner {
+        let handle =
+            ModelWorker::spawn(EditingModel::tiny(seed).unwrap(), WorkerConfig::default()).unwrap();
+        ModelPlanner::new(handle, "tiny")
+    }
+
+    fn pattern(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 5 % 256) as u8,
+                ((x ^ y) % 256) as u8,
+            ])
+        })
+    }
+
+    #[test]
+    fn shipped_weights_known_output() {
+        let settings = EditingModelConfig {
+            device: ModelDevice::Cpu,
+            ..EditingModelConfig::default()
+        };
+        let planner = load(&settings, None).expect("the built-in model loads");
+        assert_eq!(planner.name(), "etchr-model:default");
+        let (item, image) = etchr_data::generate(Family::FineGrained, 4, 0);
+        let program = planner
+            .plan(&PlanRequest {
+                image: &image,
+                transform: &Transform::identity(),
+                original_size: image.dimensions(),
+                question: &item.question,
+                context: None,
+                step: 0,
+            })
+            .expect("the built-in model plans");
+        let text = etchr_ops::text::to_text(&program);
+        if std::env::var_os("ETCHR_BLESS").is_some() {
+            println!("const SHIPPED_EXPECTED: &str = {text:?};");
+            return;
+        }
+        assert_eq!(
+            text, SHIPPED_EXPECTED,
+            "the shipped weights plan differently; if models/default was replaced on purpose, \
+             rerun with ETCHR_BLESS=1 and update SHIPPED_EXPECTED"
+        );
+    }
+
+    #[test]
+    fn plans_on_a_view_in_original_pixels() {
+        // The view is the crop [100, 50, 400, 250] of a 640 x 480 original.
+        let original = pattern(640, 480);
+        let crop =
+            etchr_ops::Program::from_json(r#"[{"op":"crop","box":[100,50,400,250]}]"#).unwrap();
+        let rendered = etchr_ops::render(&original, &crop, &Default::default()).unwrap();
+        let view = &rendered.views[0];
+        let question = "what is written in the corner?";
+        let planner = tiny_planner(3);
+        let request = PlanRequest {
+            image: &view.image,
+            transform: &view.transform,
+            original_size: (640, 480),
+            question,
+            context: Some("the corner is small"),
+            step: 1,
+        };
+        let program = planner.plan(&request).unwrap();
+        // Exactly what the model itself plans for that view, mapped to the original.
+        let direct = EditingModel::tiny(3)
+            .unwrap()
+            .plan(
+                PlanInput::new(ImageInput::Decoded(Arc::new(view.image.clone())), question)
+                    .with_context("the corner is small")
+                    .on_view(view.transform.clone(), (640, 480)),
+            )
+            .unwrap();
+        assert_eq!(program, direct.program);
+        assert_eq!(direct.original_size, (640, 480));
+        // Coarse-to-fine: a second call on `refine_view`'s view of the first plan's crop, when
+        // that crop is small; the first plan otherwise.
+        let model = EditingModel::tiny(3).unwrap();
+        let expected = match etchr_model::refine_view(&view.image, &view.transform, &program) {
+            Some((v, t)) => {
+                let second = model
+                    .plan(
+                        PlanInput::new(ImageInput::Decoded(Arc::new(v)), question)
+                            .with_context("the corner is small")
+                            .on_view(t, (640, 480)),
+                    )
+                    .unwrap();
+                if second.program.is_empty() {
+                    program.clone()
+                } else {
+                    second.program
+                }
+            }
+            None => program.clone(),
+        };
+        assert_eq!(
+            tiny_planner(3).with_refine(true).plan(&request).unwrap(),
+            expected
+        );
+        etchr_ops::validate(640, 480, &program, &Default::default()).unwrap();
+        assert!(planner.name().starts_with("etchr-model:"));
+        let empty = PlanRequest {
+            question: "  ",
+            ..request
+        };
+        assert!(matches!(planner.plan(&empty), Err(PlanError::Invalid(_))));
+    }
+
+    #[test]
+    fn model_errors_map_to_plan_errors() {
+        match plan_error(ModelError::Overloaded { capacity: 4 }) {
+            PlanError::Overloaded(m) => assert!(m.contains("queue of 4"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            plan_error(ModelError::Input("empty image".into())),
+            PlanError::Invalid(_)
+        ));
+        assert!(matches!(
+            plan_error(ModelError::WorkerGone),
+            PlanError::Model(_)
+        ));
+    }
+
+    #[test]
+    fn a_bad_model_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = EditingModelConfig {
+            device: ModelDevice::Cpu,
+            ..EditingModelConfig::default()
+        };
+        let missing = dir.path().join("nope");
+        let err = format!("{:#}", load(&settings, Some(&missing)).err().unwrap());
+        assert!(
+            err.contains("nope") && err.contains("no such directory"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        let err = format!("{:#}", load(&settings, Some(dir.path())).err().unwrap());
+        assert!(err.contains("could not load the editing model"), "{err}");
+        // `[model] path` is used when no flag overrides it.
+        let from_config = EditingModelConfig {
+            path: missing.display().to_string(),
+            ..settings
+        };
+        assert!(load(&from_config, None).is_err());
+        assert_eq!(
+            weights_dir(&from_config, Some(dir.path())).unwrap(),
+            dir.path()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn edit_route_plans_from_a_question_with_the_model() {
+        let planner: Arc<dyn Planner> = Arc::new(tiny_planner(11));
+        let app = router(AppState::new(Config::default()).with_planner(planner));
+        let png = encode_image(&pattern(320, 240), OutputFormat::Png).unwrap();
+        let image = format!(
+            "data:image/png;base64,{}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png)
+        );
+        let body = serde_json::json!({
+            "image": image,
+            "question": "what is the code on the tag in the top left?",
+            "context": "the tag is tiny",
+        });
+        let req = Request::post("/v1/edit")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(v["timings_ms"]["plan"].is_number(), "{v}");
+        let ops = v["ops"].as_array().unwrap();
+        assert!(!ops.is_empty(), "the model planned a program: {v}");
+        let data = v["image"].as_str().unwrap();
+        let b64 = data.split_once(',').unwrap().1;
+        let out = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+        let img = decode_image(&out, &DecodeLimits::default()).unwrap();
+        assert_eq!(
+            (img.width() as u64, img.height() as u64),
+            (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap())
+        );
+    }
+}
