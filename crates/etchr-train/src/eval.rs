@@ -41,7 +41,10 @@ fn focus(p: &Program) -> Option<etchr_ops::Rect> {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FamilyMetrics {
     pub n: usize,
-    /// Mean IoU over trajectories whose gold program has a focus region (`None` if none).
+    /// IoU of the first, one-call plan (the planner's default).
+    pub coarse_mean_iou: Option<f64>,
+    /// Mean IoU after the coarse-to-fine second call, over trajectories whose gold program has
+    /// a focus region (`None` if none).
     pub mean_iou: Option<f64>,
     /// The gold programs' own IoU (the imitation ceiling).
     pub gold_program_iou: Option<f64>,
@@ -119,7 +122,7 @@ pub fn evaluate(
     let with_images: Vec<&Trajectory> = val.iter().filter(|t| t.image_jpeg.is_some()).collect();
     let (mut valid, mut iou_sum, mut iou_n, mut gold_sum) = (0usize, 0.0f64, 0usize, 0.0f64);
     let mut kind_hits = [(0usize, 0usize); 4];
-    let mut fam: BTreeMap<String, (usize, f64, usize, f64, f64)> = BTreeMap::new();
+    let mut fam: BTreeMap<String, (usize, f64, usize, f64, f64, f64)> = BTreeMap::new();
     let (mut cov_sum, mut gold_cov_sum) = (0.0f64, 0.0f64);
     let mut coarse_iou_sum = 0.0f64;
     for chunk in with_images.chunks(batch_size.clamp(1, 16)) {
@@ -187,7 +190,9 @@ pub fn evaluate(
             let f = fam.entry(t.family.name().to_string()).or_default();
             f.0 += 1;
             if focus(&t.gold_program).is_some() {
-                coarse_iou_sum += focus(&coarse).map_or(0.0, |p| p.iou(&t.gold_region));
+                let iou = focus(&coarse).map_or(0.0, |p| p.iou(&t.gold_region));
+                coarse_iou_sum += iou;
+                f.5 += iou;
             }
             let predicted = refined.unwrap_or(coarse);
             let (w, h) = t.example.original_size;
@@ -241,12 +246,13 @@ pub fn evaluate(
     }
     r.per_family = fam
         .into_iter()
-        .map(|(k, (n, s, m, g, c))| {
+        .map(|(k, (n, s, m, g, c, cs))| {
             (
                 k,
                 FamilyMetrics {
                     n,
                     mean_iou: (m > 0).then(|| s / m as f64),
+                    coarse_mean_iou: (m > 0).then(|| cs / m as f64),
                     gold_program_iou: (m > 0).then(|| g / m as f64),
                     mean_coverage: (m > 0).then(|| c / m as f64),
                     iou_n: m,
