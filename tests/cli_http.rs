@@ -3,10 +3,12 @@
 
 use etchr_ops::{decode_image, encode_image, DecodeLimits, OutputFormat, RgbImage};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+
+mod common;
+use common::Server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_etchr");
 
@@ -35,53 +37,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
-/// A running `etchr serve`, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env_remove("ETCHR_CONFIG")
-            .env_remove("ETCHR_LISTEN")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("etchr starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(addr) = line.strip_prefix("etchr listening on ") {
-                        break addr.trim().to_string();
-                    }
-                }
-                _ => {
-                    let mut err = String::new();
-                    child.stderr.take().unwrap().read_to_string(&mut err).ok();
-                    panic!("etchr serve exited before listening: {err}");
-                }
-            }
-        };
-        Server {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
     }
 }
 

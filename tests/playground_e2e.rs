@@ -15,9 +15,12 @@
 
 use etchr_testkit::{MockUpstream, Reply, Script};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+mod common;
+use common::Server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_etchr");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -53,49 +56,6 @@ fn browser() -> Result<(String, PathBuf), String> {
         _ => Err(
             "Chromium is not installed (`apt-get install chromium`, or set ETCHR_CHROMIUM)".into(),
         ),
-    }
-}
-
-/// A running `etchr serve`, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("ETCHR_CONFIG")
-            .env_remove("ETCHR_LISTEN")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("etchr starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(a) = line.strip_prefix("etchr listening on ") {
-                        break a.trim().to_string();
-                    }
-                }
-                _ => panic!("etchr serve exited before listening"),
-            }
-        };
-        Server {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
     }
 }
 
