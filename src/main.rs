@@ -309,6 +309,21 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.validate()?;
     init_logging(config.log_format, "info");
     tracing::info!(config = ?config, "starting etchr {}", env!("CARGO_PKG_VERSION"));
+    if config.security.api_keys.is_empty() {
+        tracing::warn!(
+            "no client API keys are configured: every client may call the API \
+             (set ETCHR_API_KEYS or [security] api_keys)"
+        );
+    } else {
+        tracing::info!(
+            keys = config.security.api_keys.len(),
+            rate_limit_per_minute = config.security.rate_limit_per_minute,
+            "client authentication is on"
+        );
+    }
+    if config.fetch.enabled {
+        tracing::info!(allowed_hosts = ?config.fetch.allowed_hosts, "image URL fetching is on");
+    }
     // Load the model before listening: a bad [model] path stops start-up here, with a message.
     let planner = if config.model.enabled {
         Some(model_planner::load(&config.model, None)?)

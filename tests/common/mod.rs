@@ -15,14 +15,31 @@ impl Server {
     /// environment) and waits for its "etchr listening on ADDR" line; panics with its stderr
     /// if it exits first.
     pub fn start(extra: &[&str]) -> Server {
+        Self::start_with(extra, &[], None)
+    }
+
+    /// Like [`Server::start`], with extra environment variables and, when `log` is given, the
+    /// log (stderr) written to that file instead of a pipe (so a chatty log cannot fill the
+    /// pipe and stall the server).
+    pub fn start_with(
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> Server {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+            None => Stdio::piped(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_etchr"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env_remove("ETCHR_CONFIG")
             .env_remove("ETCHR_LISTEN")
+            .env_remove("ETCHR_API_KEYS")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("etchr starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -35,7 +52,9 @@ impl Server {
                 }
                 _ => {
                     let mut err = String::new();
-                    child.stderr.take().unwrap().read_to_string(&mut err).ok();
+                    if let Some(mut e) = child.stderr.take() {
+                        e.read_to_string(&mut err).ok();
+                    }
                     panic!("etchr serve exited before listening: {err}");
                 }
             }

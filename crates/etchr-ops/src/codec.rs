@@ -55,14 +55,17 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Ops
     })?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = image::Limits::default();
-    lim.max_image_width = Some(limits.max_side);
-    lim.max_image_height = Some(limits.max_side);
     // Room for the decoded RGBA buffer plus the decoder's own scratch space.
     lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(64 << 20));
+    // Reading the header under the allocation limit only: the side limits would make the
+    // decoder refuse an oversized header with a generic error, and `check_size` gives the
+    // precise one (413 `image_too_large` rather than 400 `invalid_image`).
     reader.limits(lim.clone());
     let mut decoder = reader.into_decoder().map_err(map_decode_err)?;
     let (width, height) = decoder.dimensions();
     check_size(width, height, limits)?;
+    lim.max_image_width = Some(limits.max_side);
+    lim.max_image_height = Some(limits.max_side);
     decoder.set_limits(lim).map_err(map_decode_err)?;
     let img = image::DynamicImage::from_decoder(decoder).map_err(map_decode_err)?;
     Ok(match img {

@@ -44,7 +44,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Wraps `routes` in the middleware stack. Outermost first, a request meets: request id,
 /// tracing, request-id propagation, metrics, compression, panic catching, error
-/// normalisation, CORS, timeout, body limits, then the handler.
+/// normalisation, CORS, timeout, client authentication and rate limits, body limits, then the
+/// handler.
 pub fn build(state: AppState, routes: Router<AppState>) -> Router {
     let cfg = state.config.clone();
     let limit = cfg.limits.body_limit_bytes;
@@ -56,6 +57,12 @@ pub fn build(state: AppState, routes: Router<AppState>) -> Router {
         // not nest, which would hide the length-limit error from the extractors.
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(limit))
+        // Before the body is read and any work is done; inside CORS, so preflights and the
+        // refusals themselves carry CORS headers.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_key,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             cfg.request_timeout(),

@@ -79,9 +79,14 @@ pub struct Config {
     /// Seconds between a shutdown signal and closing the listener, during which `/readyz`
     /// answers 503 so load balancers stop sending traffic. In-flight requests are always drained.
     pub shutdown_grace_secs: u64,
+    /// Seconds in-flight requests get to finish once the listener has closed; requests still
+    /// running after it are abandoned (their trajectory records, if any, are still flushed).
+    pub shutdown_drain_secs: u64,
     pub limits: LimitsConfig,
     pub output: OutputConfig,
     pub cors: CorsConfig,
+    pub security: SecurityConfig,
+    pub fetch: FetchConfig,
     /// The upstream MLLM (`etchr_upstream::UpstreamConfig`); absent means no reasoning or
     /// proxying routes (they answer 503 `upstream_not_configured`). `etchr serve --upstream-url
     /// URL --provider NAME` fills it without a file.
@@ -164,6 +169,9 @@ pub struct ReasonConfig {
     pub keepalive_secs: f64,
     /// Directory of the trajectory log (JSONL + images); empty means off.
     pub trajectory_dir: String,
+    /// Loops (`/v1/reason`, chat completions with images) running at once; beyond this a
+    /// request gets a fast 503 `overloaded` with `Retry-After` instead of queueing.
+    pub max_concurrent_loops: usize,
 }
 
 impl Default for ReasonConfig {
@@ -176,6 +184,7 @@ impl Default for ReasonConfig {
             deadline_secs: 50.0,
             keepalive_secs: 5.0,
             trajectory_dir: String::new(),
+            max_concurrent_loops: 256,
         }
     }
 }
@@ -231,15 +240,93 @@ pub struct CorsConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// Client authentication and per-key rate limits.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Keys clients must send as `Authorization: Bearer KEY` (or `x-api-key: KEY`) on every
+    /// API route (`/healthz`, `/readyz`, `/metrics` and the playground's static files stay
+    /// open). Empty means no client authentication, which is logged at start-up. Also read,
+    /// comma-separated, from `ETCHR_API_KEYS`.
+    pub api_keys: Vec<String>,
+    /// Requests per minute allowed per key (a token bucket); 0 means unlimited.
+    pub rate_limit_per_minute: u32,
+    /// Requests a key may send in a burst above its steady rate; 0 means the per-minute
+    /// rate itself.
+    pub rate_limit_burst: u32,
+}
+
+/// Never prints the keys.
+impl fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("api_keys", &format!("<{} redacted>", self.api_keys.len()))
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .finish()
+    }
+}
+
+/// Fetching `http(s)` image URLs on a client's behalf. Off by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// Fetch `http(s)` image URLs in requests (and inline them for upstreams that need it).
+    /// Off: such requests get a 400 naming this setting.
+    pub enabled: bool,
+    /// Hosts images may come from: `images.example.com` or `*.example.com`; `*` for any host.
+    /// Must be non-empty when `enabled`.
+    pub allowed_hosts: Vec<String>,
+    /// Largest image fetched, in bytes.
+    pub max_bytes: u64,
+    /// Time limit of one fetch (connect, redirects and body), in seconds.
+    pub timeout_secs: f64,
+    /// Most redirects followed (each target is checked like the original URL).
+    pub max_redirects: usize,
+    /// Fetch from private, loopback and link-local addresses too. Leave off unless every
+    /// client is trusted: on, a client can make the server read internal services.
+    pub allow_private_addresses: bool,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        let p = etchr_upstream::FetchPolicy::default();
+        Self {
+            enabled: false,
+            allowed_hosts: Vec::new(),
+            max_bytes: p.max_bytes,
+            timeout_secs: p.timeout.as_secs_f64(),
+            max_redirects: p.max_redirects,
+            allow_private_addresses: false,
+        }
+    }
+}
+
+impl FetchConfig {
+    /// The fetch policy, when fetching is on.
+    pub fn policy(&self) -> Option<etchr_upstream::FetchPolicy> {
+        self.enabled.then(|| etchr_upstream::FetchPolicy {
+            allowed_hosts: self.allowed_hosts.clone(),
+            max_bytes: self.max_bytes,
+            timeout: Duration::from_secs_f64(self.timeout_secs),
+            max_redirects: self.max_redirects,
+            allow_private_addresses: self.allow_private_addresses,
+        })
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".to_string(),
             log_format: LogFormat::Text,
             shutdown_grace_secs: 0,
+            shutdown_drain_secs: 30,
             limits: LimitsConfig::default(),
             output: OutputConfig::default(),
             cors: CorsConfig::default(),
+            security: SecurityConfig::default(),
+            fetch: FetchConfig::default(),
             upstream: None,
             reason: ReasonConfig::default(),
             models: ModelsConfig::default(),
@@ -274,6 +361,9 @@ impl Default for OutputConfig {
         }
     }
 }
+
+/// Comma-separated client API keys (an alias of `ETCHR_SECURITY__API_KEYS`).
+pub const API_KEYS_ENV: &str = "ETCHR_API_KEYS";
 
 /// Key fragments whose values are never printed.
 const SECRET_MARKERS: [&str; 4] = ["key", "secret", "token", "password"];
@@ -341,7 +431,20 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        let mut env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        // The documented short name for the client keys.
+        if let Some(keys) = env.remove(API_KEYS_ENV) {
+            // As a TOML list, so a key that looks like a number stays a string.
+            let list = toml::Value::Array(
+                keys.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(|k| toml::Value::String(k.to_string()))
+                    .collect(),
+            );
+            env.entry("ETCHR_SECURITY__API_KEYS".into())
+                .or_insert(list.to_string());
+        }
         for path in leaf_paths() {
             let var = env_var_name(&path);
             if let Some(raw) = env.get(&var) {
@@ -410,6 +513,33 @@ impl Config {
         if let Some(u) = &self.upstream {
             u.validate()
                 .map_err(|e| ConfigError::Invalid(format!("upstream: {}", e.message)))?;
+        }
+        if r.max_concurrent_loops == 0 {
+            return bad("reason.max_concurrent_loops must be at least 1");
+        }
+        let sec = &self.security;
+        if sec
+            .api_keys
+            .iter()
+            .any(|k| k.trim().is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return bad("security.api_keys: keys must be non-empty and contain no whitespace");
+        }
+        if sec.rate_limit_burst > 0 && sec.rate_limit_per_minute == 0 {
+            return bad("security.rate_limit_burst needs security.rate_limit_per_minute");
+        }
+        if !sec.api_keys.is_empty() && self.upstream.as_ref().is_some_and(|u| u.pass_through_auth) {
+            return bad(
+                "security.api_keys and upstream.pass_through_auth both use the client's \
+                 Authorization header: clients cannot send an ETCHR key and an upstream key in it",
+            );
+        }
+        let f = &self.fetch;
+        if f.enabled && f.allowed_hosts.iter().all(|h| h.trim().is_empty()) {
+            return bad("fetch.enabled needs fetch.allowed_hosts (e.g. [\"images.example.com\"])");
+        }
+        if !(f.timeout_secs.is_finite() && f.timeout_secs > 0.0) || f.max_bytes == 0 {
+            return bad("fetch.timeout_secs and fetch.max_bytes must be positive");
         }
         for origin in &self.cors.allowed_origins {
             if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {

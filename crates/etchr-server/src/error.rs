@@ -69,6 +69,22 @@ pub enum ApiError {
     /// else (5xx, resets, garbage) is 502.
     #[error("{0}")]
     Upstream(UpstreamError),
+    /// No client API key, or not a valid one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The client's key is over its rate limit.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    /// An `http(s)` image URL that may not be fetched: fetching is off, the host is not on the
+    /// allowlist, or it is a private address.
+    #[error("{0}")]
+    ImageUrlNotAllowed(String),
+    /// Fetching an allowed image URL failed (connection, HTTP status, timeout).
+    #[error("{0}")]
+    ImageFetchFailed(String),
     /// A route that needs an upstream was called on a server configured without one.
     #[error("{0}")]
     NoUpstream(String),
@@ -109,7 +125,11 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_)
             | ApiError::InvalidRequest { .. }
-            | ApiError::InvalidImage(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidImage(_)
+            | ApiError::ImageUrlNotAllowed(_)
+            | ApiError::ImageFetchFailed(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) | ApiError::ImageTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -134,6 +154,10 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::InvalidImage(_) => "invalid_image",
+            ApiError::Unauthorized(_) => "invalid_api_key",
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
+            ApiError::ImageUrlNotAllowed(_) => "image_url_not_allowed",
+            ApiError::ImageFetchFailed(_) => "image_fetch_failed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::ImageTooLarge(_) => "image_too_large",
@@ -166,7 +190,10 @@ impl ApiError {
             ApiError::InvalidRequest { param, .. } | ApiError::InvalidProgram { param, .. } => {
                 param.clone()
             }
-            ApiError::InvalidImage(_) | ApiError::ImageTooLarge(_) => Some("image".into()),
+            ApiError::InvalidImage(_)
+            | ApiError::ImageTooLarge(_)
+            | ApiError::ImageUrlNotAllowed(_)
+            | ApiError::ImageFetchFailed(_) => Some("image".into()),
             ApiError::PlannerUnavailable(_) => Some("ops".into()),
             _ => None,
         }
@@ -238,6 +265,19 @@ fn upstream_status(e: &UpstreamError) -> StatusCode {
     }
 }
 
+impl From<etchr_upstream::FetchError> for ApiError {
+    fn from(e: etchr_upstream::FetchError) -> Self {
+        use etchr_upstream::FetchError as F;
+        let message = e.to_string();
+        match e {
+            F::InvalidUrl(_) => ApiError::InvalidImage(message),
+            F::HostNotAllowed(_) | F::AddressNotAllowed(_) => ApiError::ImageUrlNotAllowed(message),
+            F::TooLarge(_) => ApiError::ImageTooLarge(message),
+            F::Timeout(_) | F::Failed(_) => ApiError::ImageFetchFailed(message),
+        }
+    }
+}
+
 impl From<UpstreamError> for ApiError {
     fn from(e: UpstreamError) -> Self {
         ApiError::Upstream(e)
@@ -292,6 +332,17 @@ impl IntoResponse for ApiError {
         ) {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, ApiError::Unauthorized(_)) {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"etchr\""),
+            );
         }
         if let ApiError::Upstream(e) = &self {
             if e.kind == ErrorKind::RateLimited {

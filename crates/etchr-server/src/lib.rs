@@ -5,6 +5,7 @@
 //! [`serve`] (for a listener).
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod error;

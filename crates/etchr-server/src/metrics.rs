@@ -21,6 +21,8 @@ pub const RENDER_SECONDS: &str = "etchr_render_duration_seconds";
 pub const RENDERS_REJECTED: &str = "etchr_renders_rejected_total";
 pub const OVERHEAD_SECONDS: &str = "etchr_overhead_seconds";
 pub const UPSTREAM_SECONDS: &str = "etchr_upstream_seconds";
+pub const AUTH_REFUSED: &str = "etchr_auth_refused_total";
+pub const LOOPS_REJECTED: &str = "etchr_loops_rejected_total";
 
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -60,6 +62,14 @@ impl Metrics {
             describe_counter!(
                 RENDERS_REJECTED,
                 "Edits refused with 503 because the render queue was full"
+            );
+            describe_counter!(
+                AUTH_REFUSED,
+                "Requests refused by client authentication, by reason (unauthorized, rate_limited)"
+            );
+            describe_counter!(
+                LOOPS_REJECTED,
+                "Reasoning loops refused with 503 because reason.max_concurrent_loops were running"
             );
         });
         m
@@ -102,6 +112,14 @@ impl Metrics {
 
     pub fn record_rejected_render(&self) {
         self.with(|| counter!(RENDERS_REJECTED).increment(1));
+    }
+
+    pub fn record_auth_refusal(&self, reason: &'static str) {
+        self.with(|| counter!(AUTH_REFUSED, "reason" => reason).increment(1));
+    }
+
+    pub fn record_rejected_loop(&self) {
+        self.with(|| counter!(LOOPS_REJECTED).increment(1));
     }
 
     /// The Prometheus text exposition.

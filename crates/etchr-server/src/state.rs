@@ -1,13 +1,16 @@
 //! Shared application state, cloned into every handler.
 
+use crate::auth::ClientAuth;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::planner::Planner;
 use crate::upstream::UpstreamState;
+use etchr_upstream::ImageFetcher;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +21,15 @@ pub struct AppState {
     pub renders: Arc<RenderGate>,
     /// The upstream MLLM (loop, passthrough, trajectory log), when configured.
     pub upstream: Option<Arc<UpstreamState>>,
+    /// Client API keys and rate limits; `None` means open access.
+    pub auth: Option<Arc<ClientAuth>>,
+    /// Fetches `http(s)` image URLs under the `[fetch]` policy; `None` when fetching is off.
+    pub fetcher: Option<ImageFetcher>,
+    /// Bounds the reasoning loops running at once.
+    pub loops: Arc<LoopGate>,
+    /// Work that must finish even if its request is abandoned (trajectory appends); shutdown
+    /// waits for it.
+    pub background: TaskTracker,
     draining: Arc<AtomicBool>,
 }
 
@@ -30,17 +42,22 @@ impl AppState {
 
     /// State for `config`, or why its upstream (or trajectory log) cannot be set up.
     pub fn try_new(config: Config) -> Result<Self, String> {
-        let upstream = UpstreamState::from_config(&config)?.map(Arc::new);
+        let fetcher = config.fetch.policy().map(ImageFetcher::new).transpose()?;
+        let upstream = UpstreamState::from_config(&config, fetcher.clone())?.map(Arc::new);
         let renders = Arc::new(RenderGate::new(
             config.render_workers(),
             config.limits.render_queue,
         ));
         Ok(Self {
-            config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             planner: None,
             renders,
             upstream,
+            auth: ClientAuth::from_config(&config.security).map(Arc::new),
+            fetcher,
+            loops: Arc::new(LoopGate::new(config.reason.max_concurrent_loops)),
+            background: TaskTracker::new(),
+            config: Arc::new(config),
             draining: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -79,6 +96,39 @@ impl AppState {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Bounds the reasoning loops running at once. A loop mostly waits on the upstream, so the
+/// bound protects the upstream and memory rather than CPU; beyond it a request is refused at
+/// once with 503 and `Retry-After` (shedding load beats growing a queue nobody will wait for).
+pub struct LoopGate {
+    slots: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl LoopGate {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            slots: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    /// A slot for one loop, held until the permit drops, or a 503 `overloaded`.
+    pub fn try_enter(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Overloaded(format!(
+                "too many reasoning loops in progress ({}); retry shortly",
+                self.capacity
+            ))
+        })
+    }
+
+    /// Loops running now.
+    pub fn running(&self) -> usize {
+        self.capacity - self.slots.available_permits()
     }
 }
 
@@ -152,6 +202,17 @@ impl RenderGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loop_gate_refuses_beyond_capacity_and_frees_on_drop() {
+        let gate = LoopGate::new(2);
+        let a = gate.try_enter().unwrap();
+        let _b = gate.try_enter().unwrap();
+        assert_eq!(gate.running(), 2);
+        assert_eq!(gate.try_enter().unwrap_err().code(), "overloaded");
+        drop(a);
+        assert!(gate.try_enter().is_ok());
+    }
 
     #[tokio::test]
     async fn full_queue_is_a_fast_503_and_panics_are_500() {

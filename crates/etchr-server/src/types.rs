@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditRequest {
-    /// The image: a data URL (`data:image/png;base64,...`) or bare base64 of PNG, JPEG or WebP bytes.
+    /// The image: a data URL (`data:image/png;base64,...`) or bare base64 of PNG, JPEG or WebP bytes;
+    /// or an `http(s)` URL when the server's `[fetch]` policy allows it (off by default).
     #[schema(example = "data:image/png;base64,iVBORw0KGgo...")]
     pub image: String,
     /// The edit program, applied in order. When absent the program is planned from `question`
@@ -54,15 +55,25 @@ pub struct EditMultipart {
     #[schema(schema_with = binary_schema)]
     image: Vec<u8>,
     /// The JSON array of ops, as text.
-    #[schema(example = r#"[{"op":"crop","box":[0,0,100,100]},{"op":"zoom","factor":2}]"#)]
+    // Multipart parts are present or absent, never null.
+    #[schema(
+        example = r#"[{"op":"crop","box":[0,0,100,100]},{"op":"zoom","factor":2}]"#,
+        nullable = false
+    )]
     ops: Option<String>,
     #[schema(schema_with = coords_schema)]
     coords: Option<String>,
     /// `W,H` or `[W,H]`.
+    #[schema(nullable = false, pattern = r"^\[?\s*[0-9]+\s*,\s*[0-9]+\s*\]?$")]
     resized: Option<String>,
+    #[schema(nullable = false)]
     format: Option<FormatName>,
+    /// JPEG quality, 1-100.
+    #[schema(nullable = false, minimum = 1, maximum = 100)]
     quality: Option<u8>,
+    #[schema(nullable = false)]
     question: Option<String>,
+    #[schema(nullable = false)]
     context: Option<String>,
 }
 

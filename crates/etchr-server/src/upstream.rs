@@ -25,11 +25,14 @@ pub struct UpstreamState {
 
 impl UpstreamState {
     /// Builds the upstream from config; `None` when none is configured.
-    pub fn from_config(config: &Config) -> Result<Option<Self>, String> {
+    pub fn from_config(
+        config: &Config,
+        fetcher: Option<etchr_upstream::ImageFetcher>,
+    ) -> Result<Option<Self>, String> {
         let Some(up) = &config.upstream else {
             return Ok(None);
         };
-        let backend = etchr_upstream::build(up).map_err(|e| e.to_string())?;
+        let backend = etchr_upstream::build_with_fetcher(up, fetcher).map_err(|e| e.to_string())?;
         let proxy = Proxy::new(up).map_err(|e| e.to_string())?;
         let reasoner = Reasoner::new(backend.clone(), config.loop_config());
         let trajectories = match config.reason.trajectory_dir.trim() {

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use crate::backend::{BoxFuture, CallContext, ChatBackend, ChatOutcome, ChatStream, ServedBy};
 use crate::config::{ApiKey, UpstreamConfig};
 use crate::error::{from_reqwest, ErrorKind, UpstreamError};
+use crate::fetch::{FetchError, ImageFetcher};
 use crate::images::{self, ImageFit};
 use crate::profile::Profile;
 use crate::retry::{fits_before, retry_after_from_headers, RetryPolicy};
@@ -20,9 +21,6 @@ use crate::sse::{SseEvent, SseParser};
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta,
 };
-
-/// Remote images fetched for inlining are refused beyond this size.
-const MAX_FETCHED_IMAGE_BYTES: u64 = 32 << 20;
 
 /// A reqwest client suitable for upstream calls (share one between upstreams: it pools connections).
 ///
@@ -39,6 +37,20 @@ pub fn http_client() -> Result<reqwest::Client, UpstreamError> {
         .map_err(|e| UpstreamError::config(format!("cannot build the HTTP client: {e}")))
 }
 
+/// Fetches one image under the fetcher's policy and within the call's deadline.
+async fn fetch_image(
+    fetcher: &ImageFetcher,
+    url: &str,
+    ctx: &CallContext,
+) -> Result<Vec<u8>, UpstreamError> {
+    match tokio::time::timeout_at(ctx.deadline.into(), fetcher.fetch(url)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(FetchError::Timeout(m))) => Err(UpstreamError::new(ErrorKind::Timeout, m)),
+        Ok(Err(e)) => Err(UpstreamError::invalid_request(e.to_string())),
+        Err(_) => Err(UpstreamError::deadline()),
+    }
+}
+
 /// One upstream reached over HTTP.
 #[derive(Clone)]
 pub struct HttpUpstream {
@@ -49,6 +61,9 @@ pub struct HttpUpstream {
     timeout: Duration,
     pass_through_auth: bool,
     fetch_remote_images: bool,
+    /// Fetches `http(s)` images for providers that take only inline images; `None` (the
+    /// default) refuses such requests. Set by the server from its `[fetch]` policy.
+    fetcher: Option<ImageFetcher>,
 }
 
 /// Hand-written so that no future field can leak the key.
@@ -63,6 +78,7 @@ impl std::fmt::Debug for HttpUpstream {
             .field("timeout", &self.timeout)
             .field("policy", &self.policy)
             .field("pass_through_auth", &self.pass_through_auth)
+            .field("fetcher", &self.fetcher)
             .finish()
     }
 }
@@ -88,7 +104,15 @@ impl HttpUpstream {
             timeout: config.timeout(),
             pass_through_auth: config.pass_through_auth,
             fetch_remote_images: config.fetch_remote_images,
+            fetcher: None,
         })
+    }
+
+    /// Lets this upstream fetch `http(s)` images (when its `fetch_remote_images` is on) through
+    /// `fetcher`, which enforces the allowlist, address and size rules.
+    pub fn with_fetcher(mut self, fetcher: Option<ImageFetcher>) -> Self {
+        self.fetcher = fetcher;
+        self
     }
 
     /// The `--upstream-url URL --provider NAME` setup.
@@ -141,15 +165,20 @@ impl HttpUpstream {
         stream: bool,
     ) -> Result<(Bytes, String, Vec<ImageFit>), UpstreamError> {
         let remote = images::needs_inlining(&req, &self.profile.image_limits);
-        if !remote.is_empty() && !self.fetch_remote_images {
+        let fetcher = match (&self.fetcher, self.fetch_remote_images) {
+            (Some(f), true) => Some(f),
+            _ => None,
+        };
+        if !remote.is_empty() && fetcher.is_none() {
             return Err(UpstreamError::invalid_request(format!(
-                "upstream `{}` ({}) accepts images only as base64 data: URLs",
+                "upstream `{}` ({}) accepts images only as base64 data: URLs, and fetching \
+                 image URLs is off",
                 self.profile.name, self.profile.provider
             )));
         }
         let mut fetched = Vec::new();
         for (mi, pi, url) in remote {
-            let bytes = self.fetch_image(&url, ctx).await?;
+            let bytes = fetch_image(fetcher.expect("checked above"), &url, ctx).await?;
             let format = image::guess_format(&bytes).map_err(|_| {
                 UpstreamError::invalid_request(format!(
                     "image at {url} is not in a recognised format"
@@ -195,43 +224,6 @@ impl HttpUpstream {
             f.fetched = fetched.contains(&(f.message, f.part));
         }
         Ok((body, model, fits))
-    }
-
-    async fn fetch_image(&self, url: &str, ctx: &CallContext) -> Result<Vec<u8>, UpstreamError> {
-        let until = ctx.deadline.min(Instant::now() + self.timeout);
-        let get = async {
-            let resp = self.client.get(url).send().await.map_err(from_reqwest)?;
-            if !resp.status().is_success() {
-                return Err(UpstreamError::invalid_request(format!(
-                    "fetching image {url} failed with HTTP {}",
-                    resp.status().as_u16()
-                )));
-            }
-            let declared = resp
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > MAX_FETCHED_IMAGE_BYTES) {
-                return Err(UpstreamError::invalid_request(format!(
-                    "image at {url} is too large"
-                )));
-            }
-            let bytes = resp.bytes().await.map_err(from_reqwest)?;
-            if bytes.len() as u64 > MAX_FETCHED_IMAGE_BYTES {
-                return Err(UpstreamError::invalid_request(format!(
-                    "image at {url} is too large"
-                )));
-            }
-            Ok(bytes.to_vec())
-        };
-        match tokio::time::timeout_at(until.into(), get).await {
-            Ok(r) => r,
-            Err(_) if until >= ctx.deadline => Err(UpstreamError::deadline()),
-            Err(_) => Err(UpstreamError::new(
-                ErrorKind::Timeout,
-                format!("fetching image {url} timed out"),
-            )),
-        }
     }
 
     /// POSTs the body once; non-2xx statuses become normalised errors.

@@ -95,7 +95,8 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub box_convention: Option<BoxConvention>,
     /// For providers that take no image URLs (gemini, kimi): fetch `http(s)` images and inline
-    /// them. Off means such requests are refused (nothing is fetched on a client's behalf).
+    /// them, when the server's `[fetch]` policy allows fetching at all (it is off by default;
+    /// its allowlist and address rules apply). Off means such requests are refused.
     #[serde(default = "yes")]
     pub fetch_remote_images: bool,
     /// Upstreams tried in order when this one fails (see `FallbackChain`).

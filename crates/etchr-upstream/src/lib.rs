@@ -24,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod fallback;
+pub mod fetch;
 pub mod images;
 pub mod profile;
 pub mod retry;
@@ -38,6 +39,7 @@ pub use client::{http_client, HttpUpstream};
 pub use config::{ApiKey, UpstreamConfig, KEY_ENV};
 pub use error::{ErrorKind, UpstreamError};
 pub use fallback::FallbackChain;
+pub use fetch::{FetchError, FetchPolicy, ImageFetcher};
 pub use images::ImageFit;
 pub use profile::{BoxConvention, ImageLimits, Profile, Provider, QwenRegion};
 pub use retry::RetryPolicy;
@@ -46,16 +48,25 @@ pub use types::*;
 /// Builds the backend a config describes: one [`HttpUpstream`], or a [`FallbackChain`] when the
 /// config lists fallbacks (all members share one connection pool).
 pub fn build(config: &UpstreamConfig) -> Result<Arc<dyn ChatBackend>, UpstreamError> {
+    build_with_fetcher(config, None)
+}
+
+/// Like [`build`], with an [`ImageFetcher`] for upstreams that need `http(s)` images inlined
+/// (without one, such requests are refused).
+pub fn build_with_fetcher(
+    config: &UpstreamConfig,
+    fetcher: Option<ImageFetcher>,
+) -> Result<Arc<dyn ChatBackend>, UpstreamError> {
     config.validate()?;
     let client = http_client()?;
     let primary: Arc<dyn ChatBackend> =
-        Arc::new(HttpUpstream::with_client(config, client.clone())?);
+        Arc::new(HttpUpstream::with_client(config, client.clone())?.with_fetcher(fetcher.clone()));
     if config.fallback.is_empty() {
         return Ok(primary);
     }
     let mut members = vec![primary];
     for fb in &config.fallback {
-        push_flattened(fb, &client, &mut members)?;
+        push_flattened(fb, &client, &fetcher, &mut members)?;
     }
     Ok(Arc::new(FallbackChain::new(members)?))
 }
@@ -64,11 +75,14 @@ pub fn build(config: &UpstreamConfig) -> Result<Arc<dyn ChatBackend>, UpstreamEr
 fn push_flattened(
     config: &UpstreamConfig,
     client: &reqwest::Client,
+    fetcher: &Option<ImageFetcher>,
     out: &mut Vec<Arc<dyn ChatBackend>>,
 ) -> Result<(), UpstreamError> {
-    out.push(Arc::new(HttpUpstream::with_client(config, client.clone())?));
+    out.push(Arc::new(
+        HttpUpstream::with_client(config, client.clone())?.with_fetcher(fetcher.clone()),
+    ));
     for fb in &config.fallback {
-        push_flattened(fb, client, out)?;
+        push_flattened(fb, client, fetcher, out)?;
     }
     Ok(())
 }

@@ -348,7 +348,16 @@ async fn gemini_gets_fitted_data_urls_only() {
     .await;
     let mut cfg = config(&mock, Provider::Gemini);
     cfg.model = Some("gemini-2.5-flash".into());
-    let u = HttpUpstream::new(&cfg).unwrap();
+    // The mock listens on loopback, which the fetch policy refuses unless told otherwise.
+    let fetcher = etchr_upstream::ImageFetcher::new(etchr_upstream::FetchPolicy {
+        allowed_hosts: vec!["127.0.0.1".into()],
+        allow_private_addresses: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let u = HttpUpstream::new(&cfg)
+        .unwrap()
+        .with_fetcher(Some(fetcher.clone()));
     let big = etchr_upstream::images::data_url(image::ImageFormat::Png, &png(4000, 1000));
     let req = ChatRequest::new(
         "",
@@ -378,14 +387,26 @@ async fn gemini_gets_fitted_data_urls_only() {
         );
     }
 
-    // With fetching off, the request is refused before anything is sent.
-    cfg.fetch_remote_images = false;
+    // Without a fetcher (the server's default), or with fetching off for this upstream, or
+    // with the default policy that refuses loopback, nothing is fetched or sent.
     let before = mock.request_count();
-    let err = HttpUpstream::new(&cfg)
-        .unwrap()
-        .chat(req, ctx())
-        .await
-        .unwrap_err();
+    let refused = |u: HttpUpstream| {
+        let req = req.clone();
+        async move { u.chat(req, ctx()).await.unwrap_err() }
+    };
+    let err = refused(HttpUpstream::new(&cfg).unwrap()).await;
+    assert_eq!(err.kind, ErrorKind::InvalidRequest);
+    assert!(err.message.contains("fetching image URLs is off"), "{err}");
+    let strict = etchr_upstream::ImageFetcher::new(etchr_upstream::FetchPolicy {
+        allowed_hosts: vec!["127.0.0.1".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let err = refused(HttpUpstream::new(&cfg).unwrap().with_fetcher(Some(strict))).await;
+    assert_eq!(err.kind, ErrorKind::InvalidRequest);
+    assert!(err.message.contains("private, loopback"), "{err}");
+    cfg.fetch_remote_images = false;
+    let err = refused(HttpUpstream::new(&cfg).unwrap().with_fetcher(Some(fetcher))).await;
     assert_eq!(err.kind, ErrorKind::InvalidRequest);
     assert_eq!(mock.request_count(), before);
 }

@@ -279,7 +279,12 @@ impl<'a> Canvas<'a> {
     }
 
     fn check_output(&self, index: usize, op: &'static str, w: u64, h: u64) -> Result<(), OpsError> {
-        if w == 0 || h == 0 || w * h > self.opts.max_output_pixels {
+        // Saturating: a huge zoom factor makes `w * h` overflow (a panic in debug builds; in
+        // release a wrapped product could pass and the sides then saturate to u32::MAX).
+        let too_large = w > u32::MAX as u64
+            || h > u32::MAX as u64
+            || w.saturating_mul(h) > self.opts.max_output_pixels;
+        if w == 0 || h == 0 || too_large {
             return Err(OpsError::op(
                 index,
                 op,

@@ -184,11 +184,11 @@
     $('#result').replaceChildren();
     const started = performance.now();
     try {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(body),
-      });
+      const headers = { 'content-type': 'application/json', accept: 'application/json' };
+      // Servers with client keys ([security] api_keys) need one; it is never stored.
+      const key = $('#api-key').value.trim();
+      if (key) headers.authorization = `Bearer ${key}`;
+      const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
       const text = await res.text();
       const wall = performance.now() - started;
       let json;

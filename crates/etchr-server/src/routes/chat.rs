@@ -9,12 +9,11 @@
 //! probe that looks only at `model`, `stream`, `etchr` and the `type` of each content part; image
 //! payloads are skipped by the JSON parser, never allocated.
 
-use crate::engine::{payload_bytes, ImagePayload};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::parse_json;
 use crate::routes::common::{
-    authorization, client_auth, log_trajectory, record_overhead, request_id, resolve_model,
-    strategy_header,
+    authorization, client_auth, image_bytes, log_trajectory, record_overhead, request_id,
+    resolve_model, strategy_header,
 };
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
@@ -54,10 +53,22 @@ struct Probe {
     model: Option<String>,
     #[serde(default)]
     stream: Option<bool>,
-    #[serde(default)]
+    /// Required, as by OpenAI: even a request only passed through must have messages.
     messages: Vec<ProbeMessage>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "options_object")]
     etchr: Option<EtchrOptions>,
+}
+
+/// `etchr` as an object (or null) only: serde's derive would also take a JSON array as a
+/// struct's fields in order, which the schema does not allow.
+fn options_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<EtchrOptions>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        _ => Err(serde::de::Error::custom("`etchr` must be an object")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -114,10 +125,12 @@ impl<'de> Deserialize<'de> for ProbeContent {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ChatCompletionRequest {
-    /// The upstream model, or an alias from `[models.aliases]`.
-    model: String,
-    /// OpenAI chat messages. Images must be `data:` URLs (http URLs are refused).
-    #[schema(value_type = Vec<Object>)]
+    /// The upstream model, or an alias from `[models.aliases]`. Absent or empty: the configured
+    /// upstream model (`--upstream-model`, `[upstream] model`).
+    model: Option<String>,
+    /// OpenAI chat messages. Images are `data:` URLs, or `http(s)` URLs when the server's
+    /// `[fetch]` policy allows them (off by default: 400 `image_url_not_allowed`).
+    #[schema(value_type = Vec<Object>, min_items = 1)]
     messages: Vec<serde_json::Value>,
     stream: Option<bool>,
     etchr: Option<EtchrOptions>,
@@ -139,8 +152,12 @@ pub struct ChatCompletionRequest {
         ("x-etchr-strategy" = Option<String>, Header, description = "`evr`, `progressive` or `tools` for requests with images.")
     ),
     responses(
-        (status = 200, description = "A chat.completion, or a text/event-stream of chat.completion.chunk events", body = Object),
-        (status = 400, description = "Malformed JSON, an http image URL, or an undecodable image", body = ErrorBody),
+        (status = 200, description = "A chat.completion, or with `stream: true` a text/event-stream of chat.completion.chunk events", content(
+            (Object = "application/json"),
+            // Each server-sent event (schemathesis validates events as objects).
+            (Object = "text/event-stream")
+        )),
+        (status = 400, description = "Malformed JSON, an image URL that may not be fetched (or failed to), or an undecodable image", body = ErrorBody),
         (status = 429, description = "The upstream is rate limiting; see Retry-After", body = ErrorBody),
         (status = 502, description = "The upstream failed after retries", body = ErrorBody),
         (status = 503, description = "No upstream is configured", body = ErrorBody),
@@ -154,6 +171,12 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let probe: Probe = parse_json(&body)?;
+    if probe.messages.is_empty() {
+        return Err(ApiError::invalid_request(
+            "messages must be a non-empty array",
+            Some("messages"),
+        ));
+    }
     let images: usize = probe.messages.iter().map(|m| m.content.0).sum();
     if images == 0 {
         passthrough(state, headers, body, probe, started).await
@@ -226,16 +249,16 @@ async fn passthrough(
 }
 
 /// Builds the loop's request from a chat request with images.
-fn reason_request(
+async fn reason_request(
     state: &AppState,
     headers: &HeaderMap,
     mut chat: ChatRequest,
 ) -> Result<(ReasonRequest, EtchrOptions, bool, String), ApiError> {
     let opts: EtchrOptions = match chat.extra.remove("etchr") {
+        None | Some(serde_json::Value::Null) => EtchrOptions::default(),
         Some(v) => serde_json::from_value(v).map_err(|e| {
             ApiError::invalid_request(format!("invalid etchr options: {e}"), Some("etchr"))
         })?,
-        None => EtchrOptions::default(),
     };
     let strategy = strategy_header(headers)?
         .or(opts.strategy)
@@ -251,16 +274,8 @@ fn reason_request(
         if let Some(Content::Parts(parts)) = &m.content {
             for p in parts {
                 if let ContentPart::ImageUrl { image_url } = p {
-                    let url = image_url.url.trim();
-                    if url.starts_with("http://") || url.starts_with("https://") {
-                        return Err(ApiError::invalid_request(
-                            "image URLs are not fetched (remote fetching is off): send images as \
-                             data:image/...;base64, URLs",
-                            Some("messages"),
-                        ));
-                    }
-                    let payload = ImagePayload::Text(url.to_string());
-                    images.push(payload_bytes(&payload)?.into_owned());
+                    // http(s) URLs are fetched under the [fetch] policy, or refused.
+                    images.push(image_bytes(state, image_url.url.trim().to_string()).await?);
                 }
             }
         }
@@ -328,9 +343,13 @@ async fn reason(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let up = state.upstream()?.clone();
+    let slot = state
+        .loops
+        .try_enter()
+        .inspect_err(|_| state.metrics.record_rejected_loop())?;
     let chat: ChatRequest = parse_json(&body)?;
     drop(body);
-    let (req, opts, stream, model) = reason_request(&state, &headers, chat)?;
+    let (req, opts, stream, model) = reason_request(&state, &headers, chat).await?;
     let id = format!(
         "chatcmpl-etchr-{}",
         req.request_id.clone().unwrap_or_default()
@@ -338,7 +357,7 @@ async fn reason(
     if stream {
         return Ok(stream_reason(
             state,
-            up.reasoner.clone(),
+            (up.reasoner.clone(), slot),
             req,
             opts,
             id,
@@ -347,6 +366,7 @@ async fn reason(
         ));
     }
     let outcome = up.reasoner.run(req).await?;
+    drop(slot);
     log_trajectory(&state, &outcome).await;
     let upstream = Duration::from_secs_f64(outcome.trace.timings_ms.upstream / 1000.0);
     let completion = Completion::new(&outcome, &opts, id, model);
@@ -446,7 +466,8 @@ fn sse(value: &impl Serialize) -> Bytes {
 /// Streams a loop: keep-alive comments until it finishes, then the answer as chunks.
 fn stream_reason(
     state: AppState,
-    reasoner: etchr_reason::Reasoner,
+    // The loop runner and the concurrency slot it holds until the loop ends.
+    (reasoner, slot): (etchr_reason::Reasoner, tokio::sync::OwnedSemaphorePermit),
     req: ReasonRequest,
     opts: EtchrOptions,
     id: String,
@@ -478,6 +499,7 @@ fn stream_reason(
                 }
             }
         };
+        drop(slot);
         match result {
             Ok(outcome) => {
                 log_trajectory(&state, &outcome).await;

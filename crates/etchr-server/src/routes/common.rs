@@ -1,5 +1,6 @@
 //! Small helpers shared by the upstream-facing routes.
 
+use crate::engine::{payload_bytes, ImagePayload};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::{HeaderMap, HeaderValue};
@@ -77,15 +78,83 @@ pub fn record_overhead(
 }
 
 /// Appends a finished run to the trajectory log, when one is configured. Failures are logged,
-/// never the client's problem.
+/// never the client's problem. The append runs as tracked background work: it completes even
+/// if the request is abandoned (client gone, deadline), and shutdown waits for it.
 pub async fn log_trajectory(state: &AppState, outcome: &ReasonOutcome) {
     let Some(log) = state.upstream.as_ref().and_then(|u| u.trajectories.clone()) else {
         return;
     };
     let outcome = outcome.clone();
-    match tokio::task::spawn_blocking(move || log.append(&outcome)).await {
+    match state
+        .background
+        .spawn_blocking(move || log.append(&outcome))
+        .await
+    {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "could not append to the trajectory log"),
         Err(e) => tracing::error!(error = %e, "the trajectory log task failed"),
+    }
+}
+
+/// Whether an image field holds an `http(s)` URL rather than inline data.
+fn is_remote(text: &str) -> bool {
+    let t = text.trim_start().as_bytes();
+    let starts = |p: &[u8]| t.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    starts(b"http://") || starts(b"https://")
+}
+
+/// Replaces an `http(s)` image URL by the fetched bytes, under the `[fetch]` policy (400
+/// `image_url_not_allowed` when fetching is off or the URL is refused); inline payloads pass
+/// through untouched.
+pub async fn fetch_if_remote(
+    state: &AppState,
+    payload: ImagePayload,
+) -> Result<ImagePayload, ApiError> {
+    let ImagePayload::Text(text) = &payload else {
+        return Ok(payload);
+    };
+    if !is_remote(text) {
+        return Ok(payload);
+    }
+    let fetcher = state.fetcher.as_ref().ok_or_else(|| {
+        ApiError::ImageUrlNotAllowed(
+            "image URLs are not fetched (the server's [fetch] enabled = false): send the image \
+             inline as a data:image/...;base64, URL"
+                .into(),
+        )
+    })?;
+    Ok(ImagePayload::Bytes(fetcher.fetch(text).await?.into()))
+}
+
+/// The bytes of an image field: a data URL or bare base64, or an `http(s)` URL fetched under
+/// the `[fetch]` policy.
+pub async fn image_bytes(state: &AppState, text: String) -> Result<Vec<u8>, ApiError> {
+    let payload = fetch_if_remote(state, ImagePayload::Text(text)).await?;
+    Ok(payload_bytes(&payload)?.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls_are_told_from_inline_data() {
+        for s in [
+            "http://a/x.png",
+            " HTTPS://a/x.png",
+            "https://a",
+            "http://127.0.0.1:9/x",
+        ] {
+            assert!(is_remote(s), "{s}");
+        }
+        for s in [
+            "data:image/png;base64,AAAA",
+            "iVBORw0KGgo",
+            "http:",
+            "",
+            "httpx://a",
+        ] {
+            assert!(!is_remote(s), "{s}");
+        }
     }
 }

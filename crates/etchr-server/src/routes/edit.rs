@@ -160,8 +160,9 @@ pub async fn edit(
         }
     };
 
+    let image = super::common::fetch_if_remote(&state, input.image).await?;
     let job = EditJob {
-        image: input.image,
+        image,
         program,
         coords: input.coords,
         resized: input.resized,

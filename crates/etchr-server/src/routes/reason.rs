@@ -1,10 +1,10 @@
 //! `POST /v1/reason`: run the reasoning loop on an image and a question.
 
-use crate::engine::{parse_program, payload_bytes, ImagePayload};
+use crate::engine::parse_program;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::routes::common::{
-    authorization, log_trajectory, record_overhead, request_id, resolve_model,
+    authorization, image_bytes, log_trajectory, record_overhead, request_id, resolve_model,
 };
 use crate::schema::{coords_schema, OpSchema};
 use crate::state::AppState;
@@ -23,7 +23,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
-    /// The image (data URL or bare base64). Or use `images`, whose first entry is edited.
+    /// The image (data URL or bare base64; an `http(s)` URL when `[fetch]` allows it). Or use
+    /// `images`, whose first entry is edited.
     #[serde(default)]
     pub image: Option<String>,
     /// Several images; the first is the one edited, the others are passed along as context.
@@ -114,6 +115,10 @@ pub async fn reason(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let up = state.upstream()?.clone();
+    let _slot = state
+        .loops
+        .try_enter()
+        .inspect_err(|_| state.metrics.record_rejected_loop())?;
     let mut texts = body.images.unwrap_or_default();
     if let Some(i) = body.image {
         texts.insert(0, i);
@@ -126,8 +131,7 @@ pub async fn reason(
     }
     let mut images = Vec::with_capacity(texts.len());
     for t in texts {
-        let payload = ImagePayload::Text(t);
-        images.push(payload_bytes(&payload)?.into_owned());
+        images.push(image_bytes(&state, t).await?);
     }
     let ops = match body.ops {
         None => None,
