@@ -30,7 +30,10 @@ async fn the_openai_python_client_understands_etchr() {
     };
     let mock = MockUpstream::start(Script::from_fn(|req| {
         let has_image = req.body.to_string().contains("image_url");
-        if req.body["stream"] == true {
+        let offers_client_tool = req.body["tools"].to_string().contains("get_weather");
+        if offers_client_tool {
+            Reply::tool_call("get_weather", serde_json::json!({"city": "Oslo"}), None)
+        } else if req.body["stream"] == true {
             Reply::stream(&["Hello", " world"])
         } else if has_image {
             Reply::chat("\\boxed{1}")

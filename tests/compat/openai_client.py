@@ -2,8 +2,9 @@
 
 Usage: python3 tests/compat/openai_client.py BASE_URL   (BASE_URL ends in /v1)
 
-Asserts on what the client itself parses: a plain completion, a streamed one, and one with an
-image (which runs the reasoning loop and carries the trace in an extra `etchr` field).
+Asserts on what the client itself parses: a plain completion, a streamed one, one with an
+image (which runs the reasoning loop and carries the trace in an extra `etchr` field), and one
+with an image and the client's own tools (the upstream's tool call comes back to the client).
 Exits non-zero on the first failure; prints OK at the end.
 """
 
@@ -56,6 +57,16 @@ def main(base_url):
     streamed = client.chat.completions.create(model="mock-model", messages=msg, stream=True)
     text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
     assert "\\boxed{1}" in text, text
+
+    # The client's own tools ride along on an image request; the upstream's call comes back.
+    tools = [{"type": "function", "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    called = client.chat.completions.create(model="mock-model", messages=msg, tools=tools)
+    assert called.choices[0].finish_reason == "tool_calls", called
+    call = called.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather", call
+    assert call.function.arguments == '{"city":"Oslo"}', call
     print("OK")
 
 

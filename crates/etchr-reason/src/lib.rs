@@ -30,6 +30,6 @@ pub use answer::{extract_answer, final_answer, parse_verdict, AnswerSource};
 pub use error::ReasonError;
 pub use image::{sha256_hex, LoopImage};
 pub use planner::{ExplicitOps, PlanError, PlanRequest, Planner, TileSearch};
-pub use reasoner::{LoopConfig, ReasonOutcome, ReasonRequest, Reasoner, Strategy};
+pub use reasoner::{ClientTools, LoopConfig, ReasonOutcome, ReasonRequest, Reasoner, Strategy};
 pub use trace::{CallTrace, EditTrace, ImageInfo, StepKind, StepTrace, Trace};
 pub use trajlog::{TrajectoryLog, TrajectoryRecord};

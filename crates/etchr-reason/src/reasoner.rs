@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etchr_ops::{DecodeLimits, OutputFormat, Program, RenderOptions};
-use etchr_upstream::{ChatBackend, Message};
+use etchr_upstream::{ChatBackend, Message, Tool};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -119,6 +119,23 @@ pub struct ReasonRequest {
     pub authorization: Option<String>,
     /// Extra request fields for every upstream call (`temperature`, `max_tokens`, ...).
     pub params: Map<String, Value>,
+    /// The client's own tools (a drop-in chat request may carry them). They are offered on every
+    /// call that may answer (never on verification calls); when the upstream calls one, the loop
+    /// stops and the calls go back to the client, who runs them and continues the conversation.
+    pub client_tools: Option<ClientTools>,
+}
+
+/// The client's tools and its `tool_choice` (absent: `auto`).
+#[derive(Debug, Clone, Default)]
+pub struct ClientTools {
+    pub tools: Vec<Tool>,
+    pub choice: Option<Value>,
+}
+
+impl ClientTools {
+    pub fn has(&self, name: &str) -> bool {
+        self.tools.iter().any(|t| t.function.name == name)
+    }
 }
 
 /// One run's result.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use etchr_ops::{decode_image, render, Program, RgbImage, Transform};
 use etchr_upstream::{
-    CallContext, ChatRequest, ChatResponse, Content, ContentPart, Message, Tool, Usage,
+    CallContext, ChatRequest, ChatResponse, Content, ContentPart, Message, Tool, ToolCall, Usage,
 };
 use serde_json::Value;
 
@@ -61,6 +61,7 @@ pub(crate) struct Session<'a> {
     answer: Option<(String, AnswerSource, String)>,
     forced_final: bool,
     stop_reason: String,
+    client_tool_calls: Vec<ToolCall>,
 }
 
 impl<'a> Session<'a> {
@@ -137,6 +138,7 @@ impl<'a> Session<'a> {
             answer: None,
             forced_final: false,
             stop_reason: String::new(),
+            client_tool_calls: Vec::new(),
             req,
         })
     }
@@ -179,6 +181,57 @@ impl<'a> Session<'a> {
         self.stop_reason = stop.to_string();
     }
 
+    /// The tools for a call that may answer: `own` (the loop's `edit_image`, with `own_choice`)
+    /// plus the client's tools, whose `tool_choice` wins when they are present.
+    pub fn answer_tools(&self, own: Option<(Tool, &str)>) -> Option<(Vec<Tool>, Value)> {
+        let client = self
+            .req
+            .client_tools
+            .as_ref()
+            .filter(|c| !c.tools.is_empty());
+        let mut tools: Vec<Tool> = own.iter().map(|(t, _)| t.clone()).collect();
+        let mut choice = own.map(|(_, c)| Value::String(c.to_string()));
+        if let Some(c) = client {
+            tools.extend(c.tools.iter().cloned());
+            choice = Some(
+                c.choice
+                    .clone()
+                    .unwrap_or_else(|| Value::String("auto".into())),
+            );
+        }
+        choice.map(|c| (tools, c))
+    }
+
+    /// When `resp` calls any of the client's tools, ends the run with those calls (they go back
+    /// to the client) and returns true. Calls to the loop's own tools in the same reply are
+    /// dropped: the client cannot run them.
+    pub fn take_client_calls(&mut self, resp: &ChatResponse) -> bool {
+        let Some(client) = &self.req.client_tools else {
+            return false;
+        };
+        let Some(msg) = resp.message() else {
+            return false;
+        };
+        let calls: Vec<ToolCall> = msg
+            .tool_calls
+            .iter()
+            .flatten()
+            .filter(|c| client.has(&c.function.name))
+            .cloned()
+            .collect();
+        if calls.is_empty() {
+            return false;
+        }
+        self.client_tool_calls = calls;
+        self.set_answer(
+            String::new(),
+            AnswerSource::default(),
+            msg.text_content(),
+            "tool_calls",
+        );
+        true
+    }
+
     pub fn set_forced(&mut self) {
         self.forced_final = true;
     }
@@ -219,7 +272,7 @@ impl<'a> Session<'a> {
         &mut self,
         kind: StepKind,
         messages: Vec<Message>,
-        tools: Option<(Vec<Tool>, &str)>,
+        tools: Option<(Vec<Tool>, Value)>,
     ) -> Result<(ChatResponse, usize), ReasonError> {
         if Instant::now() >= self.ctx.deadline {
             return Err(ReasonError::Deadline(self.r.config.deadline));
@@ -240,9 +293,12 @@ impl<'a> Session<'a> {
         };
         if let Some((tools, choice)) = tools {
             summary.tools = tools.iter().map(|t| t.function.name.clone()).collect();
-            summary.tool_choice = Some(choice.to_string());
+            summary.tool_choice = Some(match &choice {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
             request.tools = Some(tools);
-            request.tool_choice = Some(Value::String(choice.to_string()));
+            request.tool_choice = Some(choice);
         }
         let t = Instant::now();
         let outcome = self.r.upstream.chat(request, self.ctx.clone()).await?;
@@ -463,6 +519,7 @@ impl<'a> Session<'a> {
             answer,
             answer_source,
             final_text,
+            client_tool_calls: self.client_tool_calls,
             forced_final: self.forced_final,
             stop_reason: self.stop_reason,
             usage: self.usage,

@@ -40,9 +40,13 @@ pub(crate) async fn evr(s: &mut Session<'_>) -> Result<(), ReasonError> {
         }
     }
     let refs: Vec<_> = images.iter().collect();
+    let tools = s.answer_tools(None);
     let (resp, _) = s
-        .call(StepKind::Reason, vec![user(text, &refs)], None)
+        .call(StepKind::Reason, vec![user(text, &refs)], tools)
         .await?;
+    if s.take_client_calls(&resp) {
+        return Ok(());
+    }
     let reply = resp.text();
     let (answer, source) = final_answer(&reply);
     s.set_answer(answer, source, reply, "answered");
@@ -57,7 +61,11 @@ pub(crate) async fn progressive(s: &mut Session<'_>) -> Result<(), ReasonError> 
     let mut messages = vec![user(prompt::progressive_first(&q), &refs)];
     let mut reasoning: Vec<String> = Vec::new();
     let stop = loop {
-        let (resp, _) = s.call(StepKind::Reason, messages.clone(), None).await?;
+        let tools = s.answer_tools(None);
+        let (resp, _) = s.call(StepKind::Reason, messages.clone(), tools).await?;
+        if s.take_client_calls(&resp) {
+            return Ok(());
+        }
         let text = resp.text();
         if let Some((answer, source)) = extract_answer(&text) {
             s.set_answer(answer, source, text, "answered");
@@ -79,7 +87,8 @@ pub(crate) async fn progressive(s: &mut Session<'_>) -> Result<(), ReasonError> 
             None => break "planner_exhausted",
         }
     };
-    force_answer(s, messages, None, stop).await
+    let tools = s.answer_tools(None);
+    force_answer(s, messages, tools, stop).await
 }
 
 /// The upstream drives: it calls `edit_image`, the sidecar renders, until it answers.
@@ -97,13 +106,11 @@ pub(crate) async fn tools(s: &mut Session<'_>) -> Result<(), ReasonError> {
         if s.past_soft_deadline() {
             break "deadline";
         }
-        let (resp, _) = s
-            .call(
-                StepKind::Reason,
-                messages.clone(),
-                Some((vec![tool.clone()], "auto")),
-            )
-            .await?;
+        let tools = s.answer_tools(Some((tool.clone(), "auto")));
+        let (resp, _) = s.call(StepKind::Reason, messages.clone(), tools).await?;
+        if s.take_client_calls(&resp) {
+            return Ok(());
+        }
         let Some(msg) = resp.message().cloned() else {
             s.set_answer(
                 String::new(),
@@ -156,7 +163,7 @@ pub(crate) async fn tools(s: &mut Session<'_>) -> Result<(), ReasonError> {
             messages.push(user("The edited image(s):", &refs));
         }
     };
-    let tools = Some((vec![tool], "none"));
+    let tools = s.answer_tools(Some((tool, "none")));
     force_answer(s, messages, tools, stop).await
 }
 
@@ -189,12 +196,15 @@ async fn run_tool(
 async fn force_answer(
     s: &mut Session<'_>,
     mut messages: Vec<Message>,
-    tools: Option<(Vec<etchr_upstream::Tool>, &str)>,
+    tools: Option<(Vec<etchr_upstream::Tool>, serde_json::Value)>,
     stop: &str,
 ) -> Result<(), ReasonError> {
     messages.push(Message::text(Role::User, prompt::FORCE_ANSWER));
     s.set_forced();
     let (resp, _) = s.call(StepKind::Final, messages, tools).await?;
+    if s.take_client_calls(&resp) {
+        return Ok(());
+    }
     let text = resp.text();
     let (answer, source) = final_answer(&text);
     s.set_answer(answer, source, text, stop);

@@ -3,7 +3,7 @@
 //! named by hash and size (and by file path once logged).
 
 use etchr_ops::{Program, Transform};
-use etchr_upstream::Usage;
+use etchr_upstream::{ToolCall, Usage};
 use serde::{Deserialize, Serialize};
 
 use crate::answer::AnswerSource;
@@ -160,6 +160,10 @@ pub struct Trace {
     pub answer_source: AnswerSource,
     /// The text of the reply the answer came from.
     pub final_text: String,
+    /// When the upstream called one of the client's own tools (drop-in chat with `tools`): those
+    /// calls, returned to the client instead of an answer (`stop_reason` = `tool_calls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_tool_calls: Vec<ToolCall>,
     /// Whether a budget ended the loop and a forced-answer call was made.
     pub forced_final: bool,
     /// Why the loop stopped: `answered`, `max_steps`, `deadline`, `planner_exhausted`, ...

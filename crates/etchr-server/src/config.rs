@@ -172,6 +172,20 @@ pub struct ReasonConfig {
     /// Loops (`/v1/reason`, chat completions with images) running at once; beyond this a
     /// request gets a fast 503 `overloaded` with `Retry-After` instead of queueing.
     pub max_concurrent_loops: usize,
+    /// What `/v1/chat/completions` does with a request carrying images when the request does not
+    /// choose: run the loop, or forward it to the upstream unchanged.
+    pub chat_images: ChatImages,
+}
+
+/// The handling of chat completions with images.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatImages {
+    /// Run the think-with-images loop with `reason.strategy`.
+    #[default]
+    Loop,
+    /// Forward the request byte for byte, as a text-only request is (no loop, no edits).
+    Passthrough,
 }
 
 impl Default for ReasonConfig {
@@ -185,6 +199,7 @@ impl Default for ReasonConfig {
             keepalive_secs: 5.0,
             trajectory_dir: String::new(),
             max_concurrent_loops: 256,
+            chat_images: ChatImages::Loop,
         }
     }
 }

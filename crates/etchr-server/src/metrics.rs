@@ -23,6 +23,7 @@ pub const OVERHEAD_SECONDS: &str = "etchr_overhead_seconds";
 pub const UPSTREAM_SECONDS: &str = "etchr_upstream_seconds";
 pub const AUTH_REFUSED: &str = "etchr_auth_refused_total";
 pub const LOOPS_REJECTED: &str = "etchr_loops_rejected_total";
+pub const LOOPS_TOTAL: &str = "etchr_loops_total";
 
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -66,6 +67,11 @@ impl Metrics {
             describe_counter!(
                 AUTH_REFUSED,
                 "Requests refused by client authentication, by reason (unauthorized, rate_limited)"
+            );
+            describe_counter!(
+                LOOPS_TOTAL,
+                "Finished reasoning loops by strategy and outcome (the stop reason: answered, \
+                 max_steps, deadline, planner_exhausted, tool_calls, ...; or error)"
             );
             describe_counter!(
                 LOOPS_REJECTED,
@@ -116,6 +122,15 @@ impl Metrics {
 
     pub fn record_auth_refusal(&self, reason: &'static str) {
         self.with(|| counter!(AUTH_REFUSED, "reason" => reason).increment(1));
+    }
+
+    /// One finished loop. The stop reasons are a small fixed set, so cardinality stays bounded.
+    pub fn record_loop(&self, strategy: &'static str, outcome: &str) {
+        let labels = [
+            ("strategy", strategy.to_string()),
+            ("outcome", outcome.to_string()),
+        ];
+        self.with(|| counter!(LOOPS_TOTAL, &labels).increment(1));
     }
 
     pub fn record_rejected_loop(&self) {

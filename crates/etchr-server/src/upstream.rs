@@ -1,9 +1,13 @@
 //! The server's side of the upstream: the reasoning loop's backend, the raw passthrough proxy
 //! and the trajectory log, built once from `[upstream]` and `[reason]`.
 //!
-//! Passthrough does not use [`ChatBackend`]: a text-only chat request is forwarded as the very
-//! bytes the client sent, and the upstream's answer (JSON or SSE) streams back as the very bytes
-//! it sent — nothing is parsed or re-serialised, so nothing is lost and nothing is slow.
+//! Passthrough does not use [`ChatBackend`]: a forwarded chat request (text-only, or with images
+//! in passthrough mode) goes out as the very bytes the client sent, and the upstream's answer
+//! (JSON or SSE) streams back as the very bytes it sent — nothing is parsed or re-serialised, so
+//! nothing is lost and nothing is slow. (Only a body naming no model, or naming an alias or
+//! carrying an `etchr` field, has its top-level object re-assembled from raw slices.) Provider
+//! quirks that the loop's client handles (Gemini's inline images, Kimi's content arrays) are not
+//! applied to forwarded requests: they reach the upstream as the client wrote them.
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -12,8 +16,19 @@ use etchr_reason::{Reasoner, TrajectoryLog};
 use etchr_upstream::retry::{fits_before, retry_after_from_headers};
 use etchr_upstream::{ApiKey, ChatBackend, ErrorKind, RetryPolicy, UpstreamConfig, UpstreamError};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The primary and its fallbacks, depth-first.
+fn push_targets(config: &UpstreamConfig, out: &mut Vec<ProxyTarget>) -> Result<(), UpstreamError> {
+    out.push(ProxyTarget::new(config)?);
+    for fb in &config.fallback {
+        push_targets(fb, out)?;
+    }
+    Ok(())
+}
 
 /// Everything that talks to the upstream.
 pub struct UpstreamState {
@@ -50,25 +65,34 @@ impl UpstreamState {
     }
 }
 
-/// Byte-for-byte forwarding to the primary upstream, with retries before any byte is returned.
+/// Byte-for-byte forwarding, with retries before any byte is returned, and the same ordered
+/// fallback as the loop: the primary upstream first, then `[upstream] fallback` in order.
 #[derive(Clone)]
 pub struct Proxy {
     client: reqwest::Client,
+    /// The primary first; nested fallback lists flattened depth-first, as the loop's chain is.
+    targets: Arc<[ProxyTarget]>,
+}
+
+/// One upstream as the proxy sees it.
+struct ProxyTarget {
     name: String,
     chat_url: String,
     models_url: String,
+    /// Inserted into bodies that name no model.
+    model: Option<String>,
     key: Option<ApiKey>,
     pass_through_auth: bool,
     policy: RetryPolicy,
     timeout: Duration,
 }
 
-/// Hand-written so that the key can never be printed.
+/// Hand-written so that no key can ever be printed.
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
         f.debug_struct("Proxy")
-            .field("name", &self.name)
-            .field("chat_url", &self.chat_url)
+            .field("upstreams", &names)
             .finish_non_exhaustive()
     }
 }
@@ -76,19 +100,50 @@ impl std::fmt::Debug for Proxy {
 /// A forwarded response whose head has arrived; the body is still on the wire.
 pub struct Forwarded {
     pub response: reqwest::Response,
-    /// From the first attempt's send to the final response head, retries included.
+    /// From the first attempt's send to the final response head, retries and fallbacks included.
     pub upstream_time: Duration,
 }
 
-impl Proxy {
-    pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
+/// What the proxy forwards.
+pub enum ForwardBody {
+    /// These bytes, to whichever upstream serves.
+    Exact(Bytes),
+    /// A body that names no model: each upstream gets its configured `model` inserted (the
+    /// top-level object re-assembled from raw slices; nested values are never re-parsed).
+    NeedsModel(BTreeMap<String, Box<RawValue>>),
+}
+
+impl ForwardBody {
+    fn for_target(&self, target: &ProxyTarget) -> Result<Bytes, UpstreamError> {
+        match (self, &target.model) {
+            (ForwardBody::Exact(b), _) => Ok(b.clone()),
+            (ForwardBody::NeedsModel(obj), None) => to_bytes(obj),
+            (ForwardBody::NeedsModel(obj), Some(model)) => {
+                let mut obj = obj.clone();
+                let raw = serde_json::value::to_raw_value(model)
+                    .map_err(|e| UpstreamError::invalid_request(e.to_string()))?;
+                obj.insert("model".into(), raw);
+                to_bytes(&obj)
+            }
+        }
+    }
+}
+
+fn to_bytes(obj: &BTreeMap<String, Box<RawValue>>) -> Result<Bytes, UpstreamError> {
+    serde_json::to_vec(obj)
+        .map(Bytes::from)
+        .map_err(|e| UpstreamError::invalid_request(format!("cannot serialise request: {e}")))
+}
+
+impl ProxyTarget {
+    fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
         let profile = config.profile()?;
         let base = profile.base_url.trim_end_matches('/').to_string();
         Ok(Self {
-            client: etchr_upstream::http_client()?,
             name: profile.name.clone(),
             chat_url: profile.chat_url(),
             models_url: format!("{base}/models"),
+            model: config.model.clone().filter(|m| !m.trim().is_empty()),
             key: config.resolved_key(),
             pass_through_auth: config.pass_through_auth,
             policy: config.retry_policy(),
@@ -102,29 +157,84 @@ impl Proxy {
             _ => self.key.as_ref(),
         }
     }
+}
 
-    /// POSTs `body` to `/chat/completions`, retrying 408/429/5xx and connection failures with
-    /// backoff (honouring `Retry-After`) while the deadline allows. A 2xx comes back unread; a
-    /// final failure becomes an [`UpstreamError`] (the server renders it in the OpenAI shape).
+impl Proxy {
+    pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
+        let mut targets = Vec::new();
+        push_targets(config, &mut targets)?;
+        Ok(Self {
+            client: etchr_upstream::http_client()?,
+            targets: targets.into(),
+        })
+    }
+
+    /// Whether any upstream has a configured model to insert into bodies that name none.
+    pub fn fills_model(&self) -> bool {
+        self.targets.iter().any(|t| t.model.is_some())
+    }
+
+    /// POSTs the body to each upstream's `/chat/completions` in turn until one answers 2xx or a
+    /// failure should not fall back (the request's fault, the deadline). Each upstream retries
+    /// 408/429/5xx and connection failures with backoff (honouring `Retry-After`) first. A 2xx
+    /// comes back unread; a final failure becomes an [`UpstreamError`] (the server renders it in
+    /// the OpenAI shape).
     pub async fn chat(
         &self,
-        body: Bytes,
+        body: &ForwardBody,
         stream: bool,
         client_auth: Option<&ApiKey>,
         request_id: Option<&str>,
         deadline: Instant,
     ) -> Result<Forwarded, UpstreamError> {
         let started = Instant::now();
+        let last = self.targets.len() - 1;
+        for (i, target) in self.targets.iter().enumerate() {
+            let attempt = match body.for_target(target) {
+                Ok(bytes) => {
+                    self.forward(target, bytes, stream, client_auth, request_id, deadline)
+                        .await
+                }
+                Err(e) => Err(e.with_upstream(&target.name)),
+            };
+            let err = match attempt {
+                Ok(response) => {
+                    return Ok(Forwarded {
+                        response,
+                        upstream_time: started.elapsed(),
+                    })
+                }
+                Err(e) => e,
+            };
+            if i == last || !err.should_fall_back() || Instant::now() >= deadline {
+                return Err(err);
+            }
+            let next = &self.targets[i + 1].name;
+            tracing::warn!(error = %err, next = %next, "passthrough upstream failed; falling back");
+        }
+        unreachable!("the loop returns on the last upstream")
+    }
+
+    /// One upstream, with its retries.
+    async fn forward(
+        &self,
+        target: &ProxyTarget,
+        body: Bytes,
+        stream: bool,
+        client_auth: Option<&ApiKey>,
+        request_id: Option<&str>,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let mut retry = 0u32;
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err(UpstreamError::deadline().with_upstream(&self.name));
+                return Err(UpstreamError::deadline().with_upstream(&target.name));
             }
-            let until = deadline.min(now + self.timeout);
+            let until = deadline.min(now + target.timeout);
             let mut rb = self
                 .client
-                .post(&self.chat_url)
+                .post(&target.chat_url)
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
             if stream {
@@ -133,7 +243,7 @@ impl Proxy {
             if let Some(id) = request_id {
                 rb = rb.header("x-request-id", id);
             }
-            if let Some(k) = self.key(client_auth) {
+            if let Some(k) = target.key(client_auth) {
                 rb = rb.bearer_auth(k.expose());
             }
             let err = match tokio::time::timeout_at(until.into(), rb.send()).await {
@@ -152,12 +262,7 @@ impl Proxy {
                         etchr_upstream::error::error_chain(&e.without_url())
                     ),
                 ),
-                Ok(Ok(resp)) if resp.status().is_success() => {
-                    return Ok(Forwarded {
-                        response: resp,
-                        upstream_time: started.elapsed(),
-                    })
-                }
+                Ok(Ok(resp)) if resp.status().is_success() => return Ok(resp),
                 Ok(Ok(resp)) => {
                     let status = resp.status().as_u16();
                     let retry_after = retry_after_from_headers(resp.headers());
@@ -165,29 +270,31 @@ impl Proxy {
                     UpstreamError::from_response(status, &body, retry_after)
                 }
             }
-            .with_upstream(&self.name);
-            if !err.is_retryable() || retry >= self.policy.max_retries {
+            .with_upstream(&target.name);
+            if !err.is_retryable() || retry >= target.policy.max_retries {
                 return Err(err);
             }
-            let Some(wait) = self.policy.delay(retry, err.retry_after) else {
+            let Some(wait) = target.policy.delay(retry, err.retry_after) else {
                 return Err(err);
             };
             if !fits_before(deadline, wait) {
                 return Err(err);
             }
-            tracing::warn!(upstream = %self.name, error = %err, wait_ms = wait.as_millis() as u64, "retrying passthrough");
+            tracing::warn!(upstream = %target.name, error = %err, wait_ms = wait.as_millis() as u64, "retrying passthrough");
             tokio::time::sleep(wait).await;
             retry += 1;
         }
     }
 
     /// `GET /models` on the upstream, as JSON.
+    /// (The primary upstream's list: fallbacks are for outages, not for listing.)
     pub async fn models(
         &self,
         client_auth: Option<&ApiKey>,
     ) -> Result<serde_json::Value, ApiError> {
-        let mut rb = self.client.get(&self.models_url).timeout(self.timeout);
-        if let Some(k) = self.key(client_auth) {
+        let target = &self.targets[0];
+        let mut rb = self.client.get(&target.models_url).timeout(target.timeout);
+        if let Some(k) = target.key(client_auth) {
             rb = rb.bearer_auth(k.expose());
         }
         let resp = rb.send().await.map_err(|e| {
@@ -199,7 +306,7 @@ impl Proxy {
                         etchr_upstream::error::error_chain(&e.without_url())
                     ),
                 )
-                .with_upstream(&self.name),
+                .with_upstream(&target.name),
             )
         })?;
         let status = resp.status();
@@ -208,7 +315,7 @@ impl Proxy {
         if !status.is_success() {
             return Err(ApiError::Upstream(
                 UpstreamError::from_response(status.as_u16(), &body, retry_after)
-                    .with_upstream(&self.name),
+                    .with_upstream(&target.name),
             ));
         }
         serde_json::from_slice(&body).map_err(|e| {
@@ -217,7 +324,7 @@ impl Proxy {
                     ErrorKind::Decode,
                     format!("the model list is not JSON: {e}"),
                 )
-                .with_upstream(&self.name),
+                .with_upstream(&target.name),
             )
         })
     }

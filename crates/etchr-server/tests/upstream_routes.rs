@@ -328,3 +328,233 @@ async fn models_merge_aliases_and_missing_upstream_is_503() {
     assert_eq!(status, 503);
     assert_eq!(json_of(&bytes)["error"]["code"], "upstream_not_configured");
 }
+
+async fn get_text(state: AppState, path: &str) -> String {
+    let res = router(state)
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn passthrough_falls_back_in_order_and_fills_each_upstreams_model() {
+    let primary = MockUpstream::start(Script::always(Reply::error(503, "overloaded"))).await;
+    let backup = MockUpstream::start(Script::always(
+        Reply::text(200, r#"{"from":"backup"}"#).with_header("content-type", "application/json"),
+    ))
+    .await;
+    let st = state(&primary, |c| {
+        let up = c.upstream.as_mut().unwrap();
+        up.max_retries = 0;
+        let mut fb = UpstreamConfig::from_url(&backup.base_url(), "vllm", None).unwrap();
+        fb.model = Some("backup-model".into());
+        up.fallback = vec![fb];
+    });
+    // No model named: each upstream gets its own configured model.
+    let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+    let (status, _, bytes) = post(st.clone(), "/v1/chat/completions", body, &[]).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(bytes, br#"{"from":"backup"}"#);
+    assert_eq!(primary.bodies()[0]["model"], "mock-model");
+    assert_eq!(backup.bodies()[0]["model"], "backup-model");
+
+    // A failure that is the request's own (400) does not fall back.
+    primary.set_script(Script::always(Reply::error(400, "bad request")));
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, _, _) = post(st, "/v1/chat/completions", body, &[]).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        backup.request_count(),
+        1,
+        "no fallback on the client's error"
+    );
+}
+
+#[tokio::test]
+async fn image_requests_can_be_passed_through_unchanged() {
+    let mock = MockUpstream::start(Script::always(
+        Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json"),
+    ))
+    .await;
+    let image = data_url(64, 48);
+    let raw = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"text","text":"Q?"}},{{"type":"image_url","image_url":{{"url":"{image}"}}}}]}}]}}"#
+    );
+    // By header: the very bytes go upstream, no loop runs (one call, no edited view).
+    let res = router(state(&mock, |_| {}))
+        .oneshot(
+            Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
+                .header("x-etchr-strategy", "passthrough")
+                .body(Body::from(raw.clone()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(mock.request_count(), 1);
+    assert_eq!(&mock.requests()[0].raw[..], raw.as_bytes());
+
+    // By the etchr field: only that field is removed.
+    let mut body: Value = serde_json::from_str(&raw).unwrap();
+    body["etchr"] = json!({"strategy": "passthrough"});
+    let (status, _, _) = post(state(&mock, |_| {}), "/v1/chat/completions", body, &[]).await;
+    assert_eq!(status, 200);
+    let sent = &mock.bodies()[1];
+    assert!(sent.get("etchr").is_none());
+    assert_eq!(sent["messages"][0]["content"][1]["image_url"]["url"], image);
+
+    // By config, with a per-request loop strategy still able to opt in.
+    let st = state(&mock, |c| {
+        c.reason.chat_images = etchr_server::config::ChatImages::Passthrough
+    });
+    let (status, _, bytes) = post(
+        st.clone(),
+        "/v1/chat/completions",
+        serde_json::from_str(&raw).unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!((status, &bytes[..]), (StatusCode::OK, &br#"{"ok":1}"#[..]));
+    assert_eq!(mock.request_count(), 3);
+
+    // An unknown mode is a clear 400 naming the header.
+    let (status, _, bytes) = post(
+        st,
+        "/v1/chat/completions",
+        serde_json::from_str(&raw).unwrap(),
+        &[("x-etchr-strategy", "bogus")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let e = json_of(&bytes);
+    assert_eq!(e["error"]["param"], "x-etchr-strategy");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("passthrough"));
+}
+
+fn image_question() -> Value {
+    json!([{"role": "user", "content": [
+        {"type": "text", "text": "What is the weather where this photo was taken?"},
+        {"type": "image_url", "image_url": {"url": data_url(64, 48)}}
+    ]}])
+}
+
+fn weather_tool() -> Value {
+    json!({"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
+}
+
+#[tokio::test]
+async fn client_tools_are_offered_and_their_calls_come_back() {
+    for strategy in ["evr", "progressive", "tools"] {
+        let mock = MockUpstream::start(Script::from_fn(|req| {
+            if req.body["messages"].to_string().contains("boxed{0}") {
+                Reply::chat("\\boxed{1}") // evr's verification
+            } else {
+                Reply::tool_call("get_weather", json!({"city": "Oslo"}), None)
+            }
+        }))
+        .await;
+        let body = json!({"model": "m", "messages": image_question(), "tools": [weather_tool()],
+            "etchr": {"strategy": strategy}});
+        let st = state(&mock, |_| {});
+        let (status, _, bytes) = post(st.clone(), "/v1/chat/completions", body, &[]).await;
+        assert_eq!(
+            status,
+            200,
+            "{strategy}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        let v = json_of(&bytes);
+        let choice = &v["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls", "{strategy}: {v}");
+        let call = &choice["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "get_weather");
+        assert_eq!(call["function"]["arguments"], r#"{"city":"Oslo"}"#);
+        assert_eq!(v["etchr"]["stop_reason"], "tool_calls");
+        // Answering calls carry the client's tool; verification calls never do.
+        let verifications = mock
+            .bodies()
+            .iter()
+            .filter(|b| b["messages"].to_string().contains("boxed{0}"))
+            .count();
+        assert_eq!(verifications, usize::from(strategy == "evr"), "{strategy}");
+        for sent in mock.bodies() {
+            let names: Vec<&str> = sent["tools"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .map(|t| t["function"]["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if sent["messages"].to_string().contains("boxed{0}") {
+                assert!(names.is_empty(), "{strategy}: {names:?}");
+            } else {
+                assert!(names.contains(&"get_weather"), "{strategy}: {names:?}");
+                assert_eq!(names.contains(&"edit_image"), strategy == "tools");
+            }
+        }
+        let metrics = get_text(st, "/metrics").await;
+        assert!(
+            metrics.contains(&format!(
+                "etchr_loops_total{{strategy=\"{strategy}\",outcome=\"tool_calls\"}} 1"
+            )),
+            "{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn streamed_client_tool_calls_arrive_as_tool_call_deltas() {
+    let mock = MockUpstream::start(Script::always(Reply::tool_call(
+        "get_weather",
+        json!({"city": "Oslo"}),
+        None,
+    )))
+    .await;
+    let body = json!({"model": "m", "stream": true, "messages": image_question(),
+        "tools": [weather_tool()], "tool_choice": "required"});
+    let (status, _, bytes) = post(
+        state(&mock, |_| {}),
+        "/v1/chat/completions",
+        body,
+        &[("x-etchr-strategy", "progressive")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(bytes).unwrap();
+    let chunks: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|f| f.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let call = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+        .unwrap_or_else(|| panic!("no tool call delta in {text}"));
+    assert_eq!(call["index"], 0);
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+    assert_eq!(mock.bodies()[0]["tool_choice"], "required");
+}
+
+#[tokio::test]
+async fn the_loops_own_tool_name_is_reserved_under_the_tools_strategy() {
+    let mock = MockUpstream::start(Script::always(Reply::chat("x"))).await;
+    let tool = json!({"type": "function", "function": {"name": "edit_image"}});
+    let body = json!({"model": "m", "messages": image_question(), "tools": [tool],
+        "etchr": {"strategy": "tools"}});
+    let (status, _, bytes) = post(state(&mock, |_| {}), "/v1/chat/completions", body, &[]).await;
+    assert_eq!(status, 400);
+    assert_eq!(json_of(&bytes)["error"]["param"], "tools");
+    assert_eq!(mock.request_count(), 0);
+}

@@ -9,18 +9,21 @@
 //! probe that looks only at `model`, `stream`, `etchr` and the `type` of each content part; image
 //! payloads are skipped by the JSON parser, never allocated.
 
+use crate::config::ChatImages;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::parse_json;
 use crate::routes::common::{
-    authorization, client_auth, image_bytes, log_trajectory, record_overhead, request_id,
-    resolve_model, strategy_header,
+    authorization, client_auth, image_bytes, log_trajectory, record_loop, record_overhead,
+    request_id, resolve_model,
 };
 use crate::state::AppState;
+use crate::upstream::ForwardBody;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use etchr_reason::{ReasonOutcome, ReasonRequest, Strategy, Trace};
+use etchr_reason::tools::TOOL_NAME;
+use etchr_reason::{ClientTools, ReasonOutcome, ReasonRequest, Strategy, Trace};
 use etchr_upstream::{ChatRequest, Content, ContentPart, Message, Role, Usage};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -30,15 +33,44 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
+/// How one chat request with images is handled: the loop with a strategy, or forwarded as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatMode {
+    Loop(Strategy),
+    Passthrough,
+}
+
+impl std::str::FromStr for ChatMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().eq_ignore_ascii_case("passthrough") {
+            return Ok(ChatMode::Passthrough);
+        }
+        s.parse::<Strategy>().map(ChatMode::Loop).map_err(|_| {
+            format!("unknown strategy {s:?}: use evr, progressive, tools or passthrough")
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ChatMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Per-request loop options, in an `etchr` field of the chat request (removed before anything
 /// is sent upstream).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EtchrOptions {
-    /// `evr`, `progressive` or `tools`. The `x-etchr-strategy` header wins over this.
+    /// `evr`, `progressive` or `tools` (run the loop), or `passthrough` (forward the request with
+    /// its images unchanged). The `x-etchr-strategy` header wins over this.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub strategy: Option<Strategy>,
+    pub strategy: Option<ChatMode>,
     #[serde(default)]
     pub max_steps: Option<usize>,
     /// Add the edited images (data URLs) to the `etchr` field of the answer.
@@ -179,15 +211,34 @@ pub async fn chat_completions(
     }
     let images: usize = probe.messages.iter().map(|m| m.content.0).sum();
     if images == 0 {
-        passthrough(state, headers, body, probe, started).await
-    } else {
-        reason(state, headers, body, probe, started).await
+        return passthrough(state, headers, body, probe, started).await;
+    }
+    match chat_mode(&state, &headers, &probe)? {
+        ChatMode::Passthrough => passthrough(state, headers, body, probe, started).await,
+        ChatMode::Loop(strategy) => reason(state, headers, body, strategy, started).await,
     }
 }
 
-/// Forwards a text-only request. The body is forwarded as received unless an alias or an
-/// `etchr` field needs rewriting (then only the top-level object is re-assembled, from raw
-/// slices).
+/// The `x-etchr-strategy` header, else the `etchr` field, else `[reason]` config.
+fn chat_mode(state: &AppState, headers: &HeaderMap, probe: &Probe) -> Result<ChatMode, ApiError> {
+    if let Some(v) = headers.get("x-etchr-strategy") {
+        let v = v.to_str().unwrap_or_default();
+        return v
+            .parse()
+            .map_err(|e: String| ApiError::invalid_request(e, Some("x-etchr-strategy")));
+    }
+    if let Some(mode) = probe.etchr.as_ref().and_then(|o| o.strategy) {
+        return Ok(mode);
+    }
+    Ok(match state.config.reason.chat_images {
+        ChatImages::Passthrough => ChatMode::Passthrough,
+        ChatImages::Loop => ChatMode::Loop(state.config.reason.strategy),
+    })
+}
+
+/// Forwards a request (text-only, or with images in passthrough mode). The body is forwarded as
+/// received unless an alias, an `etchr` field or a missing model needs rewriting (then only the
+/// top-level object is re-assembled, from raw slices: image payloads are copied, never parsed).
 async fn passthrough(
     state: AppState,
     headers: HeaderMap,
@@ -201,7 +252,9 @@ async fn passthrough(
         .model
         .as_ref()
         .and_then(|m| state.config.models.aliases.get(m).cloned());
-    let body = if alias.is_some() || probe.etchr.is_some() {
+    let names_model = probe.model.as_deref().is_some_and(|m| !m.trim().is_empty());
+    let fill_model = !names_model && up.proxy.fills_model();
+    let body = if alias.is_some() || probe.etchr.is_some() || fill_model {
         let mut obj: BTreeMap<String, Box<RawValue>> = parse_json(&body)?;
         obj.remove("etchr");
         if let Some(target) = alias {
@@ -209,16 +262,24 @@ async fn passthrough(
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             obj.insert("model".into(), raw);
         }
-        Bytes::from(serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))?)
+        if fill_model {
+            obj.remove("model");
+            ForwardBody::NeedsModel(obj)
+        } else {
+            ForwardBody::Exact(Bytes::from(
+                serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))?,
+            ))
+        }
     } else {
-        body
+        ForwardBody::Exact(body)
     };
     let deadline = Instant::now() + state.config.request_timeout();
     let auth = client_auth(&headers);
+    drop(probe);
     let fwd = up
         .proxy
         .chat(
-            body,
+            &body,
             stream,
             auth.as_ref(),
             request_id(&headers).as_deref(),
@@ -253,6 +314,7 @@ async fn reason_request(
     state: &AppState,
     headers: &HeaderMap,
     mut chat: ChatRequest,
+    strategy: Strategy,
 ) -> Result<(ReasonRequest, EtchrOptions, bool, String), ApiError> {
     let opts: EtchrOptions = match chat.extra.remove("etchr") {
         None | Some(serde_json::Value::Null) => EtchrOptions::default(),
@@ -260,9 +322,7 @@ async fn reason_request(
             ApiError::invalid_request(format!("invalid etchr options: {e}"), Some("etchr"))
         })?,
     };
-    let strategy = strategy_header(headers)?
-        .or(opts.strategy)
-        .unwrap_or(state.config.reason.strategy);
+    let client_tools = client_tools(&mut chat, strategy)?;
     let stream = chat.stream.unwrap_or(false);
     let last_user = chat
         .messages
@@ -298,13 +358,9 @@ async fn reason_request(
         })
         .collect();
     let mut params = std::mem::take(&mut chat.extra);
-    for k in [
-        "stream_options",
-        "n",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-    ] {
+    // Per-call fields the loop sets itself: one choice, its own streaming, tools only where
+    // offered (`parallel_tool_calls` without tools is an error on OpenAI).
+    for k in ["stream_options", "n", "parallel_tool_calls"] {
         params.remove(k);
     }
     if let Some(t) = chat.temperature {
@@ -328,6 +384,7 @@ async fn reason_request(
             request_id: request_id(headers),
             authorization: authorization(headers),
             params,
+            client_tools,
         },
         opts,
         stream,
@@ -335,11 +392,34 @@ async fn reason_request(
     ))
 }
 
+/// The client's own `tools`, offered to the upstream on answering calls. `tool_choice: "none"`
+/// or no tools means none. The loop's own tool name is reserved under the `tools` strategy.
+fn client_tools(
+    chat: &mut ChatRequest,
+    strategy: Strategy,
+) -> Result<Option<ClientTools>, ApiError> {
+    let tools = chat.tools.take().unwrap_or_default();
+    let choice = chat.tool_choice.take();
+    if tools.is_empty() || choice.as_ref().and_then(|c| c.as_str()) == Some("none") {
+        return Ok(None);
+    }
+    if strategy == Strategy::Tools && tools.iter().any(|t| t.function.name == TOOL_NAME) {
+        return Err(ApiError::invalid_request(
+            format!(
+                "the tool name `{TOOL_NAME}` is the loop's own under the tools strategy; rename \
+                 the client tool or choose another strategy"
+            ),
+            Some("tools"),
+        ));
+    }
+    Ok(Some(ClientTools { tools, choice }))
+}
+
 async fn reason(
     state: AppState,
     headers: HeaderMap,
     body: Bytes,
-    _probe: Probe,
+    strategy: Strategy,
     started: Instant,
 ) -> Result<Response, ApiError> {
     let up = state.upstream()?.clone();
@@ -349,7 +429,7 @@ async fn reason(
         .inspect_err(|_| state.metrics.record_rejected_loop())?;
     let chat: ChatRequest = parse_json(&body)?;
     drop(body);
-    let (req, opts, stream, model) = reason_request(&state, &headers, chat).await?;
+    let (req, opts, stream, model) = reason_request(&state, &headers, chat, strategy).await?;
     let id = format!(
         "chatcmpl-etchr-{}",
         req.request_id.clone().unwrap_or_default()
@@ -365,7 +445,9 @@ async fn reason(
             started,
         ));
     }
-    let outcome = up.reasoner.run(req).await?;
+    let outcome = up.reasoner.run(req).await;
+    record_loop(&state, strategy, &outcome);
+    let outcome = outcome?;
     drop(slot);
     log_trajectory(&state, &outcome).await;
     let upstream = Duration::from_secs_f64(outcome.trace.timings_ms.upstream / 1000.0);
@@ -435,12 +517,33 @@ impl<'a> Completion<'a> {
             model: served_model(outcome, model),
             choices: [CompletionChoice {
                 index: 0,
-                message: Message::text(Role::Assistant, outcome.trace.final_text.clone()),
-                finish_reason: "stop",
+                message: answer_message(&outcome.trace),
+                finish_reason: finish_reason(&outcome.trace),
             }],
             usage: &outcome.trace.usage,
             etchr: EtchrField::new(outcome, opts),
         }
+    }
+}
+
+/// The answer, or the client's tool calls when the upstream made some.
+fn answer_message(trace: &Trace) -> Message {
+    if trace.client_tool_calls.is_empty() {
+        return Message::text(Role::Assistant, trace.final_text.clone());
+    }
+    let mut m = Message::text(Role::Assistant, trace.final_text.clone());
+    if trace.final_text.is_empty() {
+        m.content = None;
+    }
+    m.tool_calls = Some(trace.client_tool_calls.clone());
+    m
+}
+
+fn finish_reason(trace: &Trace) -> &'static str {
+    if trace.client_tool_calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
     }
 }
 
@@ -474,6 +577,7 @@ fn stream_reason(
     model: String,
     started: Instant,
 ) -> Response {
+    let strategy = req.strategy;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let keepalive = Duration::from_secs_f64(state.config.reason.keepalive_secs);
     tokio::spawn(async move {
@@ -500,6 +604,7 @@ fn stream_reason(
             }
         };
         drop(slot);
+        record_loop(&state, strategy, &result);
         match result {
             Ok(outcome) => {
                 log_trajectory(&state, &outcome).await;
@@ -519,16 +624,29 @@ fn stream_reason(
                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
                     })
                 };
+                let trace = &outcome.trace;
+                let mut body = serde_json::json!({"content": trace.final_text});
+                if !trace.client_tool_calls.is_empty() {
+                    let calls: Vec<_> = trace
+                        .client_tool_calls
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            serde_json::json!({
+                                "index": i, "id": c.id, "type": c.kind,
+                                "function": {"name": c.function.name, "arguments": c.function.arguments}
+                            })
+                        })
+                        .collect();
+                    body["tool_calls"] = calls.into();
+                }
                 let frames = [
                     sse(&chunk(
                         serde_json::json!({"role": "assistant", "content": ""}),
                         None,
                     )),
-                    sse(&chunk(
-                        serde_json::json!({"content": outcome.trace.final_text}),
-                        None,
-                    )),
-                    sse(&chunk(serde_json::json!({}), Some("stop"))),
+                    sse(&chunk(body, None)),
+                    sse(&chunk(serde_json::json!({}), Some(finish_reason(trace)))),
                     sse(&serde_json::json!({
                         "id": id, "object": "chat.completion.chunk", "created": created,
                         "model": model, "choices": [], "usage": outcome.trace.usage,

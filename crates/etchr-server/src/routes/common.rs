@@ -77,6 +77,19 @@ pub fn record_overhead(
     }
 }
 
+/// Counts one finished loop by strategy and how it ended (its stop reason, or `error`).
+pub fn record_loop(
+    state: &AppState,
+    strategy: Strategy,
+    result: &Result<ReasonOutcome, etchr_reason::ReasonError>,
+) {
+    let outcome = match result {
+        Ok(o) => o.trace.stop_reason.as_str(),
+        Err(_) => "error",
+    };
+    state.metrics.record_loop(strategy.as_str(), outcome);
+}
+
 /// Appends a finished run to the trajectory log, when one is configured. Failures are logged,
 /// never the client's problem. The append runs as tracked background work: it completes even
 /// if the request is abandoned (client gone, deadline), and shutdown waits for it.

@@ -4,7 +4,8 @@ use crate::engine::parse_program;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::routes::common::{
-    authorization, image_bytes, log_trajectory, record_overhead, request_id, resolve_model,
+    authorization, image_bytes, log_trajectory, record_loop, record_overhead, request_id,
+    resolve_model,
 };
 use crate::schema::{coords_schema, OpSchema};
 use crate::state::AppState;
@@ -165,8 +166,12 @@ pub async fn reason(
         request_id: request_id(&headers),
         authorization: authorization(&headers),
         params: Default::default(),
+        client_tools: None,
     };
-    let outcome = up.reasoner.run(req).await?;
+    let strategy = req.strategy;
+    let outcome = up.reasoner.run(req).await;
+    record_loop(&state, strategy, &outcome);
+    let outcome = outcome?;
     log_trajectory(&state, &outcome).await;
     let images = body.return_images.then(|| {
         outcome
