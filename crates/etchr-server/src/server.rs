@@ -2,6 +2,7 @@
 
 use crate::app;
 use crate::state::AppState;
+use axum::serve::ListenerExt;
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,12 @@ pub async fn serve(
     let closing = Arc::new(Notify::new());
     let signal_state = state.clone();
     let closed = closing.clone();
+    // Small replies (proxied completions, SSE chunks) go out at once, not after Nagle's wait.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         signal_state.begin_draining();

@@ -174,14 +174,16 @@ pub struct ChatCompletionRequest {
 /// the reasoning loop runs (strategy from the `x-etchr-strategy` header, the `etchr` field, or
 /// config) and the answer comes back as a `chat.completion` (or, with `stream: true`, as SSE:
 /// `: keep-alive` comments while the loop runs, then the answer's chunks and `data: [DONE]`),
-/// with the trace in an extra `etchr` field.
+/// with the trace in an extra `etchr` field; the strategy `passthrough` forwards the request
+/// unchanged instead. The client's own `tools` are offered to the upstream on the loop's answering
+/// calls; when it calls one, the answer is that call (`finish_reason: "tool_calls"`).
 #[utoipa::path(
     post,
     path = "/v1/chat/completions",
     tag = "chat",
     request_body(content = ChatCompletionRequest, content_type = "application/json"),
     params(
-        ("x-etchr-strategy" = Option<String>, Header, description = "`evr`, `progressive` or `tools` for requests with images.")
+        ("x-etchr-strategy" = Option<String>, Header, description = "`evr`, `progressive` or `tools` (run the loop) or `passthrough` (forward unchanged) for requests with images.")
     ),
     responses(
         (status = 200, description = "A chat.completion, or with `stream: true` a text/event-stream of chat.completion.chunk events", content(
