@@ -558,3 +558,32 @@ async fn the_loops_own_tool_name_is_reserved_under_the_tools_strategy() {
     assert_eq!(json_of(&bytes)["error"]["param"], "tools");
     assert_eq!(mock.request_count(), 0);
 }
+
+#[tokio::test]
+async fn a_passthrough_reply_cut_short_is_a_clean_502() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A raw upstream that promises 100 bytes, sends 10 and hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\":\"x\",")
+                .await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    let mut cfg = Config::default();
+    let mut up = UpstreamConfig::from_url(&format!("http://{addr}/v1"), "vllm", None).unwrap();
+    up.max_retries = 0;
+    cfg.upstream = Some(up);
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, _, bytes) = post(AppState::new(cfg), "/v1/chat/completions", body, &[]).await;
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&bytes));
+    assert!(json_of(&bytes)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("broke off"));
+}

@@ -24,7 +24,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use etchr_reason::tools::TOOL_NAME;
 use etchr_reason::{ClientTools, ReasonOutcome, ReasonRequest, Strategy, Trace};
-use etchr_upstream::{ChatRequest, Content, ContentPart, Message, Role, Usage};
+use etchr_upstream::{
+    ChatRequest, Content, ContentPart, ErrorKind, Message, Role, UpstreamError, Usage,
+};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -238,6 +240,9 @@ fn chat_mode(state: &AppState, headers: &HeaderMap, probe: &Probe) -> Result<Cha
     })
 }
 
+/// Passthrough replies up to this size (with a Content-Length) are read whole before answering.
+const BUFFERED_REPLY_LIMIT: u64 = 16 << 20;
+
 /// Forwards a request (text-only, or with images in passthrough mode). The body is forwarded as
 /// received unless an alias, an `etchr` field or a missing model needs rewriting (then only the
 /// top-level object is re-assembled, from raw slices: image payloads are copied, never parsed).
@@ -288,11 +293,35 @@ async fn passthrough(
             deadline,
         )
         .await?;
-    let upstream_time = fwd.upstream_time;
+    let mut upstream_time = fwd.upstream_time;
     let resp = fwd.response;
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::OK);
     let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).cloned();
-    let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
+    // A complete reply of known, bounded size is read first and sent with its length in one
+    // write: no chunked framing (and its extra terminating write) on the client's side, and a
+    // failure mid-body is a clean 502 rather than a cut connection. Streams, and replies of
+    // unknown or large size, are relayed as they arrive.
+    let buffer = !stream
+        && resp
+            .content_length()
+            .is_some_and(|n| n <= BUFFERED_REPLY_LIMIT);
+    let body = if buffer {
+        let t = Instant::now();
+        let bytes = tokio::time::timeout_at(deadline.into(), resp.bytes())
+            .await
+            .map_err(|_| ApiError::Upstream(UpstreamError::deadline()))?
+            .map_err(|e| {
+                ApiError::Upstream(UpstreamError::new(
+                    ErrorKind::Stream,
+                    format!("the upstream's reply broke off: {}", e.without_url()),
+                ))
+            })?;
+        upstream_time += t.elapsed();
+        Body::from(bytes)
+    } else {
+        Body::from_stream(resp.bytes_stream())
+    };
+    let mut out = Response::new(body);
     *out.status_mut() = status;
     if let Some(ct) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
         out.headers_mut().insert(header::CONTENT_TYPE, ct);
