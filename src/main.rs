@@ -44,6 +44,9 @@ enum Command {
     GenData(etchr_data::GenArgs),
     /// Run the offline benchmark: items through the upstream under several conditions.
     Eval(EvalCmd),
+    /// Compare two `etchr eval` runs item by item: Pass@1 per family and an exact McNemar test
+    /// (the Stage 1 vs Stage 1 + 2 ablation, or any two models or strategies).
+    Compare(etchr_eval::compare::CompareArgs),
     /// Train the editing model.
     #[command(subcommand)]
     Train(TrainCommand),
@@ -277,6 +280,9 @@ fn main() -> std::process::ExitCode {
         Command::Reason(args) => reason(args),
         Command::GenData(args) => etchr_data::run_gen_data(args),
         Command::Eval(args) => eval(args),
+        Command::Compare(args) => etchr_eval::compare::run_compare(args)
+            .map(|_| ())
+            .map_err(Into::into),
         Command::Train(TrainCommand::Sft(args)) => etchr_train::run_sft(args),
         Command::Train(TrainCommand::Rl(args)) => etchr_train::run_rl(args),
         Command::Train(TrainCommand::Export(args)) => etchr_train::run_export(args),

@@ -23,6 +23,9 @@ pub enum EvalError {
     /// Serialising the results failed (a bug).
     #[error("serialising results: {0}")]
     Json(#[from] serde_json::Error),
+    /// Earlier results could not be read, or two runs cannot be compared.
+    #[error("{0}")]
+    Results(String),
     /// The async runtime could not start.
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),

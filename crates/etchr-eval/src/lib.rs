@@ -13,6 +13,7 @@
 //! (`--planner tile-search`: the loop's question-blind `TileSearch` fallback).
 
 mod args;
+pub mod compare;
 pub mod condition;
 pub mod edits;
 mod error;

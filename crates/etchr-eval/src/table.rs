@@ -15,7 +15,7 @@ fn pct(correct: usize, n: usize) -> String {
     }
 }
 
-fn p_value(p: f64) -> String {
+pub(crate) fn p_value(p: f64) -> String {
     if p < 1e-4 {
         format!("{p:.1e}")
     } else {
