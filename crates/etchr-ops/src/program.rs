@@ -347,7 +347,8 @@ pub enum Op {
         #[serde(default = "default_wall_luma")]
         wall_luma: u8,
     },
-    /// Draw the shortest path through free space from `from` to `to`.
+    /// Draw the shortest path through free space from `from` to `to` (or, when `to` cannot be
+    /// reached, to the reachable point nearest it).
     Path {
         from: Point,
         to: Point,

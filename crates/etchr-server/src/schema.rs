@@ -273,7 +273,7 @@ const OPS: &[OpDoc] = &[
     },
     OpDoc {
         name: "path",
-        doc: "Draw the shortest path through free space from `from` to `to`.",
+        doc: "Draw the shortest path through free space from `from` to `to` (or, when `to` cannot be reached, to the reachable point nearest it).",
         fields: &[
             req("from", Kind::Point, "Start."),
             req("to", Kind::Point, "Goal."),

@@ -121,6 +121,28 @@ pub fn shortest_path(
     Some(pts)
 }
 
+/// The pixel reachable from `start` through free space that lies nearest to `(x, y)` (ties:
+/// the first found in breadth-first order, i.e. the one closer along the corridors).
+pub fn nearest_reachable(
+    free: &[bool],
+    w: u32,
+    h: u32,
+    start: (u32, u32),
+    x: f64,
+    y: f64,
+) -> (u32, u32) {
+    let reach = flood(free, w, h, start);
+    let mut best = (f64::INFINITY, start);
+    for (i, _) in reach.iter().enumerate().filter(|(_, &r)| r) {
+        let (px, py) = ((i % w as usize) as u32, (i / w as usize) as u32);
+        let d = (px as f64 + 0.5 - x).powi(2) + (py as f64 + 0.5 - y).powi(2);
+        if d < best.0 {
+            best = (d, (px, py));
+        }
+    }
+    best.1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

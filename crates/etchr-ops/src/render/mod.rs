@@ -865,14 +865,19 @@ impl<'a> Canvas<'a> {
                             )
                         })
                     };
-                    let (s, t) = (snap(a, "from")?, snap(b, "to")?);
-                    let path = maze::shortest_path(&free, w, h, s, t).ok_or_else(|| {
-                        OpsError::op(
-                            index,
-                            name,
-                            "no path through free space connects `from` and `to`",
-                        )
-                    })?;
+                    let s = snap(a, "from")?;
+                    // `to` on a wall or in a region `from` cannot reach (an editor's guess at
+                    // an exit): the path runs to the reachable point nearest to it, so it
+                    // always shows where the start's corridors lead.
+                    let path = maze::snap(&free, w, h, b.x, b.y)
+                        .and_then(|t| maze::shortest_path(&free, w, h, s, t))
+                        .or_else(|| {
+                            let t = maze::nearest_reachable(&free, w, h, s, b.x, b.y);
+                            maze::shortest_path(&free, w, h, s, t)
+                        })
+                        .ok_or_else(|| {
+                            OpsError::op(index, name, "no path through free space from `from`")
+                        })?;
                     let pts: Vec<Point> = path.into_iter().map(|(x, y)| Point::new(x, y)).collect();
                     draw::polyline(img, &pts, false, stroke, c);
                 }

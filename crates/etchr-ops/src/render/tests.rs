@@ -258,7 +258,7 @@ fn jigsaw_solve_restores_and_records_its_order() {
 }
 
 #[test]
-fn path_follows_free_space_and_fails_when_sealed() {
+fn path_follows_free_space_and_stops_nearest_an_unreachable_end() {
     // White room, black wall across the middle with a gap on the right.
     let mut img = RgbImage::from_pixel(60, 60, Rgb([255, 255, 255]));
     for x in 0..50 {
@@ -289,7 +289,29 @@ fn path_follows_free_space_and_fails_when_sealed() {
             img.put_pixel(x, y, Rgb([0, 0, 0]));
         }
     }
-    assert!(err(&img, r#"[{"op":"path","from":[5,5],"to":[5,55]}]"#).contains("no path"));
+    // Sealed: `to` cannot be reached, so the path runs to the reachable point nearest to it
+    // (the wall's edge straight above `to`), never across the wall.
+    let r = run(
+        &img,
+        r##"[{"op":"path","from":[5,5],"to":[5,55],"color":"#ff00ff","width":1}]"##,
+    );
+    let v = &r.views[0].image;
+    assert!(
+        (4..=5).any(|x| v.get_pixel(x, 27).0 == [255, 0, 255]),
+        "it ends next to the wall"
+    );
+    for x in 0..60 {
+        for y in 32..60 {
+            assert_ne!(v.get_pixel(x, y).0, [255, 0, 255], "nothing past the wall");
+        }
+    }
+    // A start inside a thick wall (deeper than the snap radius) cannot be repaired.
+    for x in 0..60 {
+        for y in 0..28 {
+            img.put_pixel(x, y, Rgb([0, 0, 0]));
+        }
+    }
+    assert!(err(&img, r#"[{"op":"path","from":[30,8],"to":[5,55]}]"#).contains("inside a wall"));
 }
 
 #[test]
