@@ -324,7 +324,8 @@ impl etchr_reason::Planner for WalledPath {
         _request: &etchr_reason::PlanRequest<'_>,
     ) -> Result<etchr_ops::Program, etchr_reason::PlanError> {
         Ok(
-            etchr_ops::Program::from_json(r#"[{"op":"path","from":[20,50],"to":[180,50]}]"#)
+            // Starts deep inside the wall below: nothing to walk from.
+            etchr_ops::Program::from_json(r#"[{"op":"path","from":[100,50],"to":[180,50]}]"#)
                 .unwrap(),
         )
     }
@@ -334,7 +335,7 @@ impl etchr_reason::Planner for WalledPath {
 async fn a_planned_program_that_does_not_render_costs_the_edit_not_the_run() {
     let mock = MockUpstream::start(Script::queue([Reply::chat("ANSWER: 7")])).await;
     let raw = (0..100u32)
-        .flat_map(|_| (0..200u32).flat_map(|x| [if (95..105).contains(&x) { 0 } else { 255 }; 3]))
+        .flat_map(|_| (0..200u32).flat_map(|x| [if (60..140).contains(&x) { 0 } else { 255 }; 3]))
         .collect();
     let walled = RgbImage::from_raw(200, 100, raw).unwrap();
     let mut req = request(Strategy::Evr);

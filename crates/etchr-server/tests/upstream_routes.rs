@@ -56,6 +56,15 @@ async fn post(
     (parts.status, parts.headers, bytes)
 }
 
+/// The JSON payloads of an SSE body's `data:` frames, without the final `[DONE]`.
+fn sse_chunks(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|f| f.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
 fn json_of(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
@@ -228,12 +237,7 @@ async fn streamed_chat_with_an_image_sends_keepalives_chunks_and_done() {
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.starts_with(": keep-alive\n\n"), "{text}");
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    let chunks: Vec<Value> = text
-        .split("\n\n")
-        .filter_map(|f| f.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = sse_chunks(&text);
     let content: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
@@ -529,12 +533,7 @@ async fn streamed_client_tool_calls_arrive_as_tool_call_deltas() {
     .await;
     assert_eq!(status, 200);
     let text = String::from_utf8(bytes).unwrap();
-    let chunks: Vec<Value> = text
-        .split("\n\n")
-        .filter_map(|f| f.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = sse_chunks(&text);
     let call = chunks
         .iter()
         .find_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
