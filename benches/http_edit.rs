@@ -8,8 +8,6 @@
 use base64::Engine;
 use etchr_ops::{encode_image, OutputFormat};
 use image::{Rgb, RgbImage};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,37 +15,11 @@ const SINGLE: usize = 60;
 const CONCURRENCY: usize = 16;
 const PER_WORKER: usize = 15;
 
-struct Server(Child);
+#[path = "common/mod.rs"]
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server() -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etchr"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start etchr serve");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let server = Server(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read the server's output");
-        if let Some(addr) = line.split("listening on ").nth(1) {
-            let addr = addr
-                .split_whitespace()
-                .next()
-                .expect("an address")
-                .to_string();
-            return (server, format!("http://{addr}"));
-        }
-    }
-    panic!("the server exited before printing its address");
+fn start_server() -> (common::Server, String) {
+    common::start_etchr(std::iter::empty::<&str>())
 }
 
 fn scene() -> RgbImage {

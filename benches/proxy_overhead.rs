@@ -19,38 +19,23 @@
 use base64::Engine;
 use etchr_testkit::{MockUpstream, Reply, Script};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server(Child);
+#[path = "common/mod.rs"]
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_etchr(upstream: &str) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etchr"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--provider", "vllm"])
-        .args(["--upstream-url", upstream, "--upstream-model", "mock-model"])
-        .args(["--set", "limits.body_limit_bytes=67108864"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start etchr serve");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("etchr listening on ") {
-            return (server, format!("http://{addr}/v1"));
-        }
-    }
-    panic!("etchr did not start");
+fn start_etchr(upstream: &str) -> (common::Server, String) {
+    let (server, base) = common::start_etchr([
+        "--provider",
+        "vllm",
+        "--upstream-url",
+        upstream,
+        "--upstream-model",
+        "mock-model",
+        "--set",
+        "limits.body_limit_bytes=67108864",
+    ]);
+    (server, format!("{base}/v1"))
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {

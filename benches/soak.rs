@@ -17,9 +17,9 @@ use base64::Engine;
 use etchr_testkit::{MockUpstream, Reply, Script};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,36 +34,11 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-struct Server {
-    child: Child,
-}
+#[path = "common/mod.rs"]
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_etchr(config: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etchr"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .env_remove("ETCHR_API_KEYS")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start etchr serve");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server { child };
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("etchr listening on ") {
-            return (server, format!("http://{addr}"));
-        }
-    }
-    panic!("etchr did not start");
+fn start_etchr(config: &Path) -> (common::Server, String) {
+    common::start_etchr([OsStr::new("--config"), config.as_os_str()])
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
