@@ -14,7 +14,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::parse_json;
 use crate::routes::common::{
     authorization, client_auth, image_bytes, log_trajectory, record_loop, record_overhead,
-    request_id, resolve_model,
+    request_id, resolve_model, strategy_header,
 };
 use crate::state::AppState;
 use crate::upstream::ForwardBody;
@@ -225,11 +225,8 @@ pub async fn chat_completions(
 
 /// The `x-etchr-strategy` header, else the `etchr` field, else `[reason]` config.
 fn chat_mode(state: &AppState, headers: &HeaderMap, probe: &Probe) -> Result<ChatMode, ApiError> {
-    if let Some(v) = headers.get("x-etchr-strategy") {
-        let v = v.to_str().unwrap_or_default();
-        return v
-            .parse()
-            .map_err(|e: String| ApiError::invalid_request(e, Some("x-etchr-strategy")));
+    if let Some(mode) = strategy_header::<ChatMode>(headers)? {
+        return Ok(mode);
     }
     if let Some(mode) = probe.etchr.as_ref().and_then(|o| o.strategy) {
         return Ok(mode);

@@ -33,16 +33,23 @@ pub fn authorization(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `x-etchr-strategy`, if sent.
-pub fn strategy_header(headers: &HeaderMap) -> Result<Option<Strategy>, ApiError> {
-    match headers
-        .get("x-etchr-strategy")
-        .and_then(|v| v.to_str().ok())
-    {
+/// `x-etchr-strategy`, if sent, parsed as `T` (a loop [`Strategy`], or the chat route's mode,
+/// which also knows `passthrough`); a value `T` rejects is a 400 naming the header.
+pub fn strategy_header<T>(headers: &HeaderMap) -> Result<Option<T>, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match headers.get("x-etchr-strategy") {
         None => Ok(None),
-        Some(s) => s.parse().map(Some).map_err(|e: etchr_reason::ReasonError| {
-            ApiError::invalid_request(e.to_string(), Some("x-etchr-strategy"))
-        }),
+        Some(v) => v
+            .to_str()
+            .unwrap_or_default()
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| {
+                ApiError::invalid_request(e.to_string(), Some("x-etchr-strategy"))
+            }),
     }
 }
 
