@@ -33,7 +33,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # every security update, which would break the build; the base image tag pins the release.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential ca-certificates curl pkg-config \
+ && apt-get install -y --no-install-recommends build-essential ca-certificates cmake curl nasm pkg-config \
  && rm -rf /var/lib/apt/lists/*
 # The toolchain is pinned to the same release as the CPU build image.
 RUN curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
@@ -42,7 +42,7 @@ RUN curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release --locked --bin etchr --features cuda
+    cargo build --release --locked --bin etchr --features cuda,turbojpeg
 
 FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu${UBUNTU_VERSION} AS runtime-cuda
 RUN useradd --system --uid 10001 --create-home etchr
@@ -61,10 +61,16 @@ CMD ["serve"]
 # CPU build and runtime (last, so a plain `docker build .` gives the CPU image)
 # ---------------------------------------------------------------------------------------------
 FROM rust:1.95-slim-bookworm AS build
+# cmake and nasm build the statically linked libjpeg-turbo of the `turbojpeg` feature (JPEG
+# encoding ~3x faster than the pure-Rust encoder); the runtime image needs nothing for it.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake nasm \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release --locked --bin etchr
+    cargo build --release --locked --bin etchr --features turbojpeg
 
 FROM debian:bookworm-slim AS runtime
 RUN useradd --system --uid 10001 --create-home etchr

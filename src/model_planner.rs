@@ -155,6 +155,7 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
             dir.display()
         );
     }
+    cap_cpu_threads(settings.cpu_threads);
     let device = device(settings.device)?;
     let (model, name, source) = match &dir {
         None => {
@@ -192,6 +193,9 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
         },
     )
     .context("could not start the editing model's thread")?;
+    if device.is_cuda() {
+        warm_up(&handle)?;
+    }
     let planner = ModelPlanner::new(handle, &name).with_refine(settings.refine);
     tracing::info!(
         planner = planner.name(),
@@ -203,6 +207,33 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
         "editing model loaded"
     );
     Ok(planner)
+}
+
+/// Caps candle's CPU compute threads at `threads` (0: leave candle's default) through
+/// `RAYON_NUM_THREADS`, which candle reads when it first builds its pool; an operator's own
+/// `RAYON_NUM_THREADS` wins. Must run before the first tensor operation of the process.
+fn cap_cpu_threads(threads: usize) {
+    if threads == 0 || std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    tracing::debug!(threads, "editing model: CPU compute threads capped");
+}
+
+/// One plan on a small blank image before the first request: on a GPU the driver compiles
+/// candle's PTX kernels at first use, which took 19 s on an H200 (bench/RESULTS.md). Start-up
+/// pays it, not the first client.
+fn warm_up(handle: &ModelHandle) -> Result<()> {
+    let start = std::time::Instant::now();
+    let blank = Arc::new(RgbImage::new(64, 64));
+    handle
+        .plan_blocking(PlanInput::new(ImageInput::Decoded(blank), "warm-up"))
+        .context("the editing model's warm-up plan failed")?;
+    tracing::info!(
+        ms = start.elapsed().as_millis() as u64,
+        "editing model warmed up (kernels compiled)"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use etchr_data::{generate, render_gold, Family, Item};
-use etchr_ops::{encode_image, OutputFormat};
+use etchr_ops::{encode_image_stable, OutputFormat};
 use etchr_reason::sha256_hex;
 
 fn set_dir() -> &'static Path {
@@ -36,7 +36,7 @@ fn encode_as(img: &etchr_ops::RgbImage, path: &str) -> Vec<u8> {
     } else {
         OutputFormat::Jpeg(90)
     };
-    encode_image(img, format).unwrap()
+    encode_image_stable(img, format).unwrap()
 }
 
 #[test]

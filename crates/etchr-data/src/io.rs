@@ -64,7 +64,7 @@ fn encode(img: &RgbImage, path: &str) -> Result<Vec<u8>> {
     } else {
         OutputFormat::Jpeg(90)
     };
-    Ok(etchr_ops::encode_image(img, format)?)
+    Ok(etchr_ops::encode_image_stable(img, format)?)
 }
 
 /// Generates `n` items of `family` (every family when `None`) with set seed `seed` into

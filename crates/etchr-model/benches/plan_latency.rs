@@ -5,7 +5,9 @@
 //! `bench/out/plan-latency.json`. The weights are the default architecture at a fixed seed:
 //! latency does not depend on training, except through program length, so both greedy plans
 //! and long sampled programs (6–8 ops) are timed. `coarse_to_fine` times the planner's
-//! two-call path (full decode, plan, `refine_view`, plan on the view).
+//! two-call path (full decode, plan, `refine_view`, plan on the view). `batches` times
+//! `plan_batch` at 1, 8 and 32 requests (the worker's micro-batching): plans/s and the model's
+//! own share per batch. `ETCHR_BENCH_GPU=1` runs it on CUDA device 0 (a `--features cuda` build).
 
 use etchr_model::{select_device, DecodeOptions, EditingModel, ImageInput, ModelConfig, PlanInput};
 use std::sync::Arc;
@@ -131,6 +133,39 @@ fn run_refined(model: &EditingModel, jpeg: &Arc<[u8]>, iters: usize) -> (f64, f6
     (percentile(&times, 0.5), percentile(&times, 0.9))
 }
 
+/// Batch throughput: `plan_batch` over `batch` requests at once (the worker's micro-batching),
+/// end to end from the JPEG. Returns JSON with wall ms per batch, plans/s, and the model's own
+/// share (encoder + decoder ms per batch), which is what a GPU speeds up.
+fn run_batches(model: &EditingModel, jpeg: &Arc<[u8]>, batch: usize, rounds: usize) -> String {
+    let inputs = || {
+        (0..batch)
+            .map(|i| {
+                PlanInput::new(
+                    ImageInput::Encoded(jpeg.clone()),
+                    r#"What code is printed on the tag next to "K-17"?"#,
+                )
+                .with_options(DecodeOptions::sample(1.0, 1.0, i as u64))
+            })
+            .collect::<Vec<_>>()
+    };
+    model.plan_batch(inputs()); // warm-up at this shape
+    let (mut wall, mut model_ms) = (Vec::new(), 0.0);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let out = model.plan_batch(inputs());
+        wall.push(start.elapsed().as_secs_f64() * 1e3);
+        let t = &out[0].as_ref().expect("plan").timings;
+        model_ms += t.encode_ms + t.decode_ms;
+    }
+    wall.sort_by(f64::total_cmp);
+    let p50 = percentile(&wall, 0.5);
+    format!(
+        r#"{{"batch":{batch},"p50_ms_per_batch":{p50:.2},"plans_per_s":{:.1},"model_ms_per_batch":{:.2}}}"#,
+        batch as f64 * 1e3 / p50,
+        model_ms / rounds as f64
+    )
+}
+
 fn json(r: &Run) -> String {
     format!(
         r#"{{"p50_ms":{:.2},"p90_ms":{:.2},"cpu_p50_ms":{:.2},"mean_ms":{:.2},"preprocess_ms":{:.2},"encode_ms":{:.2},"decode_ms":{:.2},"tokens":{:.1}}}"#,
@@ -157,12 +192,17 @@ fn main() {
         DecodeOptions::sample(6.0, 1.0, i as u64)
     });
     let (refined_p50, refined_p90) = run_refined(&model, &jpeg, iters);
+    let rounds = (iters / 4).max(3);
+    let batches: Vec<String> = [1, 8, 32]
+        .iter()
+        .map(|&b| run_batches(&model, &jpeg, b, rounds))
+        .collect();
     let threads = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()));
     let out = format!(
-        r#"{{"bench":"plan_latency","input":"2048x2048 JPEG q90 ({} bytes)","device":"{}","threads":{},"load_avg":"{}","params":{},"image_size":{},"patch_size":{},"d_model":{},"encoder_layers":{},"decoder_layers":{},"target_p50_ms":50,"greedy":{},"long_programs":{},"coarse_to_fine":{{"p50_ms":{:.2},"p90_ms":{:.2}}},"iters":{}}}"#,
+        r#"{{"bench":"plan_latency","input":"2048x2048 JPEG q90 ({} bytes)","device":"{}","threads":{},"load_avg":"{}","params":{},"image_size":{},"patch_size":{},"d_model":{},"encoder_layers":{},"decoder_layers":{},"target_p50_ms":50,"greedy":{},"long_programs":{},"coarse_to_fine":{{"p50_ms":{:.2},"p90_ms":{:.2}}},"batches":[{}],"iters":{}}}"#,
         jpeg.len(),
         if device.is_cuda() { "cuda:0" } else { "cpu" },
         threads,
@@ -182,6 +222,7 @@ fn main() {
         json(&long),
         refined_p50,
         refined_p90,
+        batches.join(","),
         iters
     );
     println!("{out}");

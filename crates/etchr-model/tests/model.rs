@@ -131,6 +131,40 @@ fn batched_decoding_matches_single_requests_and_is_valid() {
 }
 
 #[test]
+fn a_corrupt_image_in_a_batch_fails_only_its_own_request() {
+    // Encoded inputs are decoded in parallel: results must stay in input order.
+    let model = EditingModel::tiny(5).unwrap();
+    let mut rng = Rng(17);
+    let jpeg = |rng: &mut Rng, w, h| -> Arc<[u8]> {
+        etchr_ops::encode_image(&image(rng, w, h), etchr_ops::OutputFormat::Jpeg(85))
+            .unwrap()
+            .into()
+    };
+    let sizes = [(640, 480), (300, 900), (1200, 200)];
+    let mut inputs: Vec<PlanInput> = sizes
+        .iter()
+        .map(|&(w, h)| PlanInput::new(ImageInput::Encoded(jpeg(&mut rng, w, h)), "where?"))
+        .collect();
+    inputs.insert(
+        1,
+        PlanInput::new(
+            ImageInput::Encoded(Arc::from(&b"\xff\xd8 not a jpeg"[..])),
+            "where?",
+        ),
+    );
+    let out = model.plan_batch(inputs);
+    assert_eq!(out.len(), 4);
+    assert!(out[1].is_err(), "the corrupt image fails");
+    for (i, &(w, h)) in [0, 2, 3].iter().zip(&sizes) {
+        let plan = out[*i].as_ref().expect("the good images plan");
+        assert_valid(plan);
+        assert_eq!(plan.timings.batch_size, 3);
+        // Each result is its own input's: the model saw that image's size.
+        assert_eq!(plan.view_size, (w, h), "result {i}");
+    }
+}
+
+#[test]
 fn a_progressive_call_on_a_cropped_view_maps_back_to_the_original() {
     let model = EditingModel::tiny(3).unwrap();
     let mut rng = Rng(4);

@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p etchr-ops --bench pipeline` writes the input to `bench/out/photo-12mp.jpg`
 //! (so `bench/pillow_pipeline.py` runs the identical job) and the timings, as JSON, to
-//! `bench/out/pipeline-rust.json`. `bench/pipeline.sh` runs both and prints the comparison.
+//! `bench/out/pipeline-rust.json` (`pipeline-rust-turbojpeg.json` with `--features turbojpeg`,
+//! JPEG encoding through libjpeg-turbo). `bench/pipeline.sh` runs all three and prints the
+//! comparison.
 
 use etchr_ops::{
     decode_image, encode_image, render, DecodeLimits, OutputFormat, Program, RenderOptions,
@@ -100,8 +102,13 @@ fn main() {
         median(total),
     );
     let codec = decode + png + jpeg;
+    let (implementation, file) = if cfg!(feature = "turbojpeg") {
+        ("etchr-ops + libjpeg-turbo", "pipeline-rust-turbojpeg.json")
+    } else {
+        ("etchr-ops", "pipeline-rust.json")
+    };
     let report = serde_json::json!({
-        "implementation": "etchr-ops",
+        "implementation": implementation,
         "input": "4000x3000 JPEG q90",
         "iterations": ITERATIONS,
         "median_ms": {"decode": decode, "ops": ops, "encode_png": png, "encode_jpeg": jpeg, "total": total},
@@ -109,6 +116,5 @@ fn main() {
         "output_bytes": {"png": sizes.0, "jpeg": sizes.1},
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
-    std::fs::write(out_dir().join("pipeline-rust.json"), report.to_string())
-        .expect("write the report");
+    std::fs::write(out_dir().join(file), report.to_string()).expect("write the report");
 }

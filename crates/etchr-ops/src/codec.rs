@@ -112,8 +112,20 @@ fn flatten_on_white(rgba: &image::RgbaImage) -> RgbImage {
 }
 
 /// Encodes `img`. PNG uses fast deflate: these images are sent onwards at once, so encode time
-/// matters more than a few percent of size.
+/// matters more than a few percent of size. JPEG goes through libjpeg-turbo when built with the
+/// `turbojpeg` feature, so its bytes depend on the build: see [`encode_image_stable`].
 pub fn encode_image(img: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, OpsError> {
+    encode_with(img, format, cfg!(feature = "turbojpeg"))
+}
+
+/// Like [`encode_image`], but the bytes are the same in every build (JPEG always through the
+/// pure-Rust encoder): for data sets that must regenerate byte for byte, such as the benchmark
+/// set and training data.
+pub fn encode_image_stable(img: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, OpsError> {
+    encode_with(img, format, false)
+}
+
+fn encode_with(img: &RgbImage, format: OutputFormat, turbo: bool) -> Result<Vec<u8>, OpsError> {
     let mut out = Vec::with_capacity(img.as_raw().len() / 4);
     match format {
         OutputFormat::Png => {
@@ -125,29 +137,62 @@ pub fn encode_image(img: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, Ops
             img.write_with_encoder(enc)
                 .map_err(|e| OpsError::Encode(e.to_string()))?;
         }
-        // jpeg-encoder's AVX2 path is several times faster than `image`'s encoder; it is
-        // limited to 65535 px a side, where `image`'s encoder takes over.
-        OutputFormat::Jpeg(q)
-            if img.width() <= u16::MAX as u32 && img.height() <= u16::MAX as u32 =>
-        {
-            let mut enc = jpeg_encoder::Encoder::new(&mut out, q.clamp(1, 100));
-            // 4:2:0 like libjpeg's default; the crate would switch to 4:4:4 at quality >= 90.
-            enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-            enc.encode(
-                img.as_raw(),
-                img.width() as u16,
-                img.height() as u16,
-                jpeg_encoder::ColorType::Rgb,
-            )
-            .map_err(|e| OpsError::Encode(e.to_string()))?;
-        }
-        OutputFormat::Jpeg(q) => {
-            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, q.clamp(1, 100));
-            img.write_with_encoder(enc)
-                .map_err(|e| OpsError::Encode(e.to_string()))?;
-        }
+        OutputFormat::Jpeg(q) => encode_jpeg(img, q.clamp(1, 100), turbo, &mut out)?,
     }
     Ok(out)
+}
+
+/// JPEG at quality `q`, 4:2:0 like libjpeg's default. With `turbo` (and the `turbojpeg`
+/// feature), libjpeg-turbo; otherwise jpeg-encoder (whose AVX2 path is several times faster than
+/// `image`'s encoder). Both are limited to 65535 px a side, where `image`'s encoder takes over.
+fn encode_jpeg(img: &RgbImage, q: u8, turbo: bool, out: &mut Vec<u8>) -> Result<(), OpsError> {
+    if img.width() > u16::MAX as u32 || img.height() > u16::MAX as u32 {
+        let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(out, q);
+        return img
+            .write_with_encoder(enc)
+            .map_err(|e| OpsError::Encode(e.to_string()));
+    }
+    #[cfg(feature = "turbojpeg")]
+    if turbo {
+        *out = encode_jpeg_turbo(img, q)?;
+        return Ok(());
+    }
+    #[cfg(not(feature = "turbojpeg"))]
+    let _ = turbo;
+    encode_jpeg_rust(img, q, out)
+}
+
+fn encode_jpeg_rust(img: &RgbImage, q: u8, out: &mut Vec<u8>) -> Result<(), OpsError> {
+    let mut enc = jpeg_encoder::Encoder::new(out, q);
+    // The crate would switch to 4:4:4 at quality >= 90.
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+    enc.encode(
+        img.as_raw(),
+        img.width() as u16,
+        img.height() as u16,
+        jpeg_encoder::ColorType::Rgb,
+    )
+    .map_err(|e| OpsError::Encode(e.to_string()))
+}
+
+#[cfg(feature = "turbojpeg")]
+fn encode_jpeg_turbo(img: &RgbImage, q: u8) -> Result<Vec<u8>, OpsError> {
+    let err = |e: turbojpeg::Error| OpsError::Encode(e.to_string());
+    let mut compressor = turbojpeg::Compressor::new().map_err(err)?;
+    compressor.set_quality(q as i32).map_err(err)?;
+    compressor
+        .set_subsamp(turbojpeg::Subsamp::Sub2x2)
+        .map_err(err)?;
+    let width = img.width() as usize;
+    compressor
+        .compress_to_vec(turbojpeg::Image {
+            pixels: img.as_raw().as_slice(),
+            width,
+            pitch: width * 3,
+            height: img.height() as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        })
+        .map_err(err)
 }
 
 #[cfg(test)]
@@ -169,17 +214,14 @@ mod tests {
         assert_eq!(img.get_pixel(3, 3).0, [10, 20, 30]);
     }
 
-    #[test]
-    fn jpeg_round_trips_closely() {
-        let img = RgbImage::from_fn(40, 30, |x, y| {
+    /// Encodes a gradient of odd size (not a multiple of the 16-px MCU) and checks the
+    /// decoded pixels stay close.
+    fn assert_jpeg_close(encode: impl Fn(&RgbImage) -> Vec<u8>) {
+        let img = RgbImage::from_fn(41, 31, |x, y| {
             image::Rgb([(x * 6) as u8, (y * 8) as u8, 128])
         });
-        let back = decode_image(
-            &encode_image(&img, OutputFormat::Jpeg(95)).unwrap(),
-            &DecodeLimits::default(),
-        )
-        .unwrap();
-        assert_eq!(back.dimensions(), (40, 30));
+        let back = decode_image(&encode(&img), &DecodeLimits::default()).unwrap();
+        assert_eq!(back.dimensions(), (41, 31));
         let err: i32 = img
             .as_raw()
             .iter()
@@ -188,6 +230,29 @@ mod tests {
             .max()
             .unwrap();
         assert!(err < 16, "max channel error {err}");
+    }
+
+    #[test]
+    fn jpeg_round_trips_closely() {
+        assert_jpeg_close(|img| encode_image(img, OutputFormat::Jpeg(95)).unwrap());
+    }
+
+    #[test]
+    fn stable_jpeg_round_trips_closely_and_does_not_depend_on_the_build() {
+        assert_jpeg_close(|img| encode_image_stable(img, OutputFormat::Jpeg(95)).unwrap());
+        let img = RgbImage::from_fn(33, 17, |x, y| image::Rgb([x as u8 * 7, y as u8 * 9, 50]));
+        let mut rust = Vec::new();
+        encode_jpeg_rust(&img, 90, &mut rust).unwrap();
+        assert_eq!(
+            encode_image_stable(&img, OutputFormat::Jpeg(90)).unwrap(),
+            rust
+        );
+    }
+
+    #[cfg(feature = "turbojpeg")]
+    #[test]
+    fn libjpeg_turbo_round_trips_closely() {
+        assert_jpeg_close(|img| encode_jpeg_turbo(img, 95).unwrap());
     }
 
     #[test]

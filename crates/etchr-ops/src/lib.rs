@@ -14,7 +14,7 @@ pub mod provenance;
 pub mod render;
 pub mod text;
 
-pub use codec::{decode_image, encode_image, DecodeLimits, OutputFormat};
+pub use codec::{decode_image, encode_image, encode_image_stable, DecodeLimits, OutputFormat};
 pub use coords::{Adapter, CoordSystem};
 pub use error::OpsError;
 pub use geom::{Affine, Point, Rect};

@@ -135,6 +135,11 @@ pub struct EditingModelConfig {
     /// view twice the crop's size and use that program. Costs a second call. Off by default:
     /// the shipped weights place programs better in one call (models/README.md has both IoUs).
     pub refine: bool,
+    /// Compute threads for the model on the CPU (candle's pool; sets `RAYON_NUM_THREADS` at
+    /// start-up unless the environment already does). 0: candle's default, one per physical
+    /// core. The shipped model's matrices are too small to split: more threads mostly wait on
+    /// each other (bench/RESULTS.md: 4× slower plans with 16 threads than with one).
+    pub cpu_threads: usize,
 }
 
 impl Default for EditingModelConfig {
@@ -147,6 +152,7 @@ impl Default for EditingModelConfig {
             max_batch: 8,
             batch_window_ms: 2,
             refine: false,
+            cpu_threads: 1,
         }
     }
 }

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use etchr_data::{generate, Family};
 use etchr_model::{program_to_tokens_lossy, EditingModel, Frame, Prepared, TrainExample};
-use etchr_ops::{encode_image, render, Op, OutputFormat, Program, Rect, RenderOptions};
+use etchr_ops::{encode_image_stable, render, Op, OutputFormat, Program, Rect, RenderOptions};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -122,7 +122,7 @@ pub fn build_split_with_views(
             let (tokens, dropped) =
                 program_to_tokens_lossy(&item.gold_program, &frame, model.vocab());
             let image_jpeg = if spec.keep_images {
-                Some(Arc::<[u8]>::from(encode_image(
+                Some(Arc::<[u8]>::from(encode_image_stable(
                     &img,
                     OutputFormat::Jpeg(90),
                 )?))

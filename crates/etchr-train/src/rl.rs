@@ -36,7 +36,7 @@ use clap::{Args, ValueEnum};
 use etchr_data::{generate, Family, Item};
 use etchr_model::{Batch, DecodeOptions, EditingModel, ImageInput, ModelConfig, PlanInput};
 use etchr_model::{TrainExample, Vocab};
-use etchr_ops::{encode_image, DecodeLimits, OutputFormat, Program};
+use etchr_ops::{encode_image_stable, DecodeLimits, OutputFormat, Program};
 use etchr_reason::Strategy;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -375,8 +375,8 @@ pub fn build_items(families: &[Family], seed: u64, n: usize) -> Result<Vec<RlIte
             } else {
                 OutputFormat::Jpeg(90)
             };
-            let bytes =
-                encode_image(&img, format).with_context(|| format!("encoding {}", item.id))?;
+            let bytes = encode_image_stable(&img, format)
+                .with_context(|| format!("encoding {}", item.id))?;
             Ok(RlItem::new(item, bytes))
         })
         .collect()
