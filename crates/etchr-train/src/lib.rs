@@ -72,6 +72,12 @@ pub struct SftArgs {
     /// planner refines a first plan on its crop). Items with a path or a jigsaw get none.
     #[arg(long, default_value_t = 1)]
     pub views_per_item: usize,
+    /// Replace the training split with freshly generated items every this many steps (0:
+    /// never). Round r trains on items r × --train-items onwards of the same seed, so no item
+    /// is seen in two rounds and a resumed run regenerates the round it stopped in. A fixed
+    /// split is memorised within a few passes (models/README.md).
+    #[arg(long, default_value_t = 0)]
+    pub refresh_every: u64,
     #[arg(long, default_value_t = 20_000)]
     pub steps: u64,
     #[arg(long, default_value_t = 32)]
@@ -129,6 +135,7 @@ impl SftArgs {
             val_items: 48,
             contexts_per_item: 2,
             views_per_item: 1,
+            refresh_every: 0,
             steps: 20_000,
             batch_size: 32,
             lr: 1e-3,
@@ -269,6 +276,16 @@ impl Trainer {
             .collect()
     }
 
+    /// Replaces the training examples (a refreshed split); the shuffle of the current epoch is
+    /// redrawn over the new ones.
+    pub fn replace_train(&mut self, train: Vec<TrainExample>) -> Result<()> {
+        anyhow::ensure!(!train.is_empty(), "no training examples");
+        self.state.train_examples = train.len();
+        self.train = train;
+        self.epoch = None;
+        Ok(())
+    }
+
     /// One update: forward, backward, clip, AdamW.
     pub fn step(&mut self) -> Result<StepStats> {
         let step = self.state.step;
@@ -392,6 +409,42 @@ fn log_metrics(out: &Path, report: &EvalReport) -> Result<()> {
     Ok(())
 }
 
+/// Which training split (round) step `step` trains on with `--refresh-every every`.
+pub fn training_round(step: u64, every: u64) -> u64 {
+    step.checked_div(every).unwrap_or(0)
+}
+
+/// The step a checkpoint directory was saved at (0 for a fresh run).
+fn resume_step(dir: &Option<PathBuf>) -> Result<u64> {
+    let Some(dir) = dir else { return Ok(0) };
+    let state: TrainerState = serde_json::from_slice(
+        &std::fs::read(dir.join(STATE_FILE))
+            .with_context(|| format!("reading {}", dir.join(STATE_FILE).display()))?,
+    )?;
+    Ok(state.step)
+}
+
+/// Round `round` of the training split: items `round × train_items` onwards of `--seed`.
+fn training_split(
+    args: &SftArgs,
+    families: &[Family],
+    round: u64,
+    model: &EditingModel,
+) -> Result<Vec<Trajectory>> {
+    build_split_with_views(
+        &SplitSpec {
+            families: families.to_vec(),
+            seed: args.seed,
+            first_index: round * args.train_items as u64,
+            items: args.train_items,
+            contexts_per_item: args.contexts_per_item,
+            keep_images: false,
+        },
+        args.views_per_item,
+        model,
+    )
+}
+
 /// Runs Stage 1 training as `args` describe.
 pub fn run_sft(args: SftArgs) -> Result<()> {
     anyhow::ensure!(
@@ -430,18 +483,8 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
         args.val_items,
         families.len()
     );
-    let train: Vec<Trajectory> = build_split_with_views(
-        &SplitSpec {
-            families: families.clone(),
-            seed: args.seed,
-            first_index: 0,
-            items: args.train_items,
-            contexts_per_item: args.contexts_per_item,
-            keep_images: false,
-        },
-        args.views_per_item,
-        &shape_model,
-    )?;
+    let round = training_round(resume_step(&resume_dir)?, args.refresh_every);
+    let train = training_split(&args, &families, round, &shape_model)?;
     let val: Vec<Trajectory> = build_split(
         &SplitSpec {
             families,
@@ -460,7 +503,7 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
         val.len(),
         t0.elapsed().as_secs_f64()
     );
-    let mut examples: Vec<TrainExample> = train.into_iter().map(|t| t.example).collect();
+    let mut logged = Vec::new();
     for dir in &args.trajectory_log {
         let (extra, stats) = trajlog::read_log(dir, &shape_model)?;
         eprintln!(
@@ -469,8 +512,13 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
             stats.used,
             stats.records
         );
-        examples.extend(extra);
+        logged.extend(extra);
     }
+    let examples: Vec<TrainExample> = train
+        .into_iter()
+        .map(|t| t.example)
+        .chain(logged.iter().cloned())
+        .collect();
     let mut trainer = match &resume_dir {
         Some(d) => {
             drop(shape_model);
@@ -509,7 +557,29 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
     pb.set_position(start);
     pb.reset_eta();
     let mut ema: Option<f64> = None;
+    let mut round = round;
     while trainer.state.step < args.steps {
+        let due = training_round(trainer.state.step, args.refresh_every);
+        if due != round {
+            let t = Instant::now();
+            let fresh = training_split(&args, &args.families(), due, &trainer.model)?;
+            let n = fresh.len();
+            trainer.replace_train(
+                fresh
+                    .into_iter()
+                    .map(|t| t.example)
+                    .chain(logged.iter().cloned())
+                    .collect(),
+            )?;
+            round = due;
+            pb.suspend(|| {
+                eprintln!(
+                    "step {}: fresh training split (round {due}, {n} trajectories) in {:.1} s",
+                    trainer.state.step,
+                    t.elapsed().as_secs_f64()
+                )
+            });
+        }
         let s = trainer.step()?;
         let l = s.loss as f64;
         let e = ema.map_or(l, |e| 0.98 * e + 0.02 * l);

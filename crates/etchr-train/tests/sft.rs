@@ -6,7 +6,7 @@ use etchr_model::{EditingModel, ModelConfig, TrainExample};
 use etchr_train::data::{build_split, SplitSpec};
 use etchr_train::optim::AdamWParams;
 use etchr_train::schedule::Schedule;
-use etchr_train::{checkpoints, run_sft, SftArgs, Trainer};
+use etchr_train::{checkpoints, run_sft, training_round, SftArgs, Trainer};
 
 fn tiny_examples(model: &EditingModel, items: usize) -> Vec<TrainExample> {
     build_split(
@@ -177,6 +177,57 @@ fn run_sft_end_to_end_with_checkpoints_and_resume() {
     )
     .unwrap();
     assert_eq!(state["step"], 6);
+}
+
+#[test]
+fn refreshed_training_splits_are_new_items_and_survive_a_resume() {
+    let _serial = serial();
+    assert_eq!(
+        training_round(5, 0),
+        0,
+        "no refresh: always the first split"
+    );
+    assert_eq!(training_round(3, 2), 1);
+    assert_eq!(training_round(4, 2), 2);
+    // Round r is items r × train_items onwards of the same seed: no item in two rounds.
+    let model = EditingModel::tiny(3).unwrap();
+    let ids = |round: u64| -> Vec<String> {
+        let spec = SplitSpec {
+            families: vec![Family::Orientation, Family::Chart],
+            seed: 5,
+            first_index: round * 4,
+            items: 4,
+            contexts_per_item: 1,
+            keep_images: false,
+        };
+        build_split(&spec, &model)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.item_id)
+            .collect()
+    };
+    let (r0, r1) = (ids(0), ids(1));
+    assert_eq!(r0.len(), 4);
+    assert!(r0.iter().all(|id| !r1.contains(id)), "{r0:?} vs {r1:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = SftArgs::new(dir.path());
+    args.tiny = true;
+    args.families = vec![Family::Orientation];
+    args.train_items = 2;
+    args.val_items = 1;
+    args.steps = 5;
+    args.batch_size = 2;
+    args.warmup = 1;
+    args.checkpoint_every = 3;
+    args.eval_every = 0;
+    args.refresh_every = 2;
+    run_sft(args.clone()).unwrap();
+    // Resuming from the last checkpoint regenerates the round it stopped in and goes on.
+    args.resume = true;
+    args.steps = 7;
+    run_sft(args).unwrap();
+    assert_eq!(checkpoints(dir.path()).last().unwrap().0, 7);
 }
 
 #[test]
