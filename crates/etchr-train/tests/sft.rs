@@ -135,18 +135,24 @@ fn resume_matches_an_uninterrupted_run() {
     assert!((la - lc).abs() <= 1e-3 * (1.0 + la.abs()), "{la} vs {lc}");
 }
 
+/// A quick Stage 1 run of the tiny architecture: two items, batch 2, one warm-up step.
+fn tiny_args(out: &std::path::Path, families: Vec<Family>, steps: u64) -> SftArgs {
+    let mut args = SftArgs::new(out);
+    args.tiny = true;
+    args.families = families;
+    args.train_items = 2;
+    args.steps = steps;
+    args.batch_size = 2;
+    args.warmup = 1;
+    args
+}
+
 #[test]
 fn run_sft_end_to_end_with_checkpoints_and_resume() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut args = SftArgs::new(dir.path());
-    args.tiny = true;
-    args.families = vec![Family::Orientation, Family::Jigsaw];
-    args.train_items = 2;
+    let mut args = tiny_args(dir.path(), vec![Family::Orientation, Family::Jigsaw], 4);
     args.val_items = 2;
-    args.steps = 4;
-    args.batch_size = 2;
-    args.warmup = 1;
     args.checkpoint_every = 2;
     args.eval_every = 2;
     args.keep_checkpoints = 1;
@@ -211,14 +217,8 @@ fn refreshed_training_splits_are_new_items_and_survive_a_resume() {
     assert!(r0.iter().all(|id| !r1.contains(id)), "{r0:?} vs {r1:?}");
 
     let dir = tempfile::tempdir().unwrap();
-    let mut args = SftArgs::new(dir.path());
-    args.tiny = true;
-    args.families = vec![Family::Orientation];
-    args.train_items = 2;
+    let mut args = tiny_args(dir.path(), vec![Family::Orientation], 5);
     args.val_items = 1;
-    args.steps = 5;
-    args.batch_size = 2;
-    args.warmup = 1;
     args.checkpoint_every = 3;
     args.eval_every = 0;
     args.refresh_every = 2;
