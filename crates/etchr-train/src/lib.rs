@@ -74,8 +74,9 @@ pub struct SftArgs {
     pub views_per_item: usize,
     /// Replace the training split with freshly generated items every this many steps (0:
     /// never). Round r trains on items r × --train-items onwards of the same seed, so no item
-    /// is seen in two rounds and a resumed run regenerates the round it stopped in. A fixed
-    /// split is memorised within a few passes (models/README.md).
+    /// is seen in two rounds and a resumed run regenerates the round it stopped in. The next
+    /// round is generated on a background thread while the current one trains. A fixed split
+    /// is memorised within a few passes (models/README.md).
     #[arg(long, default_value_t = 0)]
     pub refresh_every: u64,
     #[arg(long, default_value_t = 20_000)]
@@ -414,6 +415,29 @@ pub fn training_round(step: u64, every: u64) -> u64 {
     step.checked_div(every).unwrap_or(0)
 }
 
+/// A training split being generated on a background thread while training goes on.
+struct Prefetch {
+    round: u64,
+    handle: std::thread::JoinHandle<Result<Vec<Trajectory>>>,
+}
+
+/// Starts generating round `round`'s split, if `--refresh-every` will reach it before `--steps`.
+fn prefetch(args: &SftArgs, cfg: &ModelConfig, round: u64) -> Result<Option<Prefetch>> {
+    if args.refresh_every == 0 || round.saturating_mul(args.refresh_every) >= args.steps {
+        return Ok(None);
+    }
+    let (args, cfg) = (args.clone(), cfg.clone());
+    let handle = std::thread::Builder::new()
+        .name("etchr-sft-data".into())
+        .spawn(move || {
+            // Generation needs only the model's config and vocabulary: a CPU model of the same
+            // shape, so the trainer's own model (perhaps on a GPU) stays on its thread.
+            let shape = EditingModel::new(cfg, 0, &Device::Cpu)?;
+            training_split(&args, &args.families(), round, &shape)
+        })?;
+    Ok(Some(Prefetch { round, handle }))
+}
+
 /// The step a checkpoint directory was saved at (0 for a fresh run).
 fn resume_step(dir: &Option<PathBuf>) -> Result<u64> {
     let Some(dir) = dir else { return Ok(0) };
@@ -558,11 +582,19 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
     pb.reset_eta();
     let mut ema: Option<f64> = None;
     let mut round = round;
+    let mut pending = prefetch(&args, trainer.model.config(), round + 1)?;
     while trainer.state.step < args.steps {
         let due = training_round(trainer.state.step, args.refresh_every);
         if due != round {
             let t = Instant::now();
-            let fresh = training_split(&args, &args.families(), due, &trainer.model)?;
+            let fresh = match pending.take() {
+                Some(p) if p.round == due => p
+                    .handle
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the training-data thread panicked"))??,
+                _ => training_split(&args, &args.families(), due, &trainer.model)?,
+            };
+            pending = prefetch(&args, trainer.model.config(), due + 1)?;
             let n = fresh.len();
             trainer.replace_train(
                 fresh
@@ -574,7 +606,7 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
             round = due;
             pb.suspend(|| {
                 eprintln!(
-                    "step {}: fresh training split (round {due}, {n} trajectories) in {:.1} s",
+                    "step {}: fresh training split (round {due}, {n} trajectories; waited {:.1} s)",
                     trainer.state.step,
                     t.elapsed().as_secs_f64()
                 )
