@@ -15,11 +15,15 @@ const SINGLE: usize = 60;
 const CONCURRENCY: usize = 16;
 const PER_WORKER: usize = 15;
 
-#[path = "common/mod.rs"]
+#[path = "../tests/common/mod.rs"]
 mod common;
 
+/// `etchr serve`, logging errors only, to /dev/null (a bench's load must not fill a log pipe).
 fn start_server() -> (common::Server, String) {
-    common::start_etchr(std::iter::empty::<&str>())
+    let server =
+        common::Server::start_with(&[], &[("RUST_LOG", "error")], Some("/dev/null".as_ref()));
+    let base = server.base.clone();
+    (server, base)
 }
 
 fn scene() -> RgbImage {

@@ -21,11 +21,12 @@ use etchr_testkit::{MockUpstream, Reply, Script};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-#[path = "common/mod.rs"]
+#[path = "../tests/common/mod.rs"]
 mod common;
 
+/// `etchr serve` in front of `upstream`, logging errors only, to /dev/null.
 fn start_etchr(upstream: &str) -> (common::Server, String) {
-    let (server, base) = common::start_etchr([
+    let args = [
         "--provider",
         "vllm",
         "--upstream-url",
@@ -34,8 +35,11 @@ fn start_etchr(upstream: &str) -> (common::Server, String) {
         "mock-model",
         "--set",
         "limits.body_limit_bytes=67108864",
-    ]);
-    (server, format!("{base}/v1"))
+    ];
+    let server =
+        common::Server::start_with(&args, &[("RUST_LOG", "error")], Some("/dev/null".as_ref()));
+    let base = format!("{}/v1", server.base);
+    (server, base)
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {

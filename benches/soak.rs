@@ -17,7 +17,6 @@ use base64::Engine;
 use etchr_testkit::{MockUpstream, Reply, Script};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,11 +33,19 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-#[path = "common/mod.rs"]
+#[path = "../tests/common/mod.rs"]
 mod common;
 
+/// `etchr serve --config CONFIG`, logging errors only, to /dev/null.
 fn start_etchr(config: &Path) -> (common::Server, String) {
-    common::start_etchr([OsStr::new("--config"), config.as_os_str()])
+    let config = config.to_str().expect("a UTF-8 config path");
+    let server = common::Server::start_with(
+        &["--config", config],
+        &[("RUST_LOG", "error")],
+        Some("/dev/null".as_ref()),
+    );
+    let base = server.base.clone();
+    (server, base)
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {

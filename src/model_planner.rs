@@ -213,11 +213,15 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
 /// `RAYON_NUM_THREADS`, which candle reads when it first builds its pool; an operator's own
 /// `RAYON_NUM_THREADS` wins. Must run before the first tensor operation of the process.
 fn cap_cpu_threads(threads: usize) {
-    if threads == 0 || std::env::var_os("RAYON_NUM_THREADS").is_some() {
-        return;
+    if let Some(n) = threads_to_set(threads, std::env::var_os("RAYON_NUM_THREADS").is_some()) {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        tracing::debug!(threads = n, "editing model: CPU compute threads capped");
     }
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    tracing::debug!(threads, "editing model: CPU compute threads capped");
+}
+
+/// The `RAYON_NUM_THREADS` to set for `[model] cpu_threads = configured`, if any.
+fn threads_to_set(configured: usize, already_in_env: bool) -> Option<usize> {
+    (configured > 0 && !already_in_env).then_some(configured)
 }
 
 /// One plan on a small blank image before the first request: on a GPU the driver compiles
@@ -263,6 +267,22 @@ mod tests {
         let handle =
             ModelWorker::spawn(EditingModel::tiny(seed).unwrap(), WorkerConfig::default()).unwrap();
         ModelPlanner::new(handle, "tiny")
+    }
+
+    #[test]
+    fn cpu_threads_are_capped_unless_zero_or_set_by_the_operator() {
+        assert_eq!(threads_to_set(1, false), Some(1));
+        assert_eq!(threads_to_set(4, false), Some(4));
+        assert_eq!(threads_to_set(0, false), None, "0 keeps candle's default");
+        assert_eq!(threads_to_set(1, true), None, "RAYON_NUM_THREADS wins");
+    }
+
+    #[test]
+    fn the_warm_up_plan_runs_on_any_device() {
+        // Called at start-up on CUDA only; the plan itself must work wherever the model runs.
+        let handle =
+            ModelWorker::spawn(EditingModel::tiny(2).unwrap(), WorkerConfig::default()).unwrap();
+        warm_up(&handle).unwrap();
     }
 
     fn pattern(w: u32, h: u32) -> RgbImage {

@@ -1,4 +1,5 @@
-//! Shared by the black-box tests that run `etchr serve` (each test crate includes this module).
+//! Shared by the black-box tests and the HTTP benches that run `etchr serve` (each includes
+//! this module).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -14,6 +15,7 @@ impl Server {
     /// Starts the binary with `extra` arguments (no config file or listen address from the
     /// environment) and waits for its "etchr listening on ADDR" line; panics with its stderr
     /// if it exits first.
+    #[allow(dead_code)] // the benches that include this module start with `start_with`
     pub fn start(extra: &[&str]) -> Server {
         Self::start_with(extra, &[], None)
     }
