@@ -13,6 +13,22 @@ pub enum Activation {
     Gelu,
 }
 
+/// Where text tokens start. Both read the same bytes through the same byte embeddings; they
+/// differ only in where one `text_patch`-byte token ends and the next begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TextAlign {
+    /// Fixed chunks of `text_patch` bytes wherever they fall: a word lands in a different
+    /// chunk layout at every offset, so the encoder must learn each word several times over.
+    #[default]
+    Bytes,
+    /// Word-aligned: every word (a run of letters and digits) starts a token and is cut into
+    /// `text_patch`-byte pieces, the last one padded; every other non-space byte is a token
+    /// of its own; whitespace is dropped. "red" is then always the same token, which is what
+    /// binding a question's colour or shape to the image needs.
+    Words,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -48,6 +64,10 @@ pub struct ModelConfig {
     pub max_grid: u32,
     #[serde(default)]
     pub activation: Activation,
+    /// How the question and the context are cut into tokens (`bytes` when absent, the layout
+    /// of the first shipped weights).
+    #[serde(default)]
+    pub text_align: TextAlign,
 }
 
 impl Default for ModelConfig {
@@ -73,6 +93,7 @@ impl Default for ModelConfig {
             zoom_max: 16.0,
             max_grid: 8,
             activation: Activation::Relu,
+            text_align: TextAlign::Bytes,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! (rather than cross-attention) lets every image token see the question from the first
 //! layer, which is what the pointer head needs to pick question-dependent regions.
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, TextAlign};
 use crate::init::{Init, Params};
 use crate::nn::{AttnMask, EncoderBlock, LayerNorm, Linear, NEG};
 use candle_core::{DType, Result, Tensor};
@@ -13,17 +13,59 @@ use std::sync::Arc;
 pub const BYTE_PAD: u32 = 256;
 
 /// The text ids the model reads: the question's first bytes, then the context's *last* bytes
-/// (the newest reasoning matters most in a progressive loop), each padded to its fixed length.
+/// (the newest reasoning matters most in a progressive loop), each padded to its fixed length
+/// and cut into tokens as `cfg.text_align` says.
 pub fn text_ids(cfg: &ModelConfig, question: &str, context: &str) -> Vec<u32> {
     let mut ids = Vec::with_capacity(cfg.text_len());
-    let q = question.trim().as_bytes();
-    ids.extend(q.iter().take(cfg.question_bytes).map(|&b| b as u32));
-    ids.resize(cfg.question_bytes, BYTE_PAD);
-    let c = context.trim().as_bytes();
-    let tail = &c[c.len().saturating_sub(cfg.context_bytes)..];
-    ids.extend(tail.iter().map(|&b| b as u32));
+    match cfg.text_align {
+        TextAlign::Bytes => {
+            let q = question.trim().as_bytes();
+            ids.extend(q.iter().take(cfg.question_bytes).map(|&b| b as u32));
+            ids.resize(cfg.question_bytes, BYTE_PAD);
+            let c = context.trim().as_bytes();
+            let tail = &c[c.len().saturating_sub(cfg.context_bytes)..];
+            ids.extend(tail.iter().map(|&b| b as u32));
+        }
+        TextAlign::Words => {
+            let k = cfg.text_patch;
+            let q = word_tokens(question, k);
+            let keep = (cfg.question_bytes / k).min(q.len());
+            q[..keep].iter().for_each(|t| ids.extend_from_slice(t));
+            ids.resize(cfg.question_bytes, BYTE_PAD);
+            let c = word_tokens(context, k);
+            let from = c.len().saturating_sub(cfg.context_bytes / k);
+            c[from..].iter().for_each(|t| ids.extend_from_slice(t));
+        }
+    }
     ids.resize(cfg.text_len(), BYTE_PAD);
     ids
+}
+
+/// Word-aligned tokens of `k` byte ids each ([`TextAlign::Words`]): a run of letters and digits
+/// (non-ASCII bytes count as letters, so UTF-8 words stay whole) in `k`-byte pieces, the last
+/// padded; any other non-space byte alone; whitespace dropped.
+fn word_tokens(text: &str, k: usize) -> Vec<Vec<u32>> {
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let end = if is_word(b) {
+            i + bytes[i..].iter().take_while(|&&c| is_word(c)).count()
+        } else {
+            i + 1
+        };
+        if !b.is_ascii_whitespace() {
+            for piece in bytes[i..end].chunks(k) {
+                let mut t: Vec<u32> = piece.iter().map(|&c| c as u32).collect();
+                t.resize(k, BYTE_PAD);
+                tokens.push(t);
+            }
+        }
+        i = end;
+    }
+    tokens
 }
 
 /// The encoder's output.
@@ -172,5 +214,33 @@ mod tests {
         assert_eq!(ids[24..26], [b'a' as u32, b'b' as u32]);
         let short = text_ids(&cfg, "", "");
         assert!(short.iter().all(|&i| i == BYTE_PAD));
+    }
+
+    fn ids(s: &str) -> Vec<u32> {
+        s.bytes()
+            .map(|b| if b == b'_' { BYTE_PAD } else { b as u32 })
+            .collect()
+    }
+
+    #[test]
+    fn word_aligned_tokens_start_at_words_wherever_they_fall() {
+        let cfg = ModelConfig {
+            text_align: TextAlign::Words,
+            ..ModelConfig::tiny() // 24 question bytes (6 tokens) + 16 context bytes (4)
+        };
+        // The same word is the same token at any offset; long words split into 4-byte pieces.
+        let a = text_ids(&cfg, "the red star?", "");
+        assert_eq!(a[..24], ids("the_red_star?___________"));
+        let b = text_ids(&cfg, "  a red  triangle", "");
+        assert_eq!(b[..24], ids("a___red_triangle________"));
+        // Questions keep their head, contexts their tail, both by whole tokens.
+        let c = text_ids(
+            &cfg,
+            "one two three four five six seven",
+            "(1200, 34) then 56789.",
+        );
+        assert_eq!(c, ids("one_two_three___fourfivethen56789___.___"));
+        let empty = text_ids(&cfg, "", "  ");
+        assert!(empty.iter().all(|&i| i == BYTE_PAD));
     }
 }

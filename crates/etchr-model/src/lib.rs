@@ -38,7 +38,7 @@ pub mod vocab;
 pub mod worker;
 
 pub use batch::{Batch, TrainExample};
-pub use config::{Activation, ModelConfig};
+pub use config::{Activation, ModelConfig, TextAlign};
 pub use decode::{DecodeOptions, Sampling, StepLogProb};
 pub use error::ModelError;
 pub use loss::LossParts;

@@ -17,6 +17,9 @@ pub struct LossParts {
     pub token_nll: Tensor,
     pub pointer_nll: Tensor,
     pub regression: Tensor,
+    /// Share of pointer choices whose most likely patch is the gold one (a metric, not
+    /// differentiated): it shows localisation improving long before a box's IoU does.
+    pub pointer_top1: Tensor,
     /// `[B, T]` log-probability of each gold choice (symbol or patch), 0 at padding and where
     /// nothing is chosen: Stage 2 sums these over a sampled program for its policy gradient.
     pub logprobs: Tensor,
@@ -59,14 +62,19 @@ impl EditingModel {
         .gather(&batch.target_ids.unsqueeze(2)?, 2)?
         .squeeze(2)?;
         let tok_lp = (tok_lp * &batch.token_weight)?;
-        let ptr_lp = log_softmax(
-            &self
-                .decoder()
-                .pointer_logits(&h, &st)?
-                .broadcast_add(&batch.ptr_mask)?,
-        )?
-        .gather(&batch.ptr_target.unsqueeze(2)?, 2)?
-        .squeeze(2)?;
+        let ptr_logits = self
+            .decoder()
+            .pointer_logits(&h, &st)?
+            .broadcast_add(&batch.ptr_mask)?;
+        let ptr_hits = (ptr_logits
+            .detach()
+            .argmax(D::Minus1)?
+            .eq(&batch.ptr_target)?
+            .to_dtype(candle_core::DType::F32)?
+            * &batch.ptr_weight)?;
+        let ptr_lp = log_softmax(&ptr_logits)?
+            .gather(&batch.ptr_target.unsqueeze(2)?, 2)?
+            .squeeze(2)?;
         let ptr_lp = (ptr_lp * &batch.ptr_weight)?;
 
         let feat = st
@@ -86,12 +94,14 @@ impl EditingModel {
         let token_nll = (tok_lp.sum_all()?.neg()? / batch.n_tokens.max(1) as f64)?;
         let pointer_nll = (ptr_lp.sum_all()?.neg()? / batch.n_pointers.max(1) as f64)?;
         let regression = (reg.sum_all()? / batch.n_geo.max(1) as f64)?;
+        let pointer_top1 = (ptr_hits.sum_all()? / batch.n_pointers.max(1) as f64)?;
         let total = ((&token_nll + &pointer_nll)? + (&regression * REGRESSION_WEIGHT)?)?;
         Ok(LossParts {
             total,
             token_nll,
             pointer_nll,
             regression,
+            pointer_top1,
             logprobs: (tok_lp + ptr_lp)?,
         })
     }

@@ -5,7 +5,7 @@
 use candle_core::Device;
 use etchr_model::{
     program_to_tokens, tokens_to_program, Batch, DecodeOptions, EditingModel, Frame, ImageInput,
-    ModelConfig, PlanInput, Prepared, Sym, Token, TrainExample,
+    ModelConfig, PlanInput, Prepared, Sym, TextAlign, Token, TrainExample,
 };
 use etchr_ops::{Program, Rect, RenderOptions, RgbImage};
 use std::sync::Arc;
@@ -317,6 +317,44 @@ fn every_parameter_receives_a_gradient() {
     }
     assert!(missing.is_empty(), "no gradient for {missing:?}");
     assert!(vars.len() > 30);
+    let top1: f32 = loss.pointer_top1.to_scalar().unwrap();
+    assert!((0.0..=1.0).contains(&top1), "{top1}");
+}
+
+#[test]
+fn word_aligned_text_trains_and_decodes_with_the_same_parameters() {
+    // `text_align` changes only where text tokens start: the same parameter shapes (so byte
+    // weights warm-start a word-aligned model), gradients everywhere, valid programs.
+    let cfg = ModelConfig {
+        text_align: TextAlign::Words,
+        ..ModelConfig::tiny()
+    };
+    let words = EditingModel::new(cfg, 1, &Device::Cpu).unwrap();
+    let bytes = EditingModel::tiny(1).unwrap();
+    assert_eq!(words.num_params(), bytes.num_params());
+    let batch = Batch::new(&examples(&words), &words).unwrap();
+    let loss = words.loss(&batch).unwrap();
+    let grads = loss.total.backward().unwrap();
+    let vars = words.varmap().data().lock().unwrap();
+    for (name, var) in vars.iter() {
+        let g = grads.get(var.as_tensor()).expect(name);
+        let norm: f32 = g.abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert!(norm > 0.0 && norm.is_finite(), "no gradient for {name}");
+    }
+    drop(vars);
+    let mut rng = Rng(5);
+    for i in 0..4 {
+        assert_valid(
+            &words
+                .plan(random_input(&mut rng, DecodeOptions::sample(2.0, 1.0, i)))
+                .unwrap(),
+        );
+    }
+    // Configs written before the field existed read as byte-aligned.
+    let mut json = serde_json::to_value(ModelConfig::tiny()).unwrap();
+    json.as_object_mut().unwrap().remove("text_align");
+    let old: ModelConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(old.text_align, TextAlign::Bytes);
 }
 
 #[test]

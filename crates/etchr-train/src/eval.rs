@@ -59,6 +59,9 @@ pub struct EvalReport {
     pub val_token_nll: f64,
     pub val_pointer_nll: f64,
     pub val_regression: f64,
+    /// Teacher-forced share of pointer choices (box centres, crop centres, points) whose
+    /// most likely patch is the gold one.
+    pub val_pointer_top1: f64,
     /// Decoded trajectories.
     pub decoded: usize,
     /// Share of decodes that plan without error and pass `etchr_ops::validate`.
@@ -81,25 +84,43 @@ pub struct EvalReport {
     pub per_family: BTreeMap<String, FamilyMetrics>,
 }
 
+/// Mean teacher-forced loss parts over a validation split.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValLoss {
+    pub total: f64,
+    pub token_nll: f64,
+    pub pointer_nll: f64,
+    pub regression: f64,
+    pub pointer_top1: f64,
+}
+
 /// Mean teacher-forced loss parts over `examples` in batches of `batch_size`.
 pub fn val_loss(
     model: &EditingModel,
     examples: &[TrainExample],
     batch_size: usize,
-) -> Result<(f64, f64, f64, f64)> {
-    let mut acc = [0.0f64; 4];
+) -> Result<ValLoss> {
+    let mut acc = [0.0f64; 5];
     let mut n = 0usize;
     for chunk in examples.chunks(batch_size.max(1)) {
         let batch = Batch::new(chunk, model)?;
-        let (t, a, b, c) = model.loss(&batch)?.values()?;
+        let parts = model.loss(&batch)?;
+        let (t, a, b, c) = parts.values()?;
+        let top1: f32 = parts.pointer_top1.to_scalar()?;
         let w = chunk.len() as f64;
-        for (s, v) in acc.iter_mut().zip([t, a, b, c]) {
+        for (s, v) in acc.iter_mut().zip([t, a, b, c, top1]) {
             *s += v as f64 * w;
         }
         n += chunk.len();
     }
     let n = n.max(1) as f64;
-    Ok((acc[0] / n, acc[1] / n, acc[2] / n, acc[3] / n))
+    Ok(ValLoss {
+        total: acc[0] / n,
+        token_nll: acc[1] / n,
+        pointer_nll: acc[2] / n,
+        regression: acc[3] / n,
+        pointer_top1: acc[4] / n,
+    })
 }
 
 /// Loss and greedy-decode metrics on `val` (decodes the trajectories that keep an image).
@@ -110,13 +131,14 @@ pub fn evaluate(
     step: u64,
 ) -> Result<EvalReport> {
     let examples: Vec<TrainExample> = val.iter().map(|t| t.example.clone()).collect();
-    let (val_loss, tok, ptr, reg) = val_loss(model, &examples, batch_size)?;
+    let loss = val_loss(model, &examples, batch_size)?;
     let mut r = EvalReport {
         step,
-        val_loss,
-        val_token_nll: tok,
-        val_pointer_nll: ptr,
-        val_regression: reg,
+        val_loss: loss.total,
+        val_token_nll: loss.token_nll,
+        val_pointer_nll: loss.pointer_nll,
+        val_regression: loss.regression,
+        val_pointer_top1: loss.pointer_top1,
         ..Default::default()
     };
     let with_images: Vec<&Trajectory> = val.iter().filter(|t| t.image_jpeg.is_some()).collect();

@@ -637,9 +637,10 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
                 trainer.model.save(args.out.join("best"))?;
             }
             let line = format!(
-                "step {step}: val loss {:.4}{} valid {:.1}% IoU {} (coarse {}, gold programs {}) coverage {} kinds {}",
+                "step {step}: val loss {:.4}{} pointer top-1 {:.1}% valid {:.1}% IoU {} (coarse {}, gold programs {}) coverage {} kinds {}",
                 report.val_loss,
                 if best { " (best)" } else { "" },
+                100.0 * report.val_pointer_top1,
                 100.0 * report.validity,
                 report.mean_iou.map_or("-".into(), |v| format!("{v:.3}")),
                 report
