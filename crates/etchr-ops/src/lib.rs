@@ -21,4 +21,4 @@ pub use geom::{Affine, Point, Rect};
 pub use image::RgbImage;
 pub use program::{Color, Op, Program};
 pub use provenance::{Step, Transform};
-pub use render::{render, validate, RenderOptions, Rendered, View};
+pub use render::{render, resize, validate, RenderOptions, Rendered, View};

@@ -134,16 +134,24 @@ fn fit_decoded(
         .min(limits.max_side as f64 / w.max(h) as f64);
     let keep_alpha = img.color().has_alpha() && limits.accepts(ImageFormat::Png);
     let candidates = output_formats(limits, keep_alpha)?;
+    // Without alpha to keep, every output is RGB: convert once (not per candidate encoding)
+    // and resample with the renderer's SIMD resizer (fast_image_resize).
+    let rgb = (!keep_alpha).then(|| img.to_rgb8());
     // Each round tries every candidate encoding, then shrinks by 3/4; 12 rounds reach ~3 %.
     for _ in 0..12 {
         let (nw, nh) = (
             ((w as f64 * scale).floor() as u32).max(1),
             ((h as f64 * scale).floor() as u32).max(1),
         );
-        let resized = if (nw, nh) == (w, h) {
-            img.clone()
-        } else {
-            img.resize_exact(nw, nh, image::imageops::FilterType::Triangle)
+        let resized = match &rgb {
+            _ if (nw, nh) == (w, h) => img.clone(),
+            Some(rgb) => DynamicImage::ImageRgb8(etchr_ops::resize(
+                rgb,
+                nw,
+                nh,
+                etchr_ops::program::Filter::Bilinear,
+            )),
+            None => img.resize_exact(nw, nh, image::imageops::FilterType::Triangle),
         };
         for &(format, quality) in &candidates {
             let bytes = encode(&resized, format, quality)?;

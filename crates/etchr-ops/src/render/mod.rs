@@ -9,6 +9,7 @@ mod maze;
 mod pixels;
 
 pub use jigsaw::{inverse as jigsaw_inverse, permute as jigsaw_permute, solve as jigsaw_solve};
+pub use pixels::resize;
 
 use crate::error::OpsError;
 use crate::geom::{Affine, Point, Rect};
