@@ -286,45 +286,61 @@ impl Proxy {
         }
     }
 
-    /// `GET /models` on the upstream, as JSON.
-    /// (The primary upstream's list: fallbacks are for outages, not for listing.)
+    /// `GET /models` on the upstream, as JSON: the primary's list, or, when it fails in a way
+    /// that falls back (unreachable, 5xx, ...), the next upstream's, in the configured order,
+    /// so that a client's model discovery survives the same outages its chats do.
     pub async fn models(
         &self,
         client_auth: Option<&ApiKey>,
     ) -> Result<serde_json::Value, ApiError> {
-        let target = &self.targets[0];
+        let last = self.targets.len() - 1;
+        for (i, target) in self.targets.iter().enumerate() {
+            let err = match self.models_of(target, client_auth).await {
+                Ok(list) => return Ok(list),
+                Err(e) => e.with_upstream(&target.name),
+            };
+            if i == last || !err.should_fall_back() {
+                return Err(ApiError::Upstream(err));
+            }
+            let next = &self.targets[i + 1].name;
+            tracing::warn!(error = %err, next = %next, "model list failed; falling back");
+        }
+        unreachable!("the loop returns on the last upstream")
+    }
+
+    /// One upstream's `GET /models` (no retries: listing is cheap to repeat for the client).
+    async fn models_of(
+        &self,
+        target: &ProxyTarget,
+        client_auth: Option<&ApiKey>,
+    ) -> Result<serde_json::Value, UpstreamError> {
         let mut rb = self.client.get(&target.models_url).timeout(target.timeout);
         if let Some(k) = target.key(client_auth) {
             rb = rb.bearer_auth(k.expose());
         }
         let resp = rb.send().await.map_err(|e| {
-            ApiError::Upstream(
-                UpstreamError::new(
-                    ErrorKind::Connect,
-                    format!(
-                        "cannot reach the upstream: {}",
-                        etchr_upstream::error::error_chain(&e.without_url())
-                    ),
-                )
-                .with_upstream(&target.name),
+            UpstreamError::new(
+                ErrorKind::Connect,
+                format!(
+                    "cannot reach the upstream: {}",
+                    etchr_upstream::error::error_chain(&e.without_url())
+                ),
             )
         })?;
         let status = resp.status();
         let retry_after = retry_after_from_headers(resp.headers());
         let body = resp.bytes().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(ApiError::Upstream(
-                UpstreamError::from_response(status.as_u16(), &body, retry_after)
-                    .with_upstream(&target.name),
+            return Err(UpstreamError::from_response(
+                status.as_u16(),
+                &body,
+                retry_after,
             ));
         }
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::Upstream(
-                UpstreamError::new(
-                    ErrorKind::Decode,
-                    format!("the model list is not JSON: {e}"),
-                )
-                .with_upstream(&target.name),
+            UpstreamError::new(
+                ErrorKind::Decode,
+                format!("the model list is not JSON: {e}"),
             )
         })
     }

@@ -345,9 +345,17 @@ async fn get_text(state: AppState, path: &str) -> String {
 #[tokio::test]
 async fn passthrough_falls_back_in_order_and_fills_each_upstreams_model() {
     let primary = MockUpstream::start(Script::always(Reply::error(503, "overloaded"))).await;
-    let backup = MockUpstream::start(Script::always(
-        Reply::text(200, r#"{"from":"backup"}"#).with_header("content-type", "application/json"),
-    ))
+    let backup = MockUpstream::start(
+        Script::always(
+            Reply::text(200, r#"{"from":"backup"}"#)
+                .with_header("content-type", "application/json"),
+        )
+        .with_file(
+            "/v1/models",
+            "application/json",
+            br#"{"object":"list","data":[{"id":"backup-model"}]}"#.to_vec(),
+        ),
+    )
     .await;
     let st = state(&primary, |c| {
         let up = c.upstream.as_mut().unwrap();
@@ -363,6 +371,10 @@ async fn passthrough_falls_back_in_order_and_fills_each_upstreams_model() {
     assert_eq!(bytes, br#"{"from":"backup"}"#);
     assert_eq!(primary.bodies()[0]["model"], "mock-model");
     assert_eq!(backup.bodies()[0]["model"], "backup-model");
+    // The model list falls back the same way.
+    let models = json_of(get_text(st.clone(), "/v1/models").await.as_bytes());
+    assert_eq!(models["data"][0]["id"], "backup-model", "{models}");
+    assert_eq!(models["data"][1]["id"], "etchr-vl");
 
     // A failure that is the request's own (400) does not fall back.
     primary.set_script(Script::always(Reply::error(400, "bad request")));
@@ -371,8 +383,8 @@ async fn passthrough_falls_back_in_order_and_fills_each_upstreams_model() {
     assert_eq!(status, 400);
     assert_eq!(
         backup.request_count(),
-        1,
-        "no fallback on the client's error"
+        2,
+        "no fallback on the client's error (the backup's other request was the model list)"
     );
 }
 
