@@ -130,6 +130,9 @@ pub struct ReasonRequest {
 pub struct ClientTools {
     pub tools: Vec<Tool>,
     pub choice: Option<Value>,
+    /// The client's `parallel_tool_calls`, sent only on calls that offer its tools (OpenAI
+    /// rejects the field on a request without tools).
+    pub parallel: Option<bool>,
 }
 
 impl ClientTools {

@@ -299,6 +299,10 @@ impl<'a> Session<'a> {
             });
             request.tools = Some(tools);
             request.tool_choice = Some(choice);
+            // With tools offered, the client's own are among them (`answer_tools`).
+            if let Some(p) = self.req.client_tools.as_ref().and_then(|c| c.parallel) {
+                request.extra.insert("parallel_tool_calls".into(), p.into());
+            }
         }
         let t = Instant::now();
         let outcome = self.r.upstream.chat(request, self.ctx.clone()).await?;

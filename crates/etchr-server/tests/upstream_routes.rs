@@ -477,7 +477,7 @@ async fn client_tools_are_offered_and_their_calls_come_back() {
         }))
         .await;
         let body = json!({"model": "m", "messages": image_question(), "tools": [weather_tool()],
-            "etchr": {"strategy": strategy}});
+            "parallel_tool_calls": false, "etchr": {"strategy": strategy}});
         let st = state(&mock, |_| {});
         let (status, _, bytes) = post(st.clone(), "/v1/chat/completions", body, &[]).await;
         assert_eq!(
@@ -511,9 +511,11 @@ async fn client_tools_are_offered_and_their_calls_come_back() {
                 .unwrap_or_default();
             if sent["messages"].to_string().contains("boxed{0}") {
                 assert!(names.is_empty(), "{strategy}: {names:?}");
+                assert!(sent.get("parallel_tool_calls").is_none(), "{strategy}");
             } else {
                 assert!(names.contains(&"get_weather"), "{strategy}: {names:?}");
                 assert_eq!(names.contains(&"edit_image"), strategy == "tools");
+                assert_eq!(sent["parallel_tool_calls"], false, "{strategy}");
             }
         }
         let metrics = get_text(st, "/metrics").await;

@@ -387,7 +387,8 @@ async fn reason_request(
         .collect();
     let mut params = std::mem::take(&mut chat.extra);
     // Per-call fields the loop sets itself: one choice, its own streaming, tools only where
-    // offered (`parallel_tool_calls` without tools is an error on OpenAI).
+    // offered (`parallel_tool_calls` without tools is an error on OpenAI; `ClientTools`
+    // carries the client's value to the calls that offer its tools).
     for k in ["stream_options", "n", "parallel_tool_calls"] {
         params.remove(k);
     }
@@ -440,7 +441,15 @@ fn client_tools(
             Some("tools"),
         ));
     }
-    Ok(Some(ClientTools { tools, choice }))
+    let parallel = chat
+        .extra
+        .get("parallel_tool_calls")
+        .and_then(serde_json::Value::as_bool);
+    Ok(Some(ClientTools {
+        tools,
+        choice,
+        parallel,
+    }))
 }
 
 async fn reason(
