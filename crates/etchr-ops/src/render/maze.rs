@@ -69,23 +69,28 @@ fn neighbours(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
     .flatten()
 }
 
-/// The shortest 4-connected path through free space, as pixel centres with collinear runs
-/// merged, or `None` when `to` is unreachable.
-pub fn shortest_path(
+/// The shortest 4-connected path through free space from `from` to `to`, as pixel centres
+/// with collinear runs merged. When `to` is `None` or unreachable, the path runs to the pixel
+/// reachable from `from` that lies nearest to `(x, y)` (ties: the first in raster order). One
+/// breadth-first search serves both cases: a search that never reaches `to` has already visited
+/// everything reachable, and its parent tree gives the path to any of it.
+pub fn path_toward(
     free: &[bool],
     w: u32,
     h: u32,
     from: (u32, u32),
-    to: (u32, u32),
-) -> Option<Vec<(f64, f64)>> {
+    to: Option<(u32, u32)>,
+    (x, y): (f64, f64),
+) -> Vec<(f64, f64)> {
     const UNSEEN: u32 = u32::MAX;
     let (w_us, h_us) = (w as usize, h as usize);
     let mut parent = vec![UNSEEN; free.len()];
-    let (s, t) = ((from.1 * w + from.0) as usize, (to.1 * w + to.0) as usize);
+    let s = (from.1 * w + from.0) as usize;
+    let t = to.map(|t| (t.1 * w + t.0) as usize);
     parent[s] = s as u32;
     let mut queue = VecDeque::from([s]);
     while let Some(i) = queue.pop_front() {
-        if i == t {
+        if Some(i) == t {
             break;
         }
         for j in neighbours(i, w_us, h_us) {
@@ -95,11 +100,22 @@ pub fn shortest_path(
             }
         }
     }
-    if parent[t] == UNSEEN {
-        return None;
-    }
-    let mut cells = vec![t];
-    let mut i = t;
+    let end = match t {
+        Some(t) if parent[t] != UNSEEN => t,
+        _ => {
+            let mut best = (f64::INFINITY, s);
+            for (i, _) in parent.iter().enumerate().filter(|(_, &p)| p != UNSEEN) {
+                let (px, py) = ((i % w_us) as f64 + 0.5, (i / w_us) as f64 + 0.5);
+                let d = (px - x).powi(2) + (py - y).powi(2);
+                if d < best.0 {
+                    best = (d, i);
+                }
+            }
+            best.1
+        }
+    };
+    let mut cells = vec![end];
+    let mut i = end;
     while i != s {
         i = parent[i] as usize;
         cells.push(i);
@@ -118,29 +134,7 @@ pub fn shortest_path(
         }
         pts.push(p);
     }
-    Some(pts)
-}
-
-/// The pixel reachable from `start` through free space that lies nearest to `(x, y)` (ties:
-/// the first found in breadth-first order, i.e. the one closer along the corridors).
-pub fn nearest_reachable(
-    free: &[bool],
-    w: u32,
-    h: u32,
-    start: (u32, u32),
-    x: f64,
-    y: f64,
-) -> (u32, u32) {
-    let reach = flood(free, w, h, start);
-    let mut best = (f64::INFINITY, start);
-    for (i, _) in reach.iter().enumerate().filter(|(_, &r)| r) {
-        let (px, py) = ((i % w as usize) as u32, (i / w as usize) as u32);
-        let d = (px as f64 + 0.5 - x).powi(2) + (py as f64 + 0.5 - y).powi(2);
-        if d < best.0 {
-            best = (d, (px, py));
-        }
-    }
-    best.1
+    pts
 }
 
 #[cfg(test)]
@@ -161,7 +155,7 @@ mod tests {
     fn path_goes_around_the_wall() {
         let img = room();
         let free = free_mask(&img, 96);
-        let path = shortest_path(&free, 9, 9, (0, 0), (0, 8)).unwrap();
+        let path = path_toward(&free, 9, 9, (0, 0), Some((0, 8)), (0.5, 8.5));
         assert_eq!(path.first(), Some(&(0.5, 0.5)));
         assert_eq!(path.last(), Some(&(0.5, 8.5)));
         assert!(
@@ -178,9 +172,19 @@ mod tests {
         let mut img = room();
         img.put_pixel(8, 4, Rgb([0, 0, 0]));
         let free = free_mask(&img, 96);
-        assert!(shortest_path(&free, 9, 9, (0, 0), (0, 8)).is_none());
         let reach = flood(&free, 9, 9, (0, 0));
         assert_eq!(reach.iter().filter(|&&r| r).count(), 36);
+        // The far side is unreachable: the path ends at the reachable pixel nearest the target
+        // (the row above the wall, straight up from it), also without a target at all; like
+        // every path it is a shortest one (BFS tries horizontal moves first).
+        let path = path_toward(&free, 9, 9, (0, 0), Some((0, 8)), (6.5, 8.5));
+        assert_eq!(path, [(0.5, 0.5), (6.5, 0.5), (6.5, 3.5)]);
+        let path = path_toward(&free, 9, 9, (0, 0), None, (6.5, 8.5));
+        assert_eq!(path.last(), Some(&(6.5, 3.5)));
+        assert_eq!(
+            path_toward(&free, 9, 9, (0, 0), None, (0.5, 0.5)),
+            [(0.5, 0.5)]
+        );
     }
 
     #[test]

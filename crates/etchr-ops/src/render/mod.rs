@@ -870,15 +870,8 @@ impl<'a> Canvas<'a> {
                     // `to` on a wall or in a region `from` cannot reach (an editor's guess at
                     // an exit): the path runs to the reachable point nearest to it, so it
                     // always shows where the start's corridors lead.
-                    let path = maze::snap(&free, w, h, b.x, b.y)
-                        .and_then(|t| maze::shortest_path(&free, w, h, s, t))
-                        .or_else(|| {
-                            let t = maze::nearest_reachable(&free, w, h, s, b.x, b.y);
-                            maze::shortest_path(&free, w, h, s, t)
-                        })
-                        .ok_or_else(|| {
-                            OpsError::op(index, name, "no path through free space from `from`")
-                        })?;
+                    let t = maze::snap(&free, w, h, b.x, b.y);
+                    let path = maze::path_toward(&free, w, h, s, t, (b.x, b.y));
                     let pts: Vec<Point> = path.into_iter().map(|(x, y)| Point::new(x, y)).collect();
                     draw::polyline(img, &pts, false, stroke, c);
                 }
