@@ -3,11 +3,10 @@
 //! an image). Skipped with a notice when the package is not importable; `.ci/run` installs it
 //! into a venv and points `ETCHR_COMPAT_PYTHON` at that interpreter.
 
-use etchr_testkit::{MockUpstream, Reply, Script};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_etchr");
+use etchr_testkit::{MockUpstream, Reply, Script};
+use std::process::{Command, Stdio};
 
 fn python() -> Option<String> {
     let py = std::env::var("ETCHR_COMPAT_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -42,32 +41,16 @@ async fn the_openai_python_client_understands_etchr() {
         }
     }))
     .await;
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--upstream-url"])
-        .arg(mock.base_url())
-        .args(["--provider", "vllm"])
-        .env_remove("ETCHR_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("etchr starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("etchr prints its address").unwrap();
-        if let Some(a) = line.strip_prefix("etchr listening on ") {
-            break a.to_string();
-        }
-    };
+    let upstream = mock.base_url();
+    let server = common::Server::start(&["--upstream-url", &upstream, "--provider", "vllm"]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/openai_client.py");
-    let base = format!("http://{addr}/v1");
+    let base = format!("{}/v1", server.base);
     let out = tokio::task::spawn_blocking(move || {
         Command::new(py).arg(script).arg(base).output().unwrap()
     })
     .await
     .unwrap();
-    child.kill().ok();
-    child.wait().ok();
+    drop(server);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
