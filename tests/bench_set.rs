@@ -10,8 +10,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use etchr_data::{generate, render_gold, Family, Item};
-use etchr_ops::{encode_image_stable, OutputFormat};
+use etchr_data::{encode_for_path, generate, render_gold, Family, Item};
 use etchr_reason::sha256_hex;
 
 fn set_dir() -> &'static Path {
@@ -28,15 +27,6 @@ fn manifest() -> HashMap<String, String> {
             (name.trim().to_string(), hash.trim().to_string())
         })
         .collect()
-}
-
-fn encode_as(img: &etchr_ops::RgbImage, path: &str) -> Vec<u8> {
-    let format = if path.ends_with(".png") {
-        OutputFormat::Png
-    } else {
-        OutputFormat::Jpeg(90)
-    };
-    encode_image_stable(img, format).unwrap()
 }
 
 #[test]
@@ -64,10 +54,10 @@ fn committed_set_regenerates_identically() {
                 "{}: the generator no longer produces the committed item",
                 item.id
             );
-            let original = sha256_hex(&encode_as(&img, &fresh.image));
+            let original = sha256_hex(&encode_for_path(&img, &fresh.image).unwrap());
             assert_eq!(Some(&original), hashes.get(&fresh.image), "{}", fresh.image);
             let gold = render_gold(&fresh, &img).unwrap();
-            let gold = sha256_hex(&encode_as(&gold, &fresh.gold_image));
+            let gold = sha256_hex(&encode_for_path(&gold, &fresh.gold_image).unwrap());
             assert_eq!(
                 Some(&gold),
                 hashes.get(&fresh.gold_image),

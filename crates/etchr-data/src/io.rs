@@ -58,7 +58,9 @@ pub fn render_gold(item: &Item, original: &RgbImage) -> Result<RgbImage> {
         .image)
 }
 
-fn encode(img: &RgbImage, path: &str) -> Result<Vec<u8>> {
+/// The bytes `gen-data` writes for `img` at `path`: PNG for `.png`, else JPEG q90, through the
+/// build-independent encoder so a set regenerates bit for bit (its MANIFEST checks that).
+pub fn encode_for_path(img: &RgbImage, path: &str) -> Result<Vec<u8>> {
     let format = if path.ends_with(".png") {
         OutputFormat::Png
     } else {
@@ -128,8 +130,8 @@ fn write_set_threads(
 fn one(family: Family, seed: u64, index: u64, out_dir: &Path) -> JobResult {
     let (item, img) = generate(family, seed, index);
     let gold = render_gold(&item, &img)?;
-    let a = encode(&img, &item.image)?;
-    let b = encode(&gold, &item.gold_image)?;
+    let a = encode_for_path(&img, &item.image)?;
+    let b = encode_for_path(&gold, &item.gold_image)?;
     fs::write(out_dir.join(&item.image), &a)?;
     fs::write(out_dir.join(&item.gold_image), &b)?;
     Ok((

@@ -18,7 +18,9 @@ mod io;
 pub mod plan;
 pub mod rng;
 
-pub use io::{read_set, render_gold, run_gen_data, write_set, GenArgs, SetSummary};
+pub use io::{
+    encode_for_path, read_set, render_gold, run_gen_data, write_set, GenArgs, SetSummary,
+};
 
 use etchr_ops::{Program, Rect, RgbImage};
 use serde::{Deserialize, Serialize};

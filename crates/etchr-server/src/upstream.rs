@@ -188,29 +188,44 @@ impl Proxy {
         deadline: Instant,
     ) -> Result<Forwarded, UpstreamError> {
         let started = Instant::now();
+        let response = self
+            .in_order("passthrough", Some(deadline), |target| async move {
+                let bytes = body.for_target(target)?;
+                self.forward(target, bytes, stream, client_auth, request_id, deadline)
+                    .await
+            })
+            .await?;
+        Ok(Forwarded {
+            response,
+            upstream_time: started.elapsed(),
+        })
+    }
+
+    /// Runs `call` on each upstream in the configured order until one succeeds, or fails in a
+    /// way that should not fall back (the request's own fault), or `deadline` has passed. The
+    /// error names the upstream it came from.
+    async fn in_order<'a, T, F, Fut>(
+        &'a self,
+        what: &str,
+        deadline: Option<Instant>,
+        call: F,
+    ) -> Result<T, UpstreamError>
+    where
+        F: Fn(&'a ProxyTarget) -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
         let last = self.targets.len() - 1;
         for (i, target) in self.targets.iter().enumerate() {
-            let attempt = match body.for_target(target) {
-                Ok(bytes) => {
-                    self.forward(target, bytes, stream, client_auth, request_id, deadline)
-                        .await
-                }
-                Err(e) => Err(e.with_upstream(&target.name)),
+            let err = match call(target).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e.with_upstream(&target.name),
             };
-            let err = match attempt {
-                Ok(response) => {
-                    return Ok(Forwarded {
-                        response,
-                        upstream_time: started.elapsed(),
-                    })
-                }
-                Err(e) => e,
-            };
-            if i == last || !err.should_fall_back() || Instant::now() >= deadline {
+            let expired = deadline.is_some_and(|d| Instant::now() >= d);
+            if i == last || !err.should_fall_back() || expired {
                 return Err(err);
             }
             let next = &self.targets[i + 1].name;
-            tracing::warn!(error = %err, next = %next, "passthrough upstream failed; falling back");
+            tracing::warn!(error = %err, next = %next, "{what} failed; falling back");
         }
         unreachable!("the loop returns on the last upstream")
     }
@@ -293,19 +308,11 @@ impl Proxy {
         &self,
         client_auth: Option<&ApiKey>,
     ) -> Result<serde_json::Value, ApiError> {
-        let last = self.targets.len() - 1;
-        for (i, target) in self.targets.iter().enumerate() {
-            let err = match self.models_of(target, client_auth).await {
-                Ok(list) => return Ok(list),
-                Err(e) => e.with_upstream(&target.name),
-            };
-            if i == last || !err.should_fall_back() {
-                return Err(ApiError::Upstream(err));
-            }
-            let next = &self.targets[i + 1].name;
-            tracing::warn!(error = %err, next = %next, "model list failed; falling back");
-        }
-        unreachable!("the loop returns on the last upstream")
+        self.in_order("model list", None, |target| {
+            self.models_of(target, client_auth)
+        })
+        .await
+        .map_err(ApiError::Upstream)
     }
 
     /// One upstream's `GET /models` (no retries: listing is cheap to repeat for the client).

@@ -144,13 +144,14 @@ fn fit_decoded(
             ((h as f64 * scale).floor() as u32).max(1),
         );
         let resized = match &rgb {
-            _ if (nw, nh) == (w, h) => img.clone(),
+            Some(rgb) if (nw, nh) == (w, h) => DynamicImage::ImageRgb8(rgb.clone()),
             Some(rgb) => DynamicImage::ImageRgb8(etchr_ops::resize(
                 rgb,
                 nw,
                 nh,
                 etchr_ops::program::Filter::Bilinear,
             )),
+            None if (nw, nh) == (w, h) => img.clone(),
             None => img.resize_exact(nw, nh, image::imageops::FilterType::Triangle),
         };
         for &(format, quality) in &candidates {
@@ -204,7 +205,11 @@ fn encode(img: &DynamicImage, format: ImageFormat, quality: u8) -> Result<Vec<u8
         // etchr-ops' encoder: jpeg-encoder's SIMD path, or libjpeg-turbo with the `turbojpeg`
         // feature, several times faster than `image`'s own.
         let jpeg = etchr_ops::OutputFormat::Jpeg(quality);
-        return etchr_ops::encode_image(&img.to_rgb8(), jpeg).map_err(|e| err(e.to_string()));
+        let rgb = match img.as_rgb8() {
+            Some(rgb) => std::borrow::Cow::Borrowed(rgb),
+            None => std::borrow::Cow::Owned(img.to_rgb8()),
+        };
+        return etchr_ops::encode_image(&rgb, jpeg).map_err(|e| err(e.to_string()));
     }
     let mut buf = Vec::new();
     img.write_to(&mut Cursor::new(&mut buf), format)
