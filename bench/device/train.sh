@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Stage 1 continuation on the GPU: shipped weights, a fresh larger split, batch 128.
+# Stage 1 on the GPU, an A/B of `neighbour_mix` (models/README.md, "Does the model find the
+# target at all?"): both runs grow from the shipped weights, train side by side on the same
+# fresh-every-round data at batch 128, then held-out metrics for both (first-pointer top-1 per
+# family is the number to compare). Needs devcarry/etchr-cuda.xz built from this commit.
 set -u
 exec > >(tee "$OUT/train-log.txt") 2>&1
 mkdir -p /tmp/bin
-if command -v xz >/dev/null; then xz -dc devcarry/etchr-cuda.xz > /tmp/bin/etchr-cuda; else python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())' devcarry/etchr-cuda.xz > /tmp/bin/etchr-cuda; fi
-chmod +x /tmp/bin/etchr-cuda
-export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:/usr/local/nvidia/lib64:/usr/local/nvidia/lib
+unxz() { if command -v xz >/dev/null; then xz -dc "$1"; else python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())' "$1"; fi; }
+unxz devcarry/etchr-cuda.xz > /tmp/bin/etchr-cuda && chmod +x /tmp/bin/etchr-cuda
+LIBS=$(for n in libcublas.so.13 libcurand.so.10 libcublasLt.so.13 libnvrtc.so.13; do find /usr /opt -name "$n" 2>/dev/null | head -1; done | xargs -r -n1 dirname | sort -u | tr '\n' ':')
+export LD_LIBRARY_PATH="${LIBS}/usr/local/nvidia/lib64:/usr/local/nvidia/lib:${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
+E=/tmp/bin/etchr-cuda
+A="--gpu --seed 51 --train-items 3000 --refresh-every 150 --val-items 48 --batch-size 128 --steps 1200 --lr 1e-3 --warmup 60 --checkpoint-every 200 --eval-every 400 --quiet"
 date +%T
-timeout 400 /tmp/bin/etchr-cuda train sft --gpu --out /tmp/gpu1 --init-from models/default \
-  --seed 21 --train-items 5000 --val-items 64 --views-per-item 1 --batch-size 128 --steps 1800 \
-  --lr 5e-4 --warmup 100 --checkpoint-every 300 --eval-every 300 --quiet
+timeout 420 $E train sft --init-from models/default --out /tmp/plain $A > "$OUT"/plain.log 2>&1 &
+timeout 420 $E train sft --init-from models/default --config bench/device/neighbour-mix.json --out /tmp/mix $A > "$OUT"/mix.log 2>&1 &
+wait
 date +%T
-ls -R /tmp/gpu1 | head -30
-mkdir -p "$OUT"/best "$OUT"/final
-cp /tmp/gpu1/metrics.jsonl "$OUT"/ 2>/dev/null
-cp /tmp/gpu1/best/* "$OUT"/best/ 2>/dev/null
-cp /tmp/gpu1/final/* "$OUT"/final/ 2>/dev/null || { c=$(ls -d /tmp/gpu1/ckpt-* 2>/dev/null | sort -t- -k2 -n | tail -1); [ -n "$c" ] && cp $c/config.json $c/model.safetensors "$OUT"/final/; }
-ls -la "$OUT" "$OUT"/best "$OUT"/final
+for r in plain mix; do
+  d=/tmp/$r/final
+  [ -d "$d" ] || d=$(ls -d /tmp/$r/ckpt-* 2>/dev/null | sort | tail -1)
+  echo "$r: $d"; [ -n "$d" ] || continue
+  mkdir -p "$OUT/$r"; cp "$d"/config.json "$d"/model.safetensors "$OUT/$r"/; cp /tmp/$r/metrics.jsonl "$OUT/$r"/ 2>/dev/null
+  timeout 90 $E train metrics --model "$d" --seed 2000001 --items 120 > "$OUT/$r/heldout.json" 2>/dev/null &
+done
+wait
+date +%T
+ls -la "$OUT" "$OUT"/plain "$OUT"/mix

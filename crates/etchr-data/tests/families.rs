@@ -246,3 +246,29 @@ fn families_parse_and_serialise_by_name() {
     );
     assert!("mazes".parse::<Family>().is_err());
 }
+
+#[test]
+fn cue_matches_count_the_objects_a_non_reader_cannot_tell_apart() {
+    // `meta.cue_matches` (fine-grained, orientation): how many objects fit the question's
+    // visual cue (the target among them). Both unique and ambiguous cues occur, so a
+    // non-reading editor's ceiling is below 1 and measurable.
+    for family in [Family::FineGrained, Family::Orientation] {
+        let counts: Vec<u64> = (0..24)
+            .map(|i| {
+                let (item, _) = generate(family, 77, i);
+                let m = item.meta["cue_matches"].as_u64().expect("cue_matches");
+                let all = item.meta[if family == Family::FineGrained {
+                    "shapes"
+                } else {
+                    "tags"
+                }]
+                .as_u64()
+                .unwrap();
+                assert!((1..=all).contains(&m), "{family} {i}: {m} of {all}");
+                m
+            })
+            .collect();
+        assert!(counts.contains(&1), "{family}: {counts:?}");
+        assert!(counts.iter().any(|&m| m > 1), "{family}: {counts:?}");
+    }
+}

@@ -49,6 +49,9 @@ pub struct Batch {
     pub ptr_target_flat: Tensor,
     /// `[B, T]` f32: 1 where the target is a pointer choice.
     pub ptr_weight: Tensor,
+    /// `[B, T]` f32: 1 at each example's first pointer choice, the one that finds the target
+    /// on the whole view (later ones mostly refine near it).
+    pub first_ptr_weight: Tensor,
     /// `[B, T, N]` additive pointer mask.
     pub ptr_mask: Tensor,
     /// `[B, T, 4]` target offsets and log2 sizes, and their weights (sizes weigh 0 for points).
@@ -56,6 +59,8 @@ pub struct Batch {
     pub geo_weight: Tensor,
     pub n_tokens: usize,
     pub n_pointers: usize,
+    /// Examples with at least one pointer choice.
+    pub n_first_pointers: usize,
     pub n_geo: usize,
     /// Gold choices that the masks would have forbidden (allowed for training, but a sign of
     /// data the decoder could never reproduce).
@@ -98,11 +103,14 @@ impl Batch {
         let mut ptr_target = vec![0u32; b * t];
         let mut ptr_flat = vec![0u32; b * t];
         let mut ptr_weight = vec![0f32; b * t];
+        let mut first_ptr_weight = vec![0f32; b * t];
         let mut ptr_mask = vec![0f32; b * t * n];
         let mut geo_target = vec![0f32; b * t * 4];
         let mut geo_weight = vec![0f32; b * t * 4];
         let (mut n_tokens, mut n_pointers, mut n_geo, mut forced) = (0, 0, 0, 0);
+        let mut n_first_pointers = 0;
         for (bi, ex) in examples.iter().enumerate() {
+            let mut pointed = false;
             let pr = &ex.prepared;
             if pr.patches.len() != n * pd {
                 return Err(ModelError::Input(format!(
@@ -149,6 +157,11 @@ impl Batch {
                         ptr_flat[r] = (bi * n + k) as u32;
                         ptr_weight[r] = 1.0;
                         n_pointers += 1;
+                        if !pointed {
+                            pointed = true;
+                            first_ptr_weight[r] = 1.0;
+                            n_first_pointers += 1;
+                        }
                         if !allowed[k] {
                             forced += 1;
                         }
@@ -209,11 +222,13 @@ impl Batch {
             ptr_target: u(ptr_target, &[b, t])?,
             ptr_target_flat: u(ptr_flat, &[b, t])?,
             ptr_weight: f(ptr_weight, &[b, t])?,
+            first_ptr_weight: f(first_ptr_weight, &[b, t])?,
             ptr_mask: f(ptr_mask, &[b, t, n])?,
             geo_target: f(geo_target, &[b, t, 4])?,
             geo_weight: f(geo_weight, &[b, t, 4])?,
             n_tokens,
             n_pointers,
+            n_first_pointers,
             n_geo,
             forced,
         })

@@ -68,6 +68,15 @@ pub struct ModelConfig {
     /// of the first shipped weights).
     #[serde(default)]
     pub text_align: TextAlign,
+    /// Each patch token also gets a learned linear map of its 3 × 3 neighbourhood's patch
+    /// embeddings (a convolution over the patch grid, before the first layer). A ViT's tokens
+    /// otherwise learn what surrounds them only through attention, which a small model trained
+    /// on little data is slow to discover: a tag's token cannot tell that a brown triangle sits
+    /// just above it. Zero-initialised, so switching it on for trained weights
+    /// ([`crate::EditingModel::load_grown`]) starts from the same function. `false` when absent
+    /// (the layout of the first shipped weights).
+    #[serde(default)]
+    pub neighbour_mix: bool,
 }
 
 impl Default for ModelConfig {
@@ -94,6 +103,7 @@ impl Default for ModelConfig {
             max_grid: 8,
             activation: Activation::Relu,
             text_align: TextAlign::Bytes,
+            neighbour_mix: false,
         }
     }
 }

@@ -88,6 +88,10 @@ impl Memory {
 #[derive(Debug, Clone)]
 pub struct Encoder {
     patch: Linear,
+    /// `[9·d → d]` over each patch's 3 × 3 neighbourhood of patch embeddings
+    /// (`ModelConfig::neighbour_mix`).
+    neighbour: Option<Linear>,
+    grid: usize,
     image_pos: Tensor,
     bytes: Tensor,
     /// Mixes a text token's concatenated byte embeddings.
@@ -107,6 +111,11 @@ impl Encoder {
         let d = cfg.d_model;
         let emb = Init::Normal(0.02);
         let patch = Linear::new(p, "enc.patch", cfg.patch_dim(), d, true, 1.0)?;
+        // Gain 0: zero weights, so a grown model starts as the one it grew from.
+        let neighbour = cfg
+            .neighbour_mix
+            .then(|| Linear::new(p, "enc.neighbour", 9 * d, d, false, 0.0))
+            .transpose()?;
         let image_pos = p.get("enc.image_pos", &[cfg.num_patches(), d], emb)?;
         let k = cfg.text_patch;
         let bytes = p.get(
@@ -126,6 +135,8 @@ impl Encoder {
             .collect::<crate::error::Result<Vec<_>>>()?;
         Ok(Self {
             patch,
+            neighbour,
+            grid: cfg.grid(),
             image_pos,
             bytes,
             text_mix,
@@ -147,10 +158,11 @@ impl Encoder {
         let l = lb / k;
         let d = self.image_pos.dim(1)?;
         let seg = |i: usize| self.segment.narrow(0, i, 1);
-        let img = self
-            .patch
-            .forward(patches)?
-            .broadcast_add(&self.image_pos.broadcast_add(&seg(0)?)?)?;
+        let mut img = self.patch.forward(patches)?;
+        if let Some(mix) = &self.neighbour {
+            img = (&img + mix.forward(&neighbourhoods(&img, self.grid)?)?)?;
+        }
+        let img = img.broadcast_add(&self.image_pos.broadcast_add(&seg(0)?)?)?;
         let text_add = Tensor::cat(
             &[
                 self.text_pos
@@ -196,9 +208,39 @@ impl Encoder {
     }
 }
 
+/// `[B, g·g, d]` patch features → `[B, g·g, 9·d]`: each patch's 3 × 3 neighbourhood on the
+/// grid (row-major offsets, the patch itself in the middle), zeros beyond the border. Built
+/// from padding and slicing, which have backward passes.
+fn neighbourhoods(x: &Tensor, g: usize) -> Result<Tensor> {
+    let (b, n, d) = x.dims3()?;
+    let grid = x.reshape((b, g, g, d))?;
+    let padded = grid.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
+    let mut parts = Vec::with_capacity(9);
+    for dy in 0..3 {
+        for dx in 0..3 {
+            parts.push(padded.narrow(1, dy, g)?.narrow(2, dx, g)?);
+        }
+    }
+    Tensor::cat(&parts, 3)?.reshape((b, n, 9 * d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbourhoods_hold_the_3x3_patches_around_each_patch() {
+        // A 3 × 3 grid whose patch k has the single feature k + 1.
+        let x = Tensor::arange(1f32, 10.0, &candle_core::Device::Cpu)
+            .unwrap()
+            .reshape((1, 9, 1))
+            .unwrap();
+        let n = neighbourhoods(&x, 3).unwrap().to_vec3::<f32>().unwrap();
+        // The centre patch sees the whole grid; the top-left corner sees zeros above and left.
+        assert_eq!(n[0][4], [1., 2., 3., 4., 5., 6., 7., 8., 9.]);
+        assert_eq!(n[0][0], [0., 0., 0., 0., 1., 2., 0., 4., 5.]);
+        assert_eq!(n[0][8], [5., 6., 0., 8., 9., 0., 0., 0., 0.]);
+    }
 
     #[test]
     fn text_ids_keep_the_question_head_and_the_context_tail() {

@@ -20,6 +20,11 @@ pub struct LossParts {
     /// Share of pointer choices whose most likely patch is the gold one (a metric, not
     /// differentiated): it shows localisation improving long before a box's IoU does.
     pub pointer_top1: Tensor,
+    /// The same, and the NLL, for each program's *first* pointer choice only: whether the
+    /// model finds the target on the whole view. Later choices mostly sit next to the first
+    /// (a box inside the crop just chosen), so they flatter `pointer_top1`. Metrics.
+    pub first_pointer_top1: Tensor,
+    pub first_pointer_nll: Tensor,
     /// `[B, T]` log-probability of each gold choice (symbol or patch), 0 at padding and where
     /// nothing is chosen: Stage 2 sums these over a sampled program for its policy gradient.
     pub logprobs: Tensor,
@@ -75,6 +80,8 @@ impl EditingModel {
         let ptr_lp = log_softmax(&ptr_logits)?
             .gather(&batch.ptr_target.unsqueeze(2)?, 2)?
             .squeeze(2)?;
+        let first_lp = (ptr_lp.detach() * &batch.first_ptr_weight)?;
+        let first_hits = (&ptr_hits * &batch.first_ptr_weight)?;
         let ptr_lp = (ptr_lp * &batch.ptr_weight)?;
 
         let feat = st
@@ -95,6 +102,9 @@ impl EditingModel {
         let pointer_nll = (ptr_lp.sum_all()?.neg()? / batch.n_pointers.max(1) as f64)?;
         let regression = (reg.sum_all()? / batch.n_geo.max(1) as f64)?;
         let pointer_top1 = (ptr_hits.sum_all()? / batch.n_pointers.max(1) as f64)?;
+        let n_first = batch.n_first_pointers.max(1) as f64;
+        let first_pointer_top1 = (first_hits.sum_all()? / n_first)?;
+        let first_pointer_nll = (first_lp.sum_all()?.neg()? / n_first)?;
         let total = ((&token_nll + &pointer_nll)? + (&regression * REGRESSION_WEIGHT)?)?;
         Ok(LossParts {
             total,
@@ -102,6 +112,8 @@ impl EditingModel {
             pointer_nll,
             regression,
             pointer_top1,
+            first_pointer_top1,
+            first_pointer_nll,
             logprobs: (tok_lp + ptr_lp)?,
         })
     }

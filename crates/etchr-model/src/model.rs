@@ -192,18 +192,46 @@ impl EditingModel {
         let cfg: ModelConfig = serde_json::from_slice(config_json)
             .map_err(|e| ModelError::Weights(format!("config.json: {e}")))?;
         let model = Self::new(cfg, 0, device)?;
-        let tensors = candle_core::safetensors::load_buffer(weights, device)
+        model.fill_from(weights, false)?;
+        Ok(model)
+    }
+
+    /// A model of architecture `cfg` holding the weights in `dir` wherever names and shapes
+    /// agree: the warm start for growing a trained model (e.g. `neighbour_mix`). Variables the
+    /// weights lack keep their initialisation (`seed`) and are returned by name; a tensor the
+    /// new architecture lacks or shapes differently is an error, so nothing is dropped.
+    pub fn load_grown(
+        dir: impl AsRef<Path>,
+        cfg: ModelConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<(Self, Vec<String>)> {
+        let weights = std::fs::read(dir.as_ref().join(WEIGHTS_FILE))?;
+        let model = Self::new(cfg, seed, device)?;
+        let new = model.fill_from(&weights, true)?;
+        Ok((model, new))
+    }
+
+    /// Overwrites the variables from safetensors bytes; returns the variables the bytes lack
+    /// (an error unless `allow_missing`).
+    fn fill_from(&self, weights: &[u8], allow_missing: bool) -> Result<Vec<String>> {
+        let tensors = candle_core::safetensors::load_buffer(weights, self.device())
             .map_err(|e| ModelError::Weights(format!("safetensors: {e}")))?;
-        let vars = model.varmap.data().lock().expect("varmap lock poisoned");
+        let vars = self.varmap.data().lock().expect("varmap lock poisoned");
         if let Some(extra) = tensors.keys().find(|k| !vars.contains_key(*k)) {
             return Err(ModelError::Weights(format!(
                 "the weights hold {extra:?}, which this architecture does not have"
             )));
         }
+        let mut missing = Vec::new();
         for (name, var) in vars.iter() {
-            let t = tensors
-                .get(name)
-                .ok_or_else(|| ModelError::Weights(format!("the weights lack {name:?}")))?;
+            let Some(t) = tensors.get(name) else {
+                if allow_missing {
+                    missing.push(name.clone());
+                    continue;
+                }
+                return Err(ModelError::Weights(format!("the weights lack {name:?}")));
+            };
             if t.dims() != var.dims() {
                 return Err(ModelError::Weights(format!(
                     "{name:?} is {:?} in the weights but {:?} in the config",
@@ -213,8 +241,8 @@ impl EditingModel {
             }
             var.set(&t.to_dtype(DType::F32)?)?;
         }
-        drop(vars);
-        Ok(model)
+        missing.sort();
+        Ok(missing)
     }
 
     /// Writes `config.json` and `model.safetensors` into `dir` (created if missing).

@@ -319,6 +319,24 @@ fn every_parameter_receives_a_gradient() {
     assert!(vars.len() > 30);
     let top1: f32 = loss.pointer_top1.to_scalar().unwrap();
     assert!((0.0..=1.0).contains(&top1), "{top1}");
+    // One first pointer choice per example that points at all (the empty program does not).
+    let pointing = examples(&model)
+        .iter()
+        .filter(|e| e.tokens.iter().any(|t| !matches!(t, Token::Sym(_))))
+        .count();
+    assert_eq!(batch.n_first_pointers, pointing);
+    let firsts: f32 = batch
+        .first_ptr_weight
+        .sum_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert_eq!(firsts as usize, pointing);
+    assert!(pointing > 0 && batch.n_pointers > pointing);
+    let first_top1: f32 = loss.first_pointer_top1.to_scalar().unwrap();
+    let first_nll: f32 = loss.first_pointer_nll.to_scalar().unwrap();
+    assert!((0.0..=1.0).contains(&first_top1), "{first_top1}");
+    assert!(first_nll > 0.0 && first_nll.is_finite(), "{first_nll}");
 }
 
 #[test]
@@ -355,6 +373,87 @@ fn word_aligned_text_trains_and_decodes_with_the_same_parameters() {
     json.as_object_mut().unwrap().remove("text_align");
     let old: ModelConfig = serde_json::from_value(json).unwrap();
     assert_eq!(old.text_align, TextAlign::Bytes);
+}
+
+#[test]
+fn neighbour_mixing_grows_from_trained_weights_and_then_learns() {
+    // Growing tiny weights into `neighbour_mix` keeps every old tensor and starts from the
+    // same function (the new map is zero); it then gets gradients like everything else and,
+    // once non-zero, makes a patch's token depend on the patches around it.
+    let old = EditingModel::tiny(3).unwrap();
+    let dir = std::env::temp_dir().join(format!("etchr-grow-test-{}", std::process::id()));
+    old.save(&dir).unwrap();
+    let cfg = ModelConfig {
+        neighbour_mix: true,
+        ..ModelConfig::tiny()
+    };
+    let (grown, new) = EditingModel::load_grown(&dir, cfg, 9, &Device::Cpu).unwrap();
+    // The other direction would drop a trained tensor: refused.
+    grown.save(dir.join("mixed")).unwrap();
+    let shrink = EditingModel::load_grown(dir.join("mixed"), ModelConfig::tiny(), 9, &Device::Cpu);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(new, ["enc.neighbour.weight"]);
+    assert!(shrink.is_err());
+    let d = ModelConfig::tiny().d_model;
+    assert_eq!(grown.num_params(), old.num_params() + 9 * d * d);
+
+    let batch = Batch::new(&examples(&old), &old).unwrap();
+    let total = |m: &EditingModel| -> f32 { m.loss(&batch).unwrap().total.to_scalar().unwrap() };
+    assert!((total(&old) - total(&grown)).abs() < 1e-5);
+
+    let loss = grown.loss(&batch).unwrap();
+    let grads = loss.total.backward().unwrap();
+    let vars = grown.varmap().data().lock().unwrap();
+    let w = vars.get("enc.neighbour.weight").unwrap();
+    let g: f32 = grads
+        .get(w.as_tensor())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(g > 0.0 && g.is_finite(), "{g}");
+    // A map that copies each patch's left neighbour: changing the top-left patch then changes
+    // its right neighbour's token far more than a distant one's.
+    let cfg = grown.config().clone();
+    let d = cfg.d_model;
+    let copy_left: Vec<f32> = (0..d * 9 * d)
+        .map(|i| f32::from(i % (9 * d) == 3 * d + i / (9 * d)))
+        .collect();
+    w.set(&candle_core::Tensor::from_vec(copy_left, (d, 9 * d), &Device::Cpu).unwrap())
+        .unwrap();
+    drop(vars);
+    let (n, pd) = (cfg.num_patches(), cfg.patch_dim());
+    let text = candle_core::Tensor::from_vec(
+        etchr_model::encoder::text_ids(&cfg, "the red star", ""),
+        (1, cfg.text_len()),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let run = |patches: Vec<f32>| {
+        let p = candle_core::Tensor::from_vec(patches, (1, n, pd), &Device::Cpu).unwrap();
+        grown
+            .encoder()
+            .forward(&p, &text, false)
+            .unwrap()
+            .image()
+            .unwrap()
+    };
+    let base = run(vec![0.1; n * pd]);
+    let mut changed = vec![0.1; n * pd];
+    changed[..pd].iter_mut().for_each(|v| *v = 0.9); // patch 0, the top-left corner
+    let diff = (run(changed) - base)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum(2)
+        .unwrap();
+    let diff = diff.squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+    let g = cfg.grid();
+    // Attention spreads a little of the change everywhere: compare with a far patch.
+    assert!(diff[1] > 10.0 * diff[g * g - 1], "{diff:?}");
 }
 
 #[test]

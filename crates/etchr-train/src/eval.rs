@@ -50,6 +50,9 @@ pub struct FamilyMetrics {
     pub gold_program_iou: Option<f64>,
     pub mean_coverage: Option<f64>,
     pub iou_n: usize,
+    /// Teacher-forced share of the family's first pointer choices on the gold patch.
+    pub first_pointer_top1: f64,
+    pub first_pointer_nll: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -62,6 +65,11 @@ pub struct EvalReport {
     /// Teacher-forced share of pointer choices (box centres, crop centres, points) whose
     /// most likely patch is the gold one.
     pub val_pointer_top1: f64,
+    /// The same for each program's first pointer choice only, and its NLL (uniform over 256
+    /// patches is 5.55): whether the model finds the target at all. See
+    /// `etchr_model::LossParts::first_pointer_top1`.
+    pub val_first_pointer_top1: f64,
+    pub val_first_pointer_nll: f64,
     /// Decoded trajectories.
     pub decoded: usize,
     /// Share of decodes that plan without error and pass `etchr_ops::validate`.
@@ -92,23 +100,32 @@ pub struct ValLoss {
     pub pointer_nll: f64,
     pub regression: f64,
     pub pointer_top1: f64,
+    pub first_pointer_top1: f64,
+    pub first_pointer_nll: f64,
 }
 
-/// Mean teacher-forced loss parts over `examples` in batches of `batch_size`.
+/// Mean teacher-forced loss parts over `examples` in batches of `batch_size` (each batch's
+/// means weighted by its examples).
 pub fn val_loss(
     model: &EditingModel,
     examples: &[TrainExample],
     batch_size: usize,
 ) -> Result<ValLoss> {
-    let mut acc = [0.0f64; 5];
+    let mut acc = [0.0f64; 7];
     let mut n = 0usize;
     for chunk in examples.chunks(batch_size.max(1)) {
         let batch = Batch::new(chunk, model)?;
         let parts = model.loss(&batch)?;
         let (t, a, b, c) = parts.values()?;
-        let top1: f32 = parts.pointer_top1.to_scalar()?;
+        let scalar = |x: &candle_core::Tensor| x.to_scalar::<f32>();
+        let top1 = scalar(&parts.pointer_top1)?;
+        let first_top1 = scalar(&parts.first_pointer_top1)?;
+        let first_nll = scalar(&parts.first_pointer_nll)?;
         let w = chunk.len() as f64;
-        for (s, v) in acc.iter_mut().zip([t, a, b, c, top1]) {
+        for (s, v) in acc
+            .iter_mut()
+            .zip([t, a, b, c, top1, first_top1, first_nll])
+        {
             *s += v as f64 * w;
         }
         n += chunk.len();
@@ -120,7 +137,39 @@ pub fn val_loss(
         pointer_nll: acc[2] / n,
         regression: acc[3] / n,
         pointer_top1: acc[4] / n,
+        first_pointer_top1: acc[5] / n,
+        first_pointer_nll: acc[6] / n,
     })
+}
+
+/// [`val_loss`] per family (batches never mix families), and over all of them.
+fn val_loss_by_family(
+    model: &EditingModel,
+    val: &[Trajectory],
+    batch_size: usize,
+) -> Result<(ValLoss, BTreeMap<String, ValLoss>)> {
+    let mut groups: BTreeMap<String, Vec<TrainExample>> = BTreeMap::new();
+    for t in val {
+        groups
+            .entry(t.family.name().to_string())
+            .or_default()
+            .push(t.example.clone());
+    }
+    let mut all = ValLoss::default();
+    let mut per = BTreeMap::new();
+    for (family, examples) in groups {
+        let l = val_loss(model, &examples, batch_size)?;
+        let w = examples.len() as f64 / val.len().max(1) as f64;
+        all.total += w * l.total;
+        all.token_nll += w * l.token_nll;
+        all.pointer_nll += w * l.pointer_nll;
+        all.regression += w * l.regression;
+        all.pointer_top1 += w * l.pointer_top1;
+        all.first_pointer_top1 += w * l.first_pointer_top1;
+        all.first_pointer_nll += w * l.first_pointer_nll;
+        per.insert(family, l);
+    }
+    Ok((all, per))
 }
 
 /// Loss and greedy-decode metrics on `val` (decodes the trajectories that keep an image).
@@ -130,8 +179,7 @@ pub fn evaluate(
     batch_size: usize,
     step: u64,
 ) -> Result<EvalReport> {
-    let examples: Vec<TrainExample> = val.iter().map(|t| t.example.clone()).collect();
-    let loss = val_loss(model, &examples, batch_size)?;
+    let (loss, family_loss) = val_loss_by_family(model, val, batch_size)?;
     let mut r = EvalReport {
         step,
         val_loss: loss.total,
@@ -139,6 +187,8 @@ pub fn evaluate(
         val_pointer_nll: loss.pointer_nll,
         val_regression: loss.regression,
         val_pointer_top1: loss.pointer_top1,
+        val_first_pointer_top1: loss.first_pointer_top1,
+        val_first_pointer_nll: loss.first_pointer_nll,
         ..Default::default()
     };
     let with_images: Vec<&Trajectory> = val.iter().filter(|t| t.image_jpeg.is_some()).collect();
@@ -269,9 +319,12 @@ pub fn evaluate(
     r.per_family = fam
         .into_iter()
         .map(|(k, (n, s, m, g, c, cs))| {
+            let tf = family_loss.get(&k).copied().unwrap_or_default();
             (
                 k,
                 FamilyMetrics {
+                    first_pointer_top1: tf.first_pointer_top1,
+                    first_pointer_nll: tf.first_pointer_nll,
                     n,
                     mean_iou: (m > 0).then(|| s / m as f64),
                     coarse_mean_iou: (m > 0).then(|| cs / m as f64),

@@ -41,14 +41,16 @@ pub struct SftArgs {
     /// Continue from the latest checkpoint in `--out`.
     #[arg(long)]
     pub resume: bool,
-    /// Model config JSON (default: the shipped architecture).
+    /// Model config JSON (default: the shipped architecture). With `--init-from`: grow those
+    /// weights into this architecture (new variables start at their initialisation, e.g. the
+    /// zero-initialised `neighbour_mix`; nothing may be dropped or reshaped).
     #[arg(long, conflicts_with = "tiny")]
     pub config: Option<PathBuf>,
     /// Use the tiny test architecture.
     #[arg(long)]
     pub tiny: bool,
     /// Start from these weights (a directory with config.json and model.safetensors).
-    #[arg(long, conflicts_with_all = ["config", "tiny"])]
+    #[arg(long, conflicts_with = "tiny")]
     pub init_from: Option<PathBuf>,
     /// Families to train on (comma-separated; default all).
     #[arg(long, value_delimiter = ',')]
@@ -385,8 +387,25 @@ fn checkpoint_dir(out: &Path, step: u64) -> PathBuf {
 
 fn fresh_model(args: &SftArgs, device: &Device) -> Result<EditingModel> {
     if let Some(dir) = &args.init_from {
-        return EditingModel::load(dir, device)
-            .with_context(|| format!("loading {}", dir.display()));
+        let Some(p) = &args.config else {
+            return EditingModel::load(dir, device)
+                .with_context(|| format!("loading {}", dir.display()));
+        };
+        // Both: grow the weights into the (larger) architecture of `--config`.
+        let cfg: ModelConfig = serde_json::from_slice(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("parsing {}", p.display()))?;
+        let (model, new) = EditingModel::load_grown(dir, cfg, args.seed, device)
+            .with_context(|| format!("growing {} into {}", dir.display(), p.display()))?;
+        eprintln!(
+            "grew {} into {}: {} new variables ({})",
+            dir.display(),
+            p.display(),
+            new.len(),
+            new.join(", ")
+        );
+        return Ok(model);
     }
     let cfg = if args.tiny {
         ModelConfig::tiny()
@@ -637,10 +656,12 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
                 trainer.model.save(args.out.join("best"))?;
             }
             let line = format!(
-                "step {step}: val loss {:.4}{} pointer top-1 {:.1}% valid {:.1}% IoU {} (coarse {}, gold programs {}) coverage {} kinds {}",
+                "step {step}: val loss {:.4}{} pointer top-1 {:.1}% (first {:.1}%, NLL {:.2}) valid {:.1}% IoU {} (coarse {}, gold programs {}) coverage {} kinds {}",
                 report.val_loss,
                 if best { " (best)" } else { "" },
                 100.0 * report.val_pointer_top1,
+                100.0 * report.val_first_pointer_top1,
+                report.val_first_pointer_nll,
                 100.0 * report.validity,
                 report.mean_iou.map_or("-".into(), |v| format!("{v:.3}")),
                 report

@@ -112,8 +112,14 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
 
     let t = &placed[rng.below(placed.len() as u64) as usize];
     let pos = position_name(t.cx, t.cy, w, h);
+    let template = rng.pick_str(QUESTIONS);
+    let cue_matches = placed
+        .iter()
+        .filter(|p| p.colour == t.colour && p.shape == t.shape)
+        .filter(|p| !template.contains("{pos}") || position_name(p.cx, p.cy, w, h) == pos)
+        .count();
     let question = fill(
-        rng.pick_str(QUESTIONS),
+        template,
         &[
             ("key", &t.key),
             ("colour", t.colour),
@@ -152,6 +158,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         "position": pos,
         "face": face,
         "shapes": placed.len(),
+        "cue_matches": cue_matches,
         "answer_box": t.text.caps,
     });
     Built {

@@ -214,8 +214,20 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     let t = &tags[target_slot];
     let pos = position_name(t.rect.center().x, t.rect.center().y, w, h);
     let lies = t.orient.describe();
+    let template = rng.pick_str(QUESTIONS);
+    // What the cue pins down without reading: the colour, whether the tag stands on its side
+    // (mirrored and upside-down tags look upright until their text can be read), the area.
+    let on_side = |o: Orientation| matches!(o, Orientation::Rot90 | Orientation::Rot270);
+    let cue_matches = tags
+        .iter()
+        .filter(|g| g.colour == t.colour && on_side(g.orient) == on_side(t.orient))
+        .filter(|g| {
+            !template.contains("{pos}")
+                || position_name(g.rect.center().x, g.rect.center().y, w, h) == pos
+        })
+        .count();
     let question = fill(
-        rng.pick_str(QUESTIONS),
+        template,
         &[
             ("key", &t.key),
             ("colour", t.colour),
@@ -248,6 +260,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         "colour": t.colour,
         "position": pos,
         "tags": tags.len(),
+        "cue_matches": cue_matches,
         "face": face,
     });
     Built {
