@@ -102,17 +102,19 @@ pub struct ValLoss {
     pub pointer_top1: f64,
     pub first_pointer_top1: f64,
     pub first_pointer_nll: f64,
+    /// Examples with a first pointer choice (what the two first-pointer means average over).
+    pub first_pointers: usize,
 }
 
 /// Mean teacher-forced loss parts over `examples` in batches of `batch_size` (each batch's
-/// means weighted by its examples).
+/// means weighted by its examples; the first-pointer ones by its pointing examples).
 pub fn val_loss(
     model: &EditingModel,
     examples: &[TrainExample],
     batch_size: usize,
 ) -> Result<ValLoss> {
     let mut acc = [0.0f64; 7];
-    let mut n = 0usize;
+    let (mut n, mut firsts) = (0usize, 0usize);
     for chunk in examples.chunks(batch_size.max(1)) {
         let batch = Batch::new(chunk, model)?;
         let parts = model.loss(&batch)?;
@@ -121,24 +123,31 @@ pub fn val_loss(
         let top1 = scalar(&parts.pointer_top1)?;
         let first_top1 = scalar(&parts.first_pointer_top1)?;
         let first_nll = scalar(&parts.first_pointer_nll)?;
-        let w = chunk.len() as f64;
-        for (s, v) in acc
-            .iter_mut()
-            .zip([t, a, b, c, top1, first_top1, first_nll])
-        {
+        let (w, wf) = (chunk.len() as f64, batch.n_first_pointers as f64);
+        for (s, (v, w)) in acc.iter_mut().zip([
+            (t, w),
+            (a, w),
+            (b, w),
+            (c, w),
+            (top1, w),
+            (first_top1, wf),
+            (first_nll, wf),
+        ]) {
             *s += v as f64 * w;
         }
         n += chunk.len();
+        firsts += batch.n_first_pointers;
     }
-    let n = n.max(1) as f64;
+    let (n, nf) = (n.max(1) as f64, firsts.max(1) as f64);
     Ok(ValLoss {
         total: acc[0] / n,
         token_nll: acc[1] / n,
         pointer_nll: acc[2] / n,
         regression: acc[3] / n,
         pointer_top1: acc[4] / n,
-        first_pointer_top1: acc[5] / n,
-        first_pointer_nll: acc[6] / n,
+        first_pointer_top1: acc[5] / nf,
+        first_pointer_nll: acc[6] / nf,
+        first_pointers: firsts,
     })
 }
 
@@ -155,19 +164,26 @@ fn val_loss_by_family(
             .or_default()
             .push(t.example.clone());
     }
-    let mut all = ValLoss::default();
-    let mut per = BTreeMap::new();
-    for (family, examples) in groups {
-        let l = val_loss(model, &examples, batch_size)?;
-        let w = examples.len() as f64 / val.len().max(1) as f64;
+    let per: BTreeMap<String, ValLoss> = groups
+        .into_iter()
+        .map(|(family, examples)| Ok((family, val_loss(model, &examples, batch_size)?)))
+        .collect::<Result<_>>()?;
+    let firsts: usize = per.values().map(|l| l.first_pointers).sum();
+    let mut all = ValLoss {
+        first_pointers: firsts,
+        ..ValLoss::default()
+    };
+    for (family, l) in &per {
+        let n = val.iter().filter(|t| t.family.name() == family).count();
+        let w = n as f64 / val.len().max(1) as f64;
+        let wf = l.first_pointers as f64 / firsts.max(1) as f64;
         all.total += w * l.total;
         all.token_nll += w * l.token_nll;
         all.pointer_nll += w * l.pointer_nll;
         all.regression += w * l.regression;
         all.pointer_top1 += w * l.pointer_top1;
-        all.first_pointer_top1 += w * l.first_pointer_top1;
-        all.first_pointer_nll += w * l.first_pointer_nll;
-        per.insert(family, l);
+        all.first_pointer_top1 += wf * l.first_pointer_top1;
+        all.first_pointer_nll += wf * l.first_pointer_nll;
     }
     Ok((all, per))
 }
