@@ -164,19 +164,17 @@ fn val_loss_by_family(
             .or_default()
             .push(t.example.clone());
     }
-    let per: BTreeMap<String, ValLoss> = groups
-        .into_iter()
-        .map(|(family, examples)| Ok((family, val_loss(model, &examples, batch_size)?)))
-        .collect::<Result<_>>()?;
-    let firsts: usize = per.values().map(|l| l.first_pointers).sum();
-    let mut all = ValLoss {
-        first_pointers: firsts,
-        ..ValLoss::default()
-    };
-    for (family, l) in &per {
-        let n = val.iter().filter(|t| t.family.name() == family).count();
-        let w = n as f64 / val.len().max(1) as f64;
-        let wf = l.first_pointers as f64 / firsts.max(1) as f64;
+    let mut per = BTreeMap::new();
+    let mut all = ValLoss::default();
+    let mut weights = Vec::with_capacity(groups.len());
+    for (family, examples) in groups {
+        let l = val_loss(model, &examples, batch_size)?;
+        all.first_pointers += l.first_pointers;
+        weights.push((examples.len() as f64 / val.len().max(1) as f64, l));
+        per.insert(family, l);
+    }
+    for (w, l) in weights {
+        let wf = l.first_pointers as f64 / all.first_pointers.max(1) as f64;
         all.total += w * l.total;
         all.token_nll += w * l.token_nll;
         all.pointer_nll += w * l.pointer_nll;

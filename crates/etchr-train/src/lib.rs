@@ -392,11 +392,7 @@ fn fresh_model(args: &SftArgs, device: &Device) -> Result<EditingModel> {
                 .with_context(|| format!("loading {}", dir.display()));
         };
         // Both: grow the weights into the (larger) architecture of `--config`.
-        let cfg: ModelConfig = serde_json::from_slice(
-            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| format!("parsing {}", p.display()))?;
-        let (model, new) = EditingModel::load_grown(dir, cfg, args.seed, device)
+        let (model, new) = EditingModel::load_grown(dir, read_config(p)?, args.seed, device)
             .with_context(|| format!("growing {} into {}", dir.display(), p.display()))?;
         eprintln!(
             "grew {} into {}: {} new variables ({})",
@@ -410,14 +406,16 @@ fn fresh_model(args: &SftArgs, device: &Device) -> Result<EditingModel> {
     let cfg = if args.tiny {
         ModelConfig::tiny()
     } else if let Some(p) = &args.config {
-        serde_json::from_slice(
-            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| format!("parsing {}", p.display()))?
+        read_config(p)?
     } else {
         ModelConfig::default()
     };
     Ok(EditingModel::new(cfg, args.seed, device)?)
+}
+
+fn read_config(path: &Path) -> Result<ModelConfig> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn log_metrics(out: &Path, report: &EvalReport) -> Result<()> {

@@ -186,6 +186,46 @@ fn run_sft_end_to_end_with_checkpoints_and_resume() {
 }
 
 #[test]
+fn init_from_with_a_config_grows_trained_weights_into_it() {
+    // `--init-from DIR --config CFG`: DIR's weights in CFG's larger architecture (here the
+    // zero-initialised neighbour mixing), trained on from there; evaluation lines carry the
+    // first-pointer metrics.
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    run_sft(tiny_args(&first, vec![Family::FineGrained], 2)).unwrap();
+    let cfg = ModelConfig {
+        neighbour_mix: true,
+        ..ModelConfig::tiny()
+    };
+    let cfg_path = dir.path().join("mix.json");
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let grown = dir.path().join("grown");
+    let mut args = tiny_args(&grown, vec![Family::FineGrained], 2);
+    args.tiny = false;
+    args.init_from = Some(first.join("final"));
+    args.config = Some(cfg_path);
+    args.val_items = 2;
+    args.eval_every = 2;
+    run_sft(args).unwrap();
+    let model = EditingModel::load(grown.join("final"), &Device::Cpu).unwrap();
+    assert!(model.config().neighbour_mix);
+    let old = EditingModel::load(first.join("final"), &Device::Cpu).unwrap();
+    let d = cfg.d_model;
+    assert_eq!(model.num_params(), old.num_params() + 9 * d * d);
+    let metrics = std::fs::read_to_string(grown.join("metrics.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    let top1 = line["val_first_pointer_top1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&top1), "{line}");
+    assert!(
+        line["per_family"]["fine_grained"]["first_pointer_nll"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+}
+
+#[test]
 fn refreshed_training_splits_are_new_items_and_survive_a_resume() {
     let _serial = serial();
     assert_eq!(
