@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Stage 1 on the GPU, an A/B of `neighbour_mix` (models/README.md, "Does the model find the
-# target at all?"): both runs grow from the shipped weights, train side by side on the same
-# fresh-every-round data at batch 128, then held-out metrics for both (first-pointer top-1 per
-# family is the number to compare). Needs devcarry/etchr-cuda.xz built from this commit.
+# Stage 1 on the GPU, an A/B/C of `neighbour_mix` and the word-reading cue head (models/README.md,
+# "Does the model find the target at all?"): all runs grow from the shipped weights, train side
+# by side on the same fresh-every-round data at batch 128, then held-out metrics for each
+# (first-pointer top-1 per family is the number to compare; the cue run also reports its cue
+# head's top-1). Needs devcarry/etchr-cuda.xz built from this commit.
 set -u
 exec > >(tee "$OUT/train-log.txt") 2>&1
 mkdir -p /tmp/bin
@@ -16,9 +17,10 @@ A="--gpu --seed 51 --train-items 3000 --refresh-every 150 --val-items 48 --batch
 date +%T
 timeout 420 $E train sft --init-from models/default --out /tmp/plain $A > "$OUT"/plain.log 2>&1 &
 timeout 420 $E train sft --init-from models/default --config bench/device/neighbour-mix.json --out /tmp/mix $A > "$OUT"/mix.log 2>&1 &
+timeout 420 $E train sft --init-from models/default --config bench/device/cue-words.json --out /tmp/cue $A > "$OUT"/cue.log 2>&1 &
 wait
 date +%T
-for r in plain mix; do
+for r in plain mix cue; do
   d=/tmp/$r/final
   [ -d "$d" ] || d=$(ls -d /tmp/$r/ckpt-* 2>/dev/null | sort | tail -1)
   echo "$r: $d"; [ -n "$d" ] || continue
@@ -27,4 +29,4 @@ for r in plain mix; do
 done
 wait
 date +%T
-ls -la "$OUT" "$OUT"/plain "$OUT"/mix
+ls -la "$OUT" "$OUT"/plain "$OUT"/mix "$OUT"/cue

@@ -138,6 +138,24 @@ pub struct Item {
     pub meta: serde_json::Value,
 }
 
+impl Item {
+    /// The regions (original pixels) of every object that fits the question's visual cue,
+    /// the target's among them (`meta.cue_regions`; fine-grained and orientation items): what
+    /// an editor that cannot read narrows the question down to. Empty where the family does not
+    /// say.
+    pub fn cue_regions(&self) -> Vec<Rect> {
+        let Some(list) = self.meta.get("cue_regions").and_then(|v| v.as_array()) else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|b| {
+                let b: [f64; 4] = serde_json::from_value(b.clone()).ok()?;
+                Some(Rect::new(b[0], b[1], b[2], b[3]))
+            })
+            .collect()
+    }
+}
+
 /// An item with its image and every string drawn on it (for rule checks).
 pub struct Sample {
     pub item: Item,

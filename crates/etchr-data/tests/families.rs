@@ -250,7 +250,7 @@ fn families_parse_and_serialise_by_name() {
 #[test]
 fn cue_matches_count_the_objects_a_non_reader_cannot_tell_apart() {
     // `meta.cue_matches` (fine-grained, orientation): how many objects fit the question's
-    // visual cue (the target among them). Both unique and ambiguous cues occur, so a
+    // visual cue (the target among them); `meta.cue_regions` says where they are. Both unique and ambiguous cues occur, so a
     // non-reading editor's ceiling is below 1 and measurable.
     for family in [Family::FineGrained, Family::Orientation] {
         let counts: Vec<u64> = (0..24)
@@ -265,6 +265,17 @@ fn cue_matches_count_the_objects_a_non_reader_cannot_tell_apart() {
                 .as_u64()
                 .unwrap();
                 assert!((1..=all).contains(&m), "{family} {i}: {m} of {all}");
+                // One region per match, and the target's holds the gold region.
+                let regions = item.cue_regions();
+                assert_eq!(regions.len() as u64, m, "{family} {i}");
+                let g = item.gold_region;
+                assert!(
+                    regions.iter().any(|r| r.x0 <= g.x0 + 1.0
+                        && r.y0 <= g.y0 + 1.0
+                        && r.x1 >= g.x1 - 1.0
+                        && r.y1 >= g.y1 - 1.0),
+                    "{family} {i}: {g:?} not in {regions:?}"
+                );
                 m
             })
             .collect();

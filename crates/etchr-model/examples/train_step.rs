@@ -48,6 +48,7 @@ fn main() {
                 question: format!("What is the code next to \"K-{i}\" in the picture? Answer with the code."),
                 context: "The label is small and sits in the lower part of the image; zoom in to read it.".into(),
                 original_size: (w, h),
+                cue_regions: Vec::new(),
             }
         })
         .collect();

@@ -13,6 +13,7 @@ use crate::preprocess::Prepared;
 use crate::tokens::Token;
 use crate::vocab::Sym;
 use candle_core::{Device, Tensor};
+use etchr_ops::Rect;
 use std::sync::Arc;
 
 /// One training example. `tokens` is the gold program in the token form, as seen on
@@ -26,6 +27,10 @@ pub struct TrainExample {
     pub tokens: Vec<Token>,
     /// The original image's size, which the program's coordinates refer to.
     pub original_size: (u32, u32),
+    /// Regions (original pixels) of every object that fits the question's visual cue, the
+    /// target among them, when the data knows them: the cue head's dense targets
+    /// (`ModelConfig::cue_head`). Empty: no cue supervision for this example.
+    pub cue_regions: Vec<Rect>,
 }
 
 /// Tensors for one teacher-forced pass. Shapes: `B` examples, `T` steps, `N` patches,
@@ -65,6 +70,46 @@ pub struct Batch {
     /// Gold choices that the masks would have forbidden (allowed for training, but a sign of
     /// data the decoder could never reproduce).
     pub forced: usize,
+    /// `[B, N]` f32: 1 on patches that overlap a cue region ([`TrainExample::cue_regions`]).
+    pub cue_target: Tensor,
+    /// `[B, N]` f32 weights of the cue head's balanced binary cross-entropy: each example with
+    /// cue regions weighs its positive patches ½ in all and its negative patches ½ in all (a
+    /// few positives among hundreds of patches would otherwise teach "never"); 0 elsewhere.
+    pub cue_pos_weight: Tensor,
+    pub cue_neg_weight: Tensor,
+    /// `[B]` f32: 1 for examples with cue targets.
+    pub cue_examples: Tensor,
+    pub n_cue_examples: usize,
+}
+
+/// `[N]` 1/0: the patches of `prepared`'s input grid that overlap any of `regions` (original
+/// pixels) with positive area.
+pub fn cue_patches(regions: &[Rect], prepared: &Prepared, grid: usize, patch: usize) -> Vec<f32> {
+    let mut out = vec![0f32; grid * grid];
+    let p = patch as f64;
+    for r in regions {
+        let frame = &prepared.frame;
+        let view = frame.transform.rect_to_view(&r.normalized());
+        // Only what the view shows: a region beyond it must not light the letterbox padding.
+        let Some(view) = view.intersect(&Rect::full(frame.view_width, frame.view_height)) else {
+            continue;
+        };
+        let r = prepared.letterbox.rect_to_input(&view);
+        let cells = |lo: f64, hi: f64| {
+            let a = (lo / p).floor().max(0.0) as usize;
+            let b = ((hi / p).ceil().max(0.0) as usize).min(grid);
+            a..b
+        };
+        if r.x1 <= r.x0 || r.y1 <= r.y0 {
+            continue;
+        }
+        for row in cells(r.y0, r.y1) {
+            for col in cells(r.x0, r.x1) {
+                out[row * grid + col] = 1.0;
+            }
+        }
+    }
+    out
 }
 
 impl Batch {
@@ -109,6 +154,11 @@ impl Batch {
         let mut geo_weight = vec![0f32; b * t * 4];
         let (mut n_tokens, mut n_pointers, mut n_geo, mut forced) = (0, 0, 0, 0);
         let mut n_first_pointers = 0;
+        let mut cue_target = vec![0f32; b * n];
+        let mut cue_pos = vec![0f32; b * n];
+        let mut cue_neg = vec![0f32; b * n];
+        let mut cue_examples = vec![0f32; b];
+        let mut n_cue_examples = 0;
         for (bi, ex) in examples.iter().enumerate() {
             let mut pointed = false;
             let pr = &ex.prepared;
@@ -119,6 +169,18 @@ impl Batch {
             }
             patches.extend_from_slice(&pr.patches);
             text.extend(text_ids(cfg, &ex.question, &ex.context));
+            let cue = cue_patches(&ex.cue_regions, pr, cfg.grid(), cfg.patch_size);
+            let pos = cue.iter().filter(|&&y| y > 0.0).count();
+            if pos > 0 && pos < n {
+                let (wp, wn) = (0.5 / pos as f32, 0.5 / (n - pos) as f32);
+                for (j, &y) in cue.iter().enumerate() {
+                    cue_target[bi * n + j] = y;
+                    cue_pos[bi * n + j] = y * wp;
+                    cue_neg[bi * n + j] = (1.0 - y) * wn;
+                }
+                cue_examples[bi] = 1.0;
+                n_cue_examples += 1;
+            }
             let geometry = PointerGeometry::new(cfg, &pr.letterbox, &pr.frame);
             let mut cons = Constraints::new(ex.original_size.0, ex.original_size.1, usize::MAX);
             let row = |i: usize| bi * t + i;
@@ -231,6 +293,11 @@ impl Batch {
             n_first_pointers,
             n_geo,
             forced,
+            cue_target: f(cue_target, &[b, n])?,
+            cue_pos_weight: f(cue_pos, &[b, n])?,
+            cue_neg_weight: f(cue_neg, &[b, n])?,
+            cue_examples: f(cue_examples, &[b])?,
+            n_cue_examples,
         })
     }
 }

@@ -77,6 +77,29 @@ pub struct ModelConfig {
     /// (the layout of the first shipped weights).
     #[serde(default)]
     pub neighbour_mix: bool,
+    /// A per-patch *cue score* read from the encoder's image tokens (which have seen the
+    /// question): how well the patch fits what the question describes ("the brown triangle").
+    /// It is added to every pointer choice's logits, and training supervises it densely with
+    /// the objects that fit the question's visual cue, where the generator knows them
+    /// (`TrainExample::cue_regions`): hundreds of labelled patches per example instead of the
+    /// pointer's one. Zero-initialised, so growing trained weights into it starts from the same
+    /// function. `false` when absent.
+    #[serde(default)]
+    pub cue_head: bool,
+    /// The cue head also reads this many of the question's words (0: none), each one token
+    /// hashed into `word_buckets` learned embeddings, and scores every patch by a bilinear form
+    /// of the patch's token and the words' mean: "brown" meets brown patches in one product
+    /// instead of through layers of attention over byte chunks that cut "brown" differently at
+    /// every offset. Needs `cue_head`; the word part is zero-initialised too.
+    #[serde(default)]
+    pub cue_words: usize,
+    /// Hash buckets of the cue head's word embeddings.
+    #[serde(default = "default_word_buckets")]
+    pub word_buckets: usize,
+}
+
+fn default_word_buckets() -> usize {
+    4096
 }
 
 impl Default for ModelConfig {
@@ -104,6 +127,9 @@ impl Default for ModelConfig {
             activation: Activation::Relu,
             text_align: TextAlign::Bytes,
             neighbour_mix: false,
+            cue_head: false,
+            cue_words: 0,
+            word_buckets: default_word_buckets(),
         }
     }
 }
@@ -139,14 +165,20 @@ impl ModelConfig {
         self.patch_size * self.patch_size * 3
     }
 
-    /// Text bytes the model reads (question then context).
-    pub fn text_len(&self) -> usize {
+    /// Text bytes the encoder reads (question then context).
+    pub fn text_bytes(&self) -> usize {
         self.question_bytes + self.context_bytes
+    }
+
+    /// Text ids per example ([`crate::encoder::text_ids`]): the text bytes, then the cue
+    /// head's hashed question words.
+    pub fn text_len(&self) -> usize {
+        self.text_bytes() + self.cue_words
     }
 
     /// Text tokens in the encoder.
     pub fn text_tokens(&self) -> usize {
-        self.text_len() / self.text_patch
+        self.text_bytes() / self.text_patch
     }
 
     /// Encoder tokens: patches then text.
@@ -192,6 +224,9 @@ impl ModelConfig {
                 "text_patch {} must divide question_bytes, context_bytes and d_model",
                 self.text_patch
             ));
+        }
+        if self.cue_words > 0 && (!self.cue_head || self.word_buckets == 0) {
+            return bad("cue_words needs cue_head and a positive word_buckets".into());
         }
         if self.max_steps < crate::grammar::LONGEST_PROGRAM + 1 {
             return bad(format!(

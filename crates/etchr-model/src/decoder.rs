@@ -37,6 +37,9 @@ pub struct DecoderState {
     pub image_flat: Tensor,
     /// `[B, N, d]` pointer keys.
     ptr_keys: Tensor,
+    /// `[B, N]` cue scores of the image tokens (`ModelConfig::cue_head`), added to every
+    /// pointer choice's logits.
+    pub cue_logits: Option<Tensor>,
     pub num_patches: usize,
 }
 
@@ -54,6 +57,11 @@ pub struct Decoder {
     reg_h: Linear,
     reg_f: Linear,
     reg_out: Linear,
+    cue: Option<Linear>,
+    /// The bilinear word part of the cue score (`ModelConfig::cue_words`): patch side, words
+    /// side (zero-initialised).
+    cue_img: Option<Linear>,
+    cue_txt: Option<Linear>,
 }
 
 impl Decoder {
@@ -74,6 +82,17 @@ impl Decoder {
             reg_h: Linear::new(p, "dec.reg_h", d, d, true, 1.0)?,
             reg_f: Linear::new(p, "dec.reg_f", d, d, false, 1.0)?,
             reg_out: Linear::new(p, "dec.reg_out", d, 4, true, 0.1)?,
+            // Gain 0: zero weights (and bias), so a grown model starts as the one it grew from.
+            cue: cfg
+                .cue_head
+                .then(|| Linear::new(p, "dec.cue", d, 1, true, 0.0))
+                .transpose()?,
+            cue_img: (cfg.cue_words > 0)
+                .then(|| Linear::new(p, "dec.cue_img", d, d, false, 1.0))
+                .transpose()?,
+            cue_txt: (cfg.cue_words > 0)
+                .then(|| Linear::new(p, "dec.cue_txt", d, d, false, 0.0))
+                .transpose()?,
         })
     }
 
@@ -90,8 +109,24 @@ impl Decoder {
             mask: memory.mask.clone(),
             image_flat: image.reshape((b * n, d))?,
             ptr_keys: self.ptr_k.forward(&image)?,
+            cue_logits: self.cue_logits(&image, memory.question_words.as_ref())?,
             num_patches: n,
         })
+    }
+
+    /// `[B, N]` cue scores: a linear read of each image token, plus (with `cue_words`) the
+    /// scaled product of the token's and the question words' projections.
+    fn cue_logits(&self, image: &Tensor, words: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let Some(cue) = &self.cue else {
+            return Ok(None);
+        };
+        let mut z = cue.forward(image)?.squeeze(2)?;
+        if let (Some(vi), Some(vt), Some(w)) = (&self.cue_img, &self.cue_txt, words) {
+            let d = image.dim(2)?;
+            let t = (vt.forward(w)? * (1.0 / (d as f64).sqrt()))?.unsqueeze(2)?;
+            z = (z + vi.forward(image)?.matmul(&t)?.squeeze(2)?)?;
+        }
+        Ok(Some(z))
     }
 
     /// Final hidden states `[B, T, d]`.
@@ -121,11 +156,16 @@ impl Decoder {
         self.head.forward(h)
     }
 
-    /// `[B, T, N]`: scaled dot products of the step's query with every image token's key.
+    /// `[B, T, N]`: scaled dot products of the step's query with every image token's key,
+    /// plus each patch's cue score when the model has a cue head.
     pub fn pointer_logits(&self, h: &Tensor, st: &DecoderState) -> Result<Tensor> {
         let d = h.dim(D::Minus1)?;
         let q = (self.ptr_q.forward(h)? * (1.0 / (d as f64).sqrt()))?;
-        q.matmul(&st.ptr_keys.t()?)
+        let logits = q.matmul(&st.ptr_keys.t()?)?;
+        match &st.cue_logits {
+            Some(cue) => logits.broadcast_add(&cue.unsqueeze(1)?),
+            None => Ok(logits),
+        }
     }
 
     /// Raw `[.., 4]` geometry from states `h` and the chosen patches' features `feat` (same

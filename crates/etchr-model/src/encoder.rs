@@ -37,8 +37,33 @@ pub fn text_ids(cfg: &ModelConfig, question: &str, context: &str) -> Vec<u32> {
             c[from..].iter().for_each(|t| ids.extend_from_slice(t));
         }
     }
-    ids.resize(cfg.text_len(), BYTE_PAD);
+    ids.resize(cfg.text_bytes(), BYTE_PAD);
+    if cfg.cue_words > 0 {
+        ids.extend(
+            question_words(question)
+                .take(cfg.cue_words)
+                .map(|w| word_bucket(&w, cfg.word_buckets)),
+        );
+        ids.resize(cfg.text_len(), cfg.word_buckets as u32);
+    }
     ids
+}
+
+/// The question's words for the cue head: runs of ASCII letters, lowercased ("Brown" and
+/// "brown" are one word; numbers and punctuation carry no visual cue).
+fn question_words(question: &str) -> impl Iterator<Item = String> + '_ {
+    question
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+}
+
+/// A word's bucket: FNV-1a of its bytes, modulo `buckets` (the same on every machine).
+fn word_bucket(word: &str, buckets: usize) -> u32 {
+    let h = word.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (h % buckets as u64) as u32
 }
 
 /// Word-aligned tokens of `k` byte ids each ([`TextAlign::Words`]): a run of letters and digits
@@ -76,6 +101,8 @@ pub struct Memory {
     /// Additive key mask hiding text padding (`[B, 1, 1, M]`).
     pub mask: AttnMask,
     pub num_patches: usize,
+    /// `[B, d]` mean embedding of the question's hashed words (`ModelConfig::cue_words`).
+    pub question_words: Option<Tensor>,
 }
 
 impl Memory {
@@ -104,6 +131,9 @@ pub struct Encoder {
     question_len: usize,
     context_len: usize,
     text_patch: usize,
+    /// `[word_buckets + 1, d]`, the last row for padding (`ModelConfig::cue_words`).
+    words: Option<Tensor>,
+    cue_words: usize,
 }
 
 impl Encoder {
@@ -147,13 +177,23 @@ impl Encoder {
             question_len: cfg.question_bytes / k,
             context_len: cfg.context_bytes / k,
             text_patch: k,
+            words: (cfg.cue_words > 0)
+                .then(|| p.get("enc.words", &[cfg.word_buckets + 1, d], Init::Normal(1.0)))
+                .transpose()?,
+            cue_words: cfg.cue_words,
         })
     }
 
-    /// `patches`: `[B, N, patch_dim]` f32; `text`: `[B, L]` u32 byte ids from [`text_ids`].
+    /// `patches`: `[B, N, patch_dim]` f32; `text`: `[B, L]` u32 ids from [`text_ids`].
     pub fn forward(&self, patches: &Tensor, text: &Tensor, fused: bool) -> Result<Memory> {
         let (b, n, _) = patches.dims3()?;
-        let (_, lb) = text.dims2()?;
+        let (_, all) = text.dims2()?;
+        let lb = all - self.cue_words;
+        let question_words = match &self.words {
+            Some(table) => Some(self.mean_word(table, &text.narrow(1, lb, self.cue_words)?)?),
+            None => None,
+        };
+        let text = &text.narrow(1, 0, lb)?;
         let k = self.text_patch;
         let l = lb / k;
         let d = self.image_pos.dim(1)?;
@@ -204,7 +244,34 @@ impl Encoder {
             all: self.ln_f.forward(&x, fused)?,
             mask,
             num_patches: n,
+            question_words,
         })
+    }
+
+    /// `[B, d]`: the mean embedding of each row's word ids, padding (the table's last row)
+    /// left out; zeros for a question without words.
+    fn mean_word(&self, table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+        let (b, w) = ids.dims2()?;
+        let pad = (table.dim(0)? - 1) as u32;
+        let d = table.dim(1)?;
+        let keep: Vec<f32> = ids
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .map(|id| f32::from(id != pad))
+            .collect();
+        let count: Vec<f32> = keep
+            .chunks(w)
+            .map(|r| r.iter().sum::<f32>().max(1.0))
+            .collect();
+        let keep = Tensor::from_vec(keep, (b, w, 1), ids.device())?;
+        let count = Tensor::from_vec(count, (b, 1), ids.device())?;
+        let emb = table
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, w, d))?
+            .broadcast_mul(&keep)?;
+        emb.sum(1)?.broadcast_div(&count)
     }
 }
 
@@ -256,6 +323,28 @@ mod tests {
         assert_eq!(ids[24..26], [b'a' as u32, b'b' as u32]);
         let short = text_ids(&cfg, "", "");
         assert!(short.iter().all(|&i| i == BYTE_PAD));
+    }
+
+    #[test]
+    fn cue_words_are_hashed_lowercase_letter_runs_after_the_text() {
+        let cfg = ModelConfig {
+            cue_head: true,
+            cue_words: 4,
+            word_buckets: 1000,
+            ..ModelConfig::tiny()
+        };
+        let bytes = cfg.text_bytes();
+        let a = text_ids(&cfg, "The BROWN triangle's tag \"Shaft 54\"?", "");
+        assert_eq!(a.len(), bytes + 4);
+        let b = text_ids(&cfg, "the brown triangle", "");
+        // Case and punctuation do not matter; numbers are not words; the first four words.
+        assert_eq!(a[bytes..bytes + 3], b[bytes..bytes + 3]);
+        assert_eq!(a[bytes + 3], word_bucket("s", 1000));
+        assert!(a[bytes..].iter().all(|&id| id < 1000));
+        // Fewer words than slots: padded with the pad row (`word_buckets`).
+        assert_eq!(b[bytes + 3], 1000);
+        assert!(text_ids(&cfg, "", "")[bytes..].iter().all(|&id| id == 1000));
+        assert_ne!(word_bucket("brown", 4096), word_bucket("green", 4096));
     }
 
     fn ids(s: &str) -> Vec<u32> {

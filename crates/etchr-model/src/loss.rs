@@ -6,7 +6,7 @@
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::model::EditingModel;
-use crate::nn::{log_softmax, sigmoid};
+use crate::nn::{log_softmax, sigmoid, softplus};
 use candle_core::{Tensor, D};
 
 /// Loss terms (scalar tensors, differentiable) and per-step log-probabilities.
@@ -25,6 +25,12 @@ pub struct LossParts {
     /// (a box inside the crop just chosen), so they flatter `pointer_top1`. Metrics.
     pub first_pointer_top1: Tensor,
     pub first_pointer_nll: Tensor,
+    /// The cue head's balanced binary cross-entropy (0 without a cue head or cue targets),
+    /// already in `total` with weight [`CUE_WEIGHT`].
+    pub cue_bce: Tensor,
+    /// Share of examples with cue targets whose highest cue score lies on a cue patch (a
+    /// metric; 0 without a cue head).
+    pub cue_top1: Tensor,
     /// `[B, T]` log-probability of each gold choice (symbol or patch), 0 at padding and where
     /// nothing is chosen: Stage 2 sums these over a sampled program for its policy gradient.
     pub logprobs: Tensor,
@@ -44,6 +50,10 @@ impl LossParts {
 
 /// Weight of the regression term (offsets are in [0, 1], log-sizes in a few units).
 pub const REGRESSION_WEIGHT: f64 = 1.0;
+
+/// Weight of the cue head's term: a balanced BCE starts near `ln 2 ≈ 0.69`, of the order of the
+/// token NLL, so it steers the shared features without drowning the program.
+pub const CUE_WEIGHT: f64 = 1.0;
 
 /// `√(d² + δ²) − δ`: quadratic near 0, linear far out, smooth everywhere.
 fn pseudo_huber(d: &Tensor, delta: f64) -> candle_core::Result<Tensor> {
@@ -105,7 +115,9 @@ impl EditingModel {
         let n_first = batch.n_first_pointers.max(1) as f64;
         let first_pointer_top1 = (first_hits.sum_all()? / n_first)?;
         let first_pointer_nll = (first_lp.sum_all()?.neg()? / n_first)?;
-        let total = ((&token_nll + &pointer_nll)? + (&regression * REGRESSION_WEIGHT)?)?;
+        let (cue_bce, cue_top1) = self.cue_loss(batch, st.cue_logits.as_ref())?;
+        let total = (((&token_nll + &pointer_nll)? + (&regression * REGRESSION_WEIGHT)?)?
+            + (&cue_bce * CUE_WEIGHT)?)?;
         Ok(LossParts {
             total,
             token_nll,
@@ -114,7 +126,25 @@ impl EditingModel {
             pointer_top1,
             first_pointer_top1,
             first_pointer_nll,
+            cue_bce,
+            cue_top1,
             logprobs: (tok_lp + ptr_lp)?,
         })
+    }
+
+    /// `(balanced BCE, top-1)` of the cue scores `[B, N]` against the batch's cue patches,
+    /// averaged over the examples that have cue targets; zeros when there are none.
+    fn cue_loss(&self, batch: &Batch, cue: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let zero = || Tensor::new(0f32, self.device());
+        let Some(z) = cue.filter(|_| batch.n_cue_examples > 0) else {
+            return Ok((zero()?, zero()?));
+        };
+        let n = batch.n_cue_examples as f64;
+        let bce = ((softplus(&z.neg()?)? * &batch.cue_pos_weight)?
+            + (softplus(z)? * &batch.cue_neg_weight)?)?;
+        let bce = (bce.sum_all()? / n)?;
+        let best = z.detach().argmax_keepdim(D::Minus1)?;
+        let hits = (batch.cue_target.gather(&best, 1)?.squeeze(1)? * &batch.cue_examples)?;
+        Ok((bce, (hits.sum_all()? / n)?))
     }
 }

@@ -38,6 +38,11 @@ pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
     (x.neg()?.exp()? + 1.0)?.recip()
 }
 
+/// `log(1 + e^x)`, differentiable and stable for large `|x|`: `max(x, 0) + log(1 + e^-|x|)`.
+pub fn softplus(x: &Tensor) -> Result<Tensor> {
+    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
 /// `y = x Wᵀ + b` over the last dim of any-rank `x`.
 #[derive(Debug, Clone)]
 pub struct Linear {

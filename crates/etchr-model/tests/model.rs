@@ -236,6 +236,7 @@ fn example(model: &EditingModel, w: u32, h: u32, json: &str, q: &str) -> TrainEx
         context: "Reasoning so far.".into(),
         tokens,
         original_size: (w, h),
+        cue_regions: Vec::new(),
     }
 }
 
@@ -482,6 +483,7 @@ fn teacher_forced_logprobs_match_decoding() {
             context: "ctx".into(),
             tokens: out.tokens.clone(),
             original_size: (w, h),
+            cue_regions: Vec::new(),
         };
         let batch = Batch::new(&[ex], &model).unwrap();
         assert_eq!(batch.forced, 0);
@@ -645,4 +647,166 @@ fn encoded_jpeg_input_plans() {
         "q",
     ));
     assert!(bad.is_err());
+}
+
+#[test]
+fn cue_targets_are_the_patches_the_cue_regions_cover_in_the_view() {
+    // Tiny: 64 px input, 4 × 4 patches of 16 px. 800 × 600 → scale 0.08, padded 8 px top.
+    let cfg = ModelConfig::tiny();
+    let mut rng = Rng(6);
+    let img = image(&mut rng, 800, 600);
+    let whole = Prepared::from_image(&img, Frame::identity(800, 600), &cfg).unwrap();
+    let lit = |regions: &[Rect], p: &Prepared| -> Vec<usize> {
+        etchr_model::batch::cue_patches(regions, p, cfg.grid(), cfg.patch_size)
+            .iter()
+            .enumerate()
+            .filter(|(_, &y)| y > 0.0)
+            .map(|(j, _)| j)
+            .collect()
+    };
+    // [0, 0, 100, 100] → input [0, 8, 8, 16]: the top-left patch only; the bottom-right
+    // corner → input [56, 48, 64, 56]: the last patch; reversed corners are normalised.
+    let corner = Rect::new(0.0, 0.0, 100.0, 100.0);
+    let far = Rect::new(800.0, 600.0, 700.0, 500.0);
+    assert_eq!(lit(&[corner], &whole), [0]);
+    assert_eq!(lit(&[corner, far], &whole), [0, 15]);
+    // On a view of the top-left quarter, the far corner is not shown and lights nothing (not
+    // even the letterbox padding); the corner region now spans more of the input.
+    let crop = Program::from_json(r#"[{"op":"crop","box":[0,0,400,300]}]"#).unwrap();
+    let view = etchr_ops::render(&img, &crop, &RenderOptions::default())
+        .unwrap()
+        .views
+        .remove(0);
+    let frame = Frame::new(400, 300, view.transform.clone());
+    let quarter = Prepared::from_image(&view.image, frame, &cfg).unwrap();
+    assert!(lit(&[far], &quarter).is_empty());
+    // [0, 0, 100, 100] of a 400 × 300 view at scale 0.16, padded 8: input [0, 8, 16, 24].
+    assert_eq!(lit(&[corner], &quarter), [0, 4]);
+}
+
+#[test]
+fn the_cue_head_grows_from_trained_weights_and_learns_where_the_cue_points() {
+    // Growing into `cue_head` adds only the zero-initialised head: the same pointer logits,
+    // so the same loss on examples without cue targets, and ln 2 more on examples with them
+    // (the balanced BCE of zero scores).
+    let old = EditingModel::tiny(4).unwrap();
+    let dir = std::env::temp_dir().join(format!("etchr-cue-test-{}", std::process::id()));
+    old.save(&dir).unwrap();
+    let cfg = ModelConfig {
+        cue_head: true,
+        ..ModelConfig::tiny()
+    };
+    let (grown, new) = EditingModel::load_grown(&dir, cfg, 9, &Device::Cpu).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(new, ["dec.cue.bias", "dec.cue.weight"]);
+    let plain = examples(&old);
+    let total = |m: &EditingModel, ex: &[TrainExample]| -> f32 {
+        let batch = Batch::new(ex, m).unwrap();
+        m.loss(&batch).unwrap().total.to_scalar().unwrap()
+    };
+    assert!((total(&old, &plain) - total(&grown, &plain)).abs() < 1e-5);
+    // Cue regions on the first three examples: a corner of each image.
+    let mut cued = plain.clone();
+    for ex in cued.iter_mut().take(3) {
+        ex.cue_regions = vec![Rect::new(0.0, 0.0, 150.0, 150.0)];
+    }
+    let batch = Batch::new(&cued, &grown).unwrap();
+    assert_eq!(batch.n_cue_examples, 3);
+    let parts = grown.loss(&batch).unwrap();
+    let bce: f32 = parts.cue_bce.to_scalar().unwrap();
+    assert!((bce - std::f32::consts::LN_2).abs() < 1e-4, "{bce}");
+    assert!((total(&grown, &cued) - total(&old, &cued) - bce).abs() < 1e-4);
+    // The head gets a gradient, and plain gradient descent on the loss teaches it the corner.
+    let grads = parts.total.backward().unwrap();
+    let vars = grown.varmap().all_vars();
+    let head = vars
+        .iter()
+        .find(|v| v.dims() == [1, ModelConfig::tiny().d_model])
+        .expect("the cue head's weight");
+    let g: f32 = grads
+        .get(head.as_tensor())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(g > 0.0 && g.is_finite(), "{g}");
+    for _ in 0..40 {
+        let grads = grown.loss(&batch).unwrap().total.backward().unwrap();
+        for v in &vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                v.set(&(v.as_tensor() - (g * 0.05).unwrap()).unwrap())
+                    .unwrap();
+            }
+        }
+    }
+    let after = grown.loss(&batch).unwrap();
+    let bce_after: f32 = after.cue_bce.to_scalar().unwrap();
+    let top1: f32 = after.cue_top1.to_scalar().unwrap();
+    assert!(bce_after < 0.5 * bce, "{bce} → {bce_after}");
+    assert_eq!(top1, 1.0);
+}
+
+#[test]
+fn the_cue_heads_word_part_grows_in_unchanged_and_binds_a_word_to_where_it_points() {
+    // `cue_words` adds a word table and a bilinear word × patch score whose word side starts at
+    // zero: growing into it changes nothing, and then the word decides where the head points.
+    let base = ModelConfig {
+        cue_head: true,
+        ..ModelConfig::tiny()
+    };
+    let old = EditingModel::new(base.clone(), 4, &Device::Cpu).unwrap();
+    let dir = std::env::temp_dir().join(format!("etchr-cue-words-{}", std::process::id()));
+    old.save(&dir).unwrap();
+    let cfg = ModelConfig {
+        cue_words: 8,
+        word_buckets: 64,
+        ..base
+    };
+    let (grown, new) = EditingModel::load_grown(&dir, cfg, 9, &Device::Cpu).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        new,
+        ["dec.cue_img.weight", "dec.cue_txt.weight", "enc.words"]
+    );
+    // Two examples with the same image whose questions differ only in a word past the 24
+    // question bytes the encoder reads: "left" is about the left edge, "right" the right.
+    let (ql, qr) = (
+        "where is the thing on the left?",
+        "where is the thing on the right?",
+    );
+    let bytes = grown.config().text_bytes();
+    let (il, ir) = (
+        etchr_model::encoder::text_ids(grown.config(), ql, "Reasoning so far."),
+        etchr_model::encoder::text_ids(grown.config(), qr, "Reasoning so far."),
+    );
+    assert_eq!(il[..bytes], ir[..bytes]);
+    assert_ne!(il[bytes..], ir[bytes..]);
+    let mut left = example(&grown, 800, 600, "[]", ql);
+    let mut right = example(&grown, 800, 600, "[]", qr);
+    left.cue_regions = vec![Rect::new(0.0, 0.0, 100.0, 600.0)];
+    right.cue_regions = vec![Rect::new(700.0, 0.0, 800.0, 600.0)];
+    let pair = [left, right];
+    let total = |m: &EditingModel| -> f32 {
+        let batch = Batch::new(&pair, m).unwrap();
+        m.loss(&batch).unwrap().total.to_scalar().unwrap()
+    };
+    assert!((total(&old) - total(&grown)).abs() < 1e-5);
+    let batch = Batch::new(&pair, &grown).unwrap();
+    // Only the word path can tell the two apart (same image, same bytes): training makes the
+    // head point at each question's own edge, which no function of image and bytes can.
+    let vars = grown.varmap().all_vars();
+    for _ in 0..300 {
+        let grads = grown.loss(&batch).unwrap().total.backward().unwrap();
+        for v in &vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                v.set(&(v.as_tensor() - (g * 0.05).unwrap()).unwrap())
+                    .unwrap();
+            }
+        }
+    }
+    let top1: f32 = grown.loss(&batch).unwrap().cue_top1.to_scalar().unwrap();
+    assert_eq!(top1, 1.0);
 }

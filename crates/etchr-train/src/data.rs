@@ -130,6 +130,7 @@ pub fn build_split_with_views(
                 None
             };
             let mut rng = SplitMix(spec.seed ^ index.rotate_left(17) ^ ((family as u64) << 56));
+            let cue_regions = item.cue_regions();
             let mut trajectories: Vec<Trajectory> = (0..spec.contexts_per_item.max(1))
                 .map(|c| {
                     let context = if c == 0 {
@@ -144,6 +145,7 @@ pub fn build_split_with_views(
                             context,
                             tokens: tokens.clone(),
                             original_size: (w, h),
+                            cue_regions: cue_regions.clone(),
                         },
                         family,
                         item_id: item.id.clone(),
@@ -216,6 +218,7 @@ fn view_trajectories(
                 context,
                 tokens,
                 original_size: (w, h),
+                cue_regions: item.cue_regions(),
             },
             family,
             item_id: item.id.clone(),

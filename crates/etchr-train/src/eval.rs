@@ -53,6 +53,9 @@ pub struct FamilyMetrics {
     /// Teacher-forced share of the family's first pointer choices on the gold patch.
     pub first_pointer_top1: f64,
     pub first_pointer_nll: f64,
+    /// The cue head's top-1 on the family's examples with cue targets (`None`: no cue head,
+    /// or the family has no cue targets).
+    pub cue_top1: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -70,6 +73,11 @@ pub struct EvalReport {
     /// `etchr_model::LossParts::first_pointer_top1`.
     pub val_first_pointer_top1: f64,
     pub val_first_pointer_nll: f64,
+    /// The cue head's balanced BCE and top-1 (its best patch lies on an object that fits the
+    /// question's visual cue) over validation examples with cue targets; `None` without a cue
+    /// head or such examples. See `etchr_model::LossParts::cue_top1`.
+    pub val_cue_bce: Option<f64>,
+    pub val_cue_top1: Option<f64>,
     /// Decoded trajectories.
     pub decoded: usize,
     /// Share of decodes that plan without error and pass `etchr_ops::validate`.
@@ -104,6 +112,17 @@ pub struct ValLoss {
     pub first_pointer_nll: f64,
     /// Examples with a first pointer choice (what the two first-pointer means average over).
     pub first_pointers: usize,
+    pub cue_bce: f64,
+    pub cue_top1: f64,
+    /// Examples with cue targets (what the two cue means average over; 0 without a cue head).
+    pub cue_examples: usize,
+}
+
+impl ValLoss {
+    fn cue(&self) -> (Option<f64>, Option<f64>) {
+        let has = self.cue_examples > 0;
+        (has.then_some(self.cue_bce), has.then_some(self.cue_top1))
+    }
 }
 
 /// Mean teacher-forced loss parts over `examples` in batches of `batch_size` (each batch's
@@ -113,8 +132,9 @@ pub fn val_loss(
     examples: &[TrainExample],
     batch_size: usize,
 ) -> Result<ValLoss> {
-    let mut acc = [0.0f64; 7];
-    let (mut n, mut firsts) = (0usize, 0usize);
+    let mut acc = [0.0f64; 9];
+    let (mut n, mut firsts, mut cues) = (0usize, 0usize, 0usize);
+    let cue_head = model.config().cue_head;
     for chunk in examples.chunks(batch_size.max(1)) {
         let batch = Batch::new(chunk, model)?;
         let parts = model.loss(&batch)?;
@@ -123,7 +143,12 @@ pub fn val_loss(
         let top1 = scalar(&parts.pointer_top1)?;
         let first_top1 = scalar(&parts.first_pointer_top1)?;
         let first_nll = scalar(&parts.first_pointer_nll)?;
-        let (w, wf) = (chunk.len() as f64, batch.n_first_pointers as f64);
+        let n_cue = if cue_head { batch.n_cue_examples } else { 0 };
+        let (w, wf, wc) = (
+            chunk.len() as f64,
+            batch.n_first_pointers as f64,
+            n_cue as f64,
+        );
         for (s, (v, w)) in acc.iter_mut().zip([
             (t, w),
             (a, w),
@@ -132,13 +157,16 @@ pub fn val_loss(
             (top1, w),
             (first_top1, wf),
             (first_nll, wf),
+            (scalar(&parts.cue_bce)?, wc),
+            (scalar(&parts.cue_top1)?, wc),
         ]) {
             *s += v as f64 * w;
         }
         n += chunk.len();
         firsts += batch.n_first_pointers;
+        cues += n_cue;
     }
-    let (n, nf) = (n.max(1) as f64, firsts.max(1) as f64);
+    let (n, nf, nc) = (n.max(1) as f64, firsts.max(1) as f64, cues.max(1) as f64);
     Ok(ValLoss {
         total: acc[0] / n,
         token_nll: acc[1] / n,
@@ -148,6 +176,9 @@ pub fn val_loss(
         first_pointer_top1: acc[5] / nf,
         first_pointer_nll: acc[6] / nf,
         first_pointers: firsts,
+        cue_bce: acc[7] / nc,
+        cue_top1: acc[8] / nc,
+        cue_examples: cues,
     })
 }
 
@@ -170,11 +201,15 @@ fn val_loss_by_family(
     for (family, examples) in groups {
         let l = val_loss(model, &examples, batch_size)?;
         all.first_pointers += l.first_pointers;
+        all.cue_examples += l.cue_examples;
         weights.push((examples.len() as f64 / val.len().max(1) as f64, l));
         per.insert(family, l);
     }
     for (w, l) in weights {
         let wf = l.first_pointers as f64 / all.first_pointers.max(1) as f64;
+        let wc = l.cue_examples as f64 / all.cue_examples.max(1) as f64;
+        all.cue_bce += wc * l.cue_bce;
+        all.cue_top1 += wc * l.cue_top1;
         all.total += w * l.total;
         all.token_nll += w * l.token_nll;
         all.pointer_nll += w * l.pointer_nll;
@@ -203,6 +238,8 @@ pub fn evaluate(
         val_pointer_top1: loss.pointer_top1,
         val_first_pointer_top1: loss.first_pointer_top1,
         val_first_pointer_nll: loss.first_pointer_nll,
+        val_cue_bce: loss.cue().0,
+        val_cue_top1: loss.cue().1,
         ..Default::default()
     };
     let with_images: Vec<&Trajectory> = val.iter().filter(|t| t.image_jpeg.is_some()).collect();
@@ -339,6 +376,7 @@ pub fn evaluate(
                 FamilyMetrics {
                     first_pointer_top1: tf.first_pointer_top1,
                     first_pointer_nll: tf.first_pointer_nll,
+                    cue_top1: tf.cue().1,
                     n,
                     mean_iou: (m > 0).then(|| s / m as f64),
                     coarse_mean_iou: (m > 0).then(|| cs / m as f64),

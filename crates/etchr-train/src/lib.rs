@@ -654,12 +654,16 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
                 trainer.model.save(args.out.join("best"))?;
             }
             let line = format!(
-                "step {step}: val loss {:.4}{} pointer top-1 {:.1}% (first {:.1}%, NLL {:.2}) valid {:.1}% IoU {} (coarse {}, gold programs {}) coverage {} kinds {}",
+                "step {step}: val loss {:.4}{} pointer top-1 {:.1}% (first {:.1}%, NLL {:.2}){} valid {:.1}% IoU {} (coarse {}, gold programs {}) coverage {} kinds {}",
                 report.val_loss,
                 if best { " (best)" } else { "" },
                 100.0 * report.val_pointer_top1,
                 100.0 * report.val_first_pointer_top1,
                 report.val_first_pointer_nll,
+                match (report.val_cue_top1, report.val_cue_bce) {
+                    (Some(t), Some(b)) => format!(" cue top-1 {:.1}% (BCE {b:.3})", 100.0 * t),
+                    _ => String::new(),
+                },
                 100.0 * report.validity,
                 report.mean_iou.map_or("-".into(), |v| format!("{v:.3}")),
                 report

@@ -44,6 +44,7 @@ pub fn replay_example(
         context: input.context.clone(),
         tokens: out.tokens.clone(),
         original_size: out.original_size,
+        cue_regions: Vec::new(),
     })
 }
 

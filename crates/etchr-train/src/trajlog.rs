@@ -79,6 +79,7 @@ fn example_of(dir: &Path, line: &str, model: &EditingModel) -> Result<Option<Tra
         context,
         tokens,
         original_size: (frame.view_width, frame.view_height),
+        cue_regions: Vec::new(),
     }))
 }
 

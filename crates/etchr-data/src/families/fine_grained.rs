@@ -113,11 +113,19 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     let t = &placed[rng.below(placed.len() as u64) as usize];
     let pos = position_name(t.cx, t.cy, w, h);
     let template = rng.pick_str(QUESTIONS);
-    let cue_matches = placed
+    // The shapes the question's visual cue fits, each with its tag: what an editor that cannot
+    // read the keys can narrow the question down to (the target is one of them).
+    let cue_regions: Vec<[f64; 4]> = placed
         .iter()
         .filter(|p| p.colour == t.colour && p.shape == t.shape)
         .filter(|p| !template.contains("{pos}") || position_name(p.cx, p.cy, w, h) == pos)
-        .count();
+        .map(|p| {
+            let shape = Rect::new(p.cx - r, p.cy - r, p.cx + r, p.cy + r);
+            let u = plan::whole(shape.union(&p.tag));
+            [u.x0, u.y0, u.x1, u.y1]
+        })
+        .collect();
+    let cue_matches = cue_regions.len();
     let question = fill(
         template,
         &[
@@ -159,6 +167,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         "face": face,
         "shapes": placed.len(),
         "cue_matches": cue_matches,
+        "cue_regions": cue_regions,
         "answer_box": t.text.caps,
     });
     Built {

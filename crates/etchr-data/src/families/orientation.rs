@@ -218,14 +218,16 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     // What the cue pins down without reading: the colour, whether the tag stands on its side
     // (mirrored and upside-down tags look upright until their text can be read), the area.
     let on_side = |o: Orientation| matches!(o, Orientation::Rot90 | Orientation::Rot270);
-    let cue_matches = tags
+    let cue_regions: Vec<[f64; 4]> = tags
         .iter()
         .filter(|g| g.colour == t.colour && on_side(g.orient) == on_side(t.orient))
         .filter(|g| {
             !template.contains("{pos}")
                 || position_name(g.rect.center().x, g.rect.center().y, w, h) == pos
         })
-        .count();
+        .map(|g| [g.rect.x0, g.rect.y0, g.rect.x1, g.rect.y1])
+        .collect();
+    let cue_matches = cue_regions.len();
     let question = fill(
         template,
         &[
@@ -261,6 +263,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         "position": pos,
         "tags": tags.len(),
         "cue_matches": cue_matches,
+        "cue_regions": cue_regions,
         "face": face,
     });
     Built {
