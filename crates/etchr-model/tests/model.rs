@@ -684,20 +684,42 @@ fn cue_targets_are_the_patches_the_cue_regions_cover_in_the_view() {
     assert_eq!(lit(&[corner], &quarter), [0, 4]);
 }
 
+/// `old`'s weights grown into `cfg` (through a temporary directory), and the new variables.
+fn grown_from(old: &EditingModel, cfg: ModelConfig) -> (EditingModel, Vec<String>) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("etchr-grow-{}-{n}", std::process::id()));
+    old.save(&dir).unwrap();
+    let grown = EditingModel::load_grown(&dir, cfg, 9, &Device::Cpu).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    grown
+}
+
+/// `steps` of plain gradient descent on `batch`'s total loss.
+fn descend(model: &EditingModel, batch: &Batch, steps: usize, lr: f64) {
+    let vars = model.varmap().all_vars();
+    for _ in 0..steps {
+        let grads = model.loss(batch).unwrap().total.backward().unwrap();
+        for v in &vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                v.set(&(v.as_tensor() - (g * lr).unwrap()).unwrap())
+                    .unwrap();
+            }
+        }
+    }
+}
+
 #[test]
 fn the_cue_head_grows_from_trained_weights_and_learns_where_the_cue_points() {
     // Growing into `cue_head` adds only the zero-initialised head: the same pointer logits,
     // so the same loss on examples without cue targets, and ln 2 more on examples with them
     // (the balanced BCE of zero scores).
     let old = EditingModel::tiny(4).unwrap();
-    let dir = std::env::temp_dir().join(format!("etchr-cue-test-{}", std::process::id()));
-    old.save(&dir).unwrap();
     let cfg = ModelConfig {
         cue_head: true,
         ..ModelConfig::tiny()
     };
-    let (grown, new) = EditingModel::load_grown(&dir, cfg, 9, &Device::Cpu).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    let (grown, new) = grown_from(&old, cfg);
     assert_eq!(new, ["dec.cue.bias", "dec.cue.weight"]);
     let plain = examples(&old);
     let total = |m: &EditingModel, ex: &[TrainExample]| -> f32 {
@@ -733,15 +755,7 @@ fn the_cue_head_grows_from_trained_weights_and_learns_where_the_cue_points() {
         .to_scalar()
         .unwrap();
     assert!(g > 0.0 && g.is_finite(), "{g}");
-    for _ in 0..40 {
-        let grads = grown.loss(&batch).unwrap().total.backward().unwrap();
-        for v in &vars {
-            if let Some(g) = grads.get(v.as_tensor()) {
-                v.set(&(v.as_tensor() - (g * 0.05).unwrap()).unwrap())
-                    .unwrap();
-            }
-        }
-    }
+    descend(&grown, &batch, 40, 0.05);
     let after = grown.loss(&batch).unwrap();
     let bce_after: f32 = after.cue_bce.to_scalar().unwrap();
     let top1: f32 = after.cue_top1.to_scalar().unwrap();
@@ -758,15 +772,12 @@ fn the_cue_heads_word_part_grows_in_unchanged_and_binds_a_word_to_where_it_point
         ..ModelConfig::tiny()
     };
     let old = EditingModel::new(base.clone(), 4, &Device::Cpu).unwrap();
-    let dir = std::env::temp_dir().join(format!("etchr-cue-words-{}", std::process::id()));
-    old.save(&dir).unwrap();
     let cfg = ModelConfig {
         cue_words: 8,
         word_buckets: 64,
         ..base
     };
-    let (grown, new) = EditingModel::load_grown(&dir, cfg, 9, &Device::Cpu).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    let (grown, new) = grown_from(&old, cfg);
     assert_eq!(
         new,
         ["dec.cue_img.weight", "dec.cue_txt.weight", "enc.words"]
@@ -797,16 +808,7 @@ fn the_cue_heads_word_part_grows_in_unchanged_and_binds_a_word_to_where_it_point
     let batch = Batch::new(&pair, &grown).unwrap();
     // Only the word path can tell the two apart (same image, same bytes): training makes the
     // head point at each question's own edge, which no function of image and bytes can.
-    let vars = grown.varmap().all_vars();
-    for _ in 0..300 {
-        let grads = grown.loss(&batch).unwrap().total.backward().unwrap();
-        for v in &vars {
-            if let Some(g) = grads.get(v.as_tensor()) {
-                v.set(&(v.as_tensor() - (g * 0.05).unwrap()).unwrap())
-                    .unwrap();
-            }
-        }
-    }
+    descend(&grown, &batch, 300, 0.05);
     let top1: f32 = grown.loss(&batch).unwrap().cue_top1.to_scalar().unwrap();
     assert_eq!(top1, 1.0);
 }
