@@ -144,14 +144,12 @@ impl Item {
     /// an editor that cannot read narrows the question down to. Empty where the family does not
     /// say.
     pub fn cue_regions(&self) -> Vec<Rect> {
-        let Some(list) = self.meta.get("cue_regions").and_then(|v| v.as_array()) else {
-            return Vec::new();
-        };
-        list.iter()
-            .filter_map(|b| {
-                let b: [f64; 4] = serde_json::from_value(b.clone()).ok()?;
-                Some(Rect::new(b[0], b[1], b[2], b[3]))
-            })
+        self.meta
+            .get("cue_regions")
+            .and_then(|v| Vec::<[f64; 4]>::deserialize(v).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|[x0, y0, x1, y1]| Rect::new(x0, y0, x1, y1))
             .collect()
     }
 }

@@ -3,6 +3,7 @@
 //! grammar and pointer masks the decoder applies, so the loss trains exactly the choices the
 //! constrained decoder makes.
 
+use crate::config::ModelConfig;
 use crate::encoder::text_ids;
 use crate::error::{ModelError, Result};
 use crate::grammar::{Constraints, PointerGeometry, StepMask};
@@ -70,39 +71,36 @@ pub struct Batch {
     /// Gold choices that the masks would have forbidden (allowed for training, but a sign of
     /// data the decoder could never reproduce).
     pub forced: usize,
-    /// `[B, N]` f32: 1 on patches that overlap a cue region ([`TrainExample::cue_regions`]).
+    /// `[B, N]` f32: 1 on patches that overlap a cue region ([`TrainExample::cue_regions`]);
+    /// all 0 for examples without cue targets.
     pub cue_target: Tensor,
-    /// `[B, N]` f32 weights of the cue head's balanced binary cross-entropy: each example with
-    /// cue regions weighs its positive patches ½ in all and its negative patches ½ in all (a
-    /// few positives among hundreds of patches would otherwise teach "never"); 0 elsewhere.
+    /// `[B, 1]` f32 per-patch weights of the cue head's balanced binary cross-entropy: an
+    /// example with cue targets weighs its positive patches ½ in all and its negative patches
+    /// ½ in all (a few positives among hundreds of patches would otherwise teach "never");
+    /// 0 for examples without.
     pub cue_pos_weight: Tensor,
     pub cue_neg_weight: Tensor,
-    /// `[B]` f32: 1 for examples with cue targets.
-    pub cue_examples: Tensor,
     pub n_cue_examples: usize,
 }
 
 /// `[N]` 1/0: the patches of `prepared`'s input grid that overlap any of `regions` (original
 /// pixels) with positive area.
-pub fn cue_patches(regions: &[Rect], prepared: &Prepared, grid: usize, patch: usize) -> Vec<f32> {
+pub fn cue_patches(regions: &[Rect], prepared: &Prepared, cfg: &ModelConfig) -> Vec<f32> {
+    let (grid, p) = (cfg.grid(), cfg.patch_size as f64);
     let mut out = vec![0f32; grid * grid];
-    let p = patch as f64;
+    let frame = &prepared.frame;
+    let shown = Rect::full(frame.view_width, frame.view_height);
+    let cells = |lo: f64, hi: f64| (lo / p).floor() as usize..((hi / p).ceil() as usize).min(grid);
     for r in regions {
-        let frame = &prepared.frame;
-        let view = frame.transform.rect_to_view(&r.normalized());
         // Only what the view shows: a region beyond it must not light the letterbox padding.
-        let Some(view) = view.intersect(&Rect::full(frame.view_width, frame.view_height)) else {
+        let Some(view) = frame
+            .transform
+            .rect_to_view(&r.normalized())
+            .intersect(&shown)
+        else {
             continue;
         };
         let r = prepared.letterbox.rect_to_input(&view);
-        let cells = |lo: f64, hi: f64| {
-            let a = (lo / p).floor().max(0.0) as usize;
-            let b = ((hi / p).ceil().max(0.0) as usize).min(grid);
-            a..b
-        };
-        if r.x1 <= r.x0 || r.y1 <= r.y0 {
-            continue;
-        }
         for row in cells(r.y0, r.y1) {
             for col in cells(r.x0, r.x1) {
                 out[row * grid + col] = 1.0;
@@ -155,9 +153,7 @@ impl Batch {
         let (mut n_tokens, mut n_pointers, mut n_geo, mut forced) = (0, 0, 0, 0);
         let mut n_first_pointers = 0;
         let mut cue_target = vec![0f32; b * n];
-        let mut cue_pos = vec![0f32; b * n];
-        let mut cue_neg = vec![0f32; b * n];
-        let mut cue_examples = vec![0f32; b];
+        let (mut cue_pos, mut cue_neg) = (vec![0f32; b], vec![0f32; b]);
         let mut n_cue_examples = 0;
         for (bi, ex) in examples.iter().enumerate() {
             let mut pointed = false;
@@ -169,16 +165,12 @@ impl Batch {
             }
             patches.extend_from_slice(&pr.patches);
             text.extend(text_ids(cfg, &ex.question, &ex.context));
-            let cue = cue_patches(&ex.cue_regions, pr, cfg.grid(), cfg.patch_size);
+            let cue = cue_patches(&ex.cue_regions, pr, cfg);
             let pos = cue.iter().filter(|&&y| y > 0.0).count();
             if pos > 0 && pos < n {
-                let (wp, wn) = (0.5 / pos as f32, 0.5 / (n - pos) as f32);
-                for (j, &y) in cue.iter().enumerate() {
-                    cue_target[bi * n + j] = y;
-                    cue_pos[bi * n + j] = y * wp;
-                    cue_neg[bi * n + j] = (1.0 - y) * wn;
-                }
-                cue_examples[bi] = 1.0;
+                cue_target[bi * n..(bi + 1) * n].copy_from_slice(&cue);
+                cue_pos[bi] = 0.5 / pos as f32;
+                cue_neg[bi] = 0.5 / (n - pos) as f32;
                 n_cue_examples += 1;
             }
             let geometry = PointerGeometry::new(cfg, &pr.letterbox, &pr.frame);
@@ -294,9 +286,8 @@ impl Batch {
             n_geo,
             forced,
             cue_target: f(cue_target, &[b, n])?,
-            cue_pos_weight: f(cue_pos, &[b, n])?,
-            cue_neg_weight: f(cue_neg, &[b, n])?,
-            cue_examples: f(cue_examples, &[b])?,
+            cue_pos_weight: f(cue_pos, &[b, 1])?,
+            cue_neg_weight: f(cue_neg, &[b, 1])?,
             n_cue_examples,
         })
     }

@@ -190,7 +190,7 @@ impl Encoder {
         let (_, all) = text.dims2()?;
         let lb = all - self.cue_words;
         let question_words = match &self.words {
-            Some(table) => Some(self.mean_word(table, &text.narrow(1, lb, self.cue_words)?)?),
+            Some(table) => Some(mean_word(table, &text.narrow(1, lb, self.cue_words)?)?),
             None => None,
         };
         let text = &text.narrow(1, 0, lb)?;
@@ -247,32 +247,20 @@ impl Encoder {
             question_words,
         })
     }
+}
 
-    /// `[B, d]`: the mean embedding of each row's word ids, padding (the table's last row)
-    /// left out; zeros for a question without words.
-    fn mean_word(&self, table: &Tensor, ids: &Tensor) -> Result<Tensor> {
-        let (b, w) = ids.dims2()?;
-        let pad = (table.dim(0)? - 1) as u32;
-        let d = table.dim(1)?;
-        let keep: Vec<f32> = ids
-            .to_dtype(DType::U32)?
-            .flatten_all()?
-            .to_vec1::<u32>()?
-            .into_iter()
-            .map(|id| f32::from(id != pad))
-            .collect();
-        let count: Vec<f32> = keep
-            .chunks(w)
-            .map(|r| r.iter().sum::<f32>().max(1.0))
-            .collect();
-        let keep = Tensor::from_vec(keep, (b, w, 1), ids.device())?;
-        let count = Tensor::from_vec(count, (b, 1), ids.device())?;
-        let emb = table
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, w, d))?
-            .broadcast_mul(&keep)?;
-        emb.sum(1)?.broadcast_div(&count)
-    }
+/// `[B, d]`: the mean embedding of each row's word ids `[B, W]`, padding (the table's last
+/// row) left out; zeros for a question without words. Tensor ops only: no copy to the host.
+fn mean_word(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    let (b, w) = ids.dims2()?;
+    let pad = (table.dim(0)? - 1) as u32;
+    let keep = ids.ne(pad)?.to_dtype(DType::F32)?;
+    let count = keep.sum_keepdim(1)?.maximum(1f32)?;
+    let emb = table
+        .index_select(&ids.flatten_all()?, 0)?
+        .reshape((b, w, ()))?
+        .broadcast_mul(&keep.unsqueeze(2)?)?;
+    emb.sum(1)?.broadcast_div(&count)
 }
 
 /// `[B, g·g, d]` patch features → `[B, g·g, 9·d]`: each patch's 3 × 3 neighbourhood on the

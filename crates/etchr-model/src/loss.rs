@@ -140,11 +140,13 @@ impl EditingModel {
             return Ok((zero()?, zero()?));
         };
         let n = batch.n_cue_examples as f64;
-        let bce = ((softplus(&z.neg()?)? * &batch.cue_pos_weight)?
-            + (softplus(z)? * &batch.cue_neg_weight)?)?;
-        let bce = (bce.sum_all()? / n)?;
+        let y = &batch.cue_target;
+        let pos = (softplus(&z.neg()?)? * y)?.broadcast_mul(&batch.cue_pos_weight)?;
+        let neg = (softplus(z)? * (1.0 - y)?)?.broadcast_mul(&batch.cue_neg_weight)?;
+        let bce = ((pos + neg)?.sum_all()? / n)?;
+        // Examples without cue targets have no positive patch, so they never count as hits.
         let best = z.detach().argmax_keepdim(D::Minus1)?;
-        let hits = (batch.cue_target.gather(&best, 1)?.squeeze(1)? * &batch.cue_examples)?;
+        let hits = y.gather(&best, 1)?;
         Ok((bce, (hits.sum_all()? / n)?))
     }
 }

@@ -648,7 +648,7 @@ fn cue_targets_are_the_patches_the_cue_regions_cover_in_the_view() {
     let img = image(&mut rng, 800, 600);
     let whole = Prepared::from_image(&img, Frame::identity(800, 600), &cfg).unwrap();
     let lit = |regions: &[Rect], p: &Prepared| -> Vec<usize> {
-        etchr_model::batch::cue_patches(regions, p, cfg.grid(), cfg.patch_size)
+        etchr_model::batch::cue_patches(regions, p, &cfg)
             .iter()
             .enumerate()
             .filter(|(_, &y)| y > 0.0)

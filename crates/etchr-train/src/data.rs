@@ -158,6 +158,7 @@ pub fn build_split_with_views(
                 .collect();
             trajectories.extend(view_trajectories(
                 &item,
+                &cue_regions,
                 &img,
                 family,
                 views_per_item,
@@ -176,6 +177,7 @@ pub fn build_split_with_views(
 
 fn view_trajectories(
     item: &etchr_data::Item,
+    cue_regions: &[Rect],
     img: &etchr_ops::RgbImage,
     family: Family,
     views: usize,
@@ -218,7 +220,7 @@ fn view_trajectories(
                 context,
                 tokens,
                 original_size: (w, h),
-                cue_regions: item.cue_regions(),
+                cue_regions: cue_regions.to_vec(),
             },
             family,
             item_id: item.id.clone(),

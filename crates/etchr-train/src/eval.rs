@@ -238,10 +238,9 @@ pub fn evaluate(
         val_pointer_top1: loss.pointer_top1,
         val_first_pointer_top1: loss.first_pointer_top1,
         val_first_pointer_nll: loss.first_pointer_nll,
-        val_cue_bce: loss.cue().0,
-        val_cue_top1: loss.cue().1,
         ..Default::default()
     };
+    (r.val_cue_bce, r.val_cue_top1) = loss.cue();
     let with_images: Vec<&Trajectory> = val.iter().filter(|t| t.image_jpeg.is_some()).collect();
     let (mut valid, mut iou_sum, mut iou_n, mut gold_sum) = (0usize, 0.0f64, 0usize, 0.0f64);
     let mut kind_hits = [(0usize, 0usize); 4];

@@ -309,3 +309,41 @@ fn view_trajectories_zoom_around_the_gold_edit_and_map_back() {
         }
     }
 }
+
+#[test]
+fn evaluation_reports_the_cue_head_where_the_data_has_cue_targets() {
+    // Fine-grained items (and their zoomed views) carry cue regions, charts none: the cue
+    // metrics cover the first, are absent for the second, and absent without a cue head.
+    let _guard = serial();
+    let cfg = ModelConfig {
+        cue_head: true,
+        ..ModelConfig::tiny()
+    };
+    let cued = EditingModel::new(cfg, 3, &Device::Cpu).unwrap();
+    let spec = SplitSpec {
+        families: vec![Family::FineGrained, Family::Chart],
+        seed: 12,
+        first_index: 0,
+        items: 4,
+        contexts_per_item: 1,
+        keep_images: true,
+    };
+    let val = etchr_train::data::build_split_with_views(&spec, 1, &cued).unwrap();
+    for t in &val {
+        let has = !t.example.cue_regions.is_empty();
+        assert_eq!(has, t.family == Family::FineGrained, "{}", t.item_id);
+    }
+    let report = etchr_train::eval::evaluate(&cued, &val, 8, 0).unwrap();
+    // Zero-initialised scores: the balanced BCE is ln 2.
+    let bce = report.val_cue_bce.expect("cue BCE");
+    assert!((bce - std::f64::consts::LN_2).abs() < 1e-4, "{bce}");
+    assert!(report
+        .val_cue_top1
+        .is_some_and(|t| (0.0..=1.0).contains(&t)));
+    assert!(report.per_family["fine_grained"].cue_top1.is_some());
+    assert_eq!(report.per_family["chart"].cue_top1, None);
+    let plain = EditingModel::tiny(3).unwrap();
+    let report = etchr_train::eval::evaluate(&plain, &val, 8, 0).unwrap();
+    assert_eq!((report.val_cue_bce, report.val_cue_top1), (None, None));
+    assert_eq!(report.per_family["fine_grained"].cue_top1, None);
+}
