@@ -173,6 +173,7 @@ impl ApiError {
                 ErrorKind::RateLimited => "upstream_rate_limited",
                 ErrorKind::DeadlineExceeded | ErrorKind::Timeout => "upstream_timeout",
                 ErrorKind::InvalidRequest => "invalid_request",
+                ErrorKind::ImageTooLarge => "image_too_large",
                 ErrorKind::Config => "upstream_misconfigured",
                 ErrorKind::Auth => "upstream_auth_failed",
                 ErrorKind::Api if e.status.is_some_and(|s| (400..500).contains(&s)) => {
@@ -194,6 +195,7 @@ impl ApiError {
             | ApiError::ImageTooLarge(_)
             | ApiError::ImageUrlNotAllowed(_)
             | ApiError::ImageFetchFailed(_) => Some("image".into()),
+            ApiError::Upstream(e) if e.kind == ErrorKind::ImageTooLarge => Some("image".into()),
             ApiError::PlannerUnavailable(_) => Some("ops".into()),
             _ => None,
         }
@@ -252,6 +254,7 @@ fn upstream_status(e: &UpstreamError) -> StatusCode {
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::DeadlineExceeded | ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
         // The upstream refused the request itself (400, 404 model not found, 413, 422): the
         // client can act on that status.
@@ -387,6 +390,18 @@ mod tests {
             ApiError::from(OpsError::Encode("x".into())).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+
+    #[test]
+    fn an_image_too_large_to_fit_an_upstream_is_a_413_on_the_image() {
+        let e = ApiError::from(UpstreamError::new(
+            ErrorKind::ImageTooLarge,
+            "the image is 30000x30000",
+        ));
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(e.code(), "image_too_large");
+        assert_eq!(e.param().as_deref(), Some("image"));
+        assert_eq!(e.body().error.kind, "invalid_request_error");
     }
 
     #[test]

@@ -47,7 +47,8 @@ impl UpstreamState {
         let Some(up) = &config.upstream else {
             return Ok(None);
         };
-        let backend = etchr_upstream::build_with_fetcher(up, fetcher).map_err(|e| e.to_string())?;
+        let backend = etchr_upstream::build_with(up, fetcher, config.decode_limits())
+            .map_err(|e| e.to_string())?;
         let proxy = Proxy::new(up).map_err(|e| e.to_string())?;
         let reasoner = Reasoner::new(backend.clone(), config.loop_config());
         let trajectories = match config.reason.trajectory_dir.trim() {

@@ -52,7 +52,7 @@ fn main() {
         theirs.push(ms(t));
         assert_eq!(a.dimensions(), b.dimensions());
         let t = Instant::now();
-        let fitted = fit_image(&jpeg, &limits).unwrap();
+        let fitted = fit_image(&jpeg, &limits, &Default::default()).unwrap();
         fit.push(ms(t));
         assert_eq!((fitted.width, fitted.height), (nw, nh));
     }

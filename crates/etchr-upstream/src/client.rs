@@ -13,6 +13,7 @@ use crate::backend::{BoxFuture, CallContext, ChatBackend, ChatOutcome, ChatStrea
 use crate::config::{ApiKey, UpstreamConfig};
 use crate::error::{from_reqwest, ErrorKind, UpstreamError};
 use crate::fetch::{FetchError, ImageFetcher};
+use crate::images::DecodeLimits;
 use crate::images::{self, ImageFit};
 use crate::profile::Profile;
 use crate::retry::{fits_before, retry_after_from_headers, RetryPolicy};
@@ -64,6 +65,9 @@ pub struct HttpUpstream {
     /// Fetches `http(s)` images for providers that take only inline images; `None` (the
     /// default) refuses such requests. Set by the server from its `[fetch]` policy.
     fetcher: Option<ImageFetcher>,
+    /// The largest image decoded when one must be re-encoded to fit (the server passes its
+    /// `[limits]`; the renderer's defaults otherwise).
+    decode_limits: DecodeLimits,
 }
 
 /// Hand-written so that no future field can leak the key.
@@ -79,6 +83,7 @@ impl std::fmt::Debug for HttpUpstream {
             .field("policy", &self.policy)
             .field("pass_through_auth", &self.pass_through_auth)
             .field("fetcher", &self.fetcher)
+            .field("decode_limits", &self.decode_limits)
             .finish()
     }
 }
@@ -105,6 +110,7 @@ impl HttpUpstream {
             pass_through_auth: config.pass_through_auth,
             fetch_remote_images: config.fetch_remote_images,
             fetcher: None,
+            decode_limits: DecodeLimits::default(),
         })
     }
 
@@ -112,6 +118,12 @@ impl HttpUpstream {
     /// `fetcher`, which enforces the allowlist, address and size rules.
     pub fn with_fetcher(mut self, fetcher: Option<ImageFetcher>) -> Self {
         self.fetcher = fetcher;
+        self
+    }
+
+    /// Decodes images that must be re-encoded to fit this upstream only within `limits`.
+    pub fn with_decode_limits(mut self, limits: DecodeLimits) -> Self {
+        self.decode_limits = limits;
         self
     }
 
@@ -205,8 +217,9 @@ impl HttpUpstream {
         let model = req.model.clone();
         let has_images = req.has_images();
         let limits = self.profile.image_limits.clone();
+        let decode = self.decode_limits;
         let mut work = move || -> Result<(Bytes, Vec<ImageFit>), UpstreamError> {
-            let fits = images::fit_request(&mut req, &limits)?;
+            let fits = images::fit_request(&mut req, &limits, &decode)?;
             let body = serde_json::to_vec(&req).map_err(|e| {
                 UpstreamError::invalid_request(format!("cannot serialise request: {e}"))
             })?;

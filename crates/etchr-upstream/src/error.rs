@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Stream,
     /// The request cannot be sent as it is (an image that cannot be fitted, a bad URL, ...).
     InvalidRequest,
+    /// An image must be re-encoded to fit the upstream but is larger than the sidecar decodes
+    /// (its `DecodeLimits`): refused from its header, before any pixel is allocated.
+    ImageTooLarge,
     /// The upstream is misconfigured (no key, bad base URL, ...).
     Config,
 }
@@ -159,7 +162,9 @@ impl UpstreamError {
     /// the request's own faults (400/413/422) nor a passed deadline.
     pub fn should_fall_back(&self) -> bool {
         match self.kind {
-            ErrorKind::DeadlineExceeded | ErrorKind::InvalidRequest => false,
+            ErrorKind::DeadlineExceeded | ErrorKind::InvalidRequest | ErrorKind::ImageTooLarge => {
+                false
+            }
             ErrorKind::Auth | ErrorKind::Decode | ErrorKind::Stream | ErrorKind::Config => true,
             ErrorKind::Api => self.is_retryable() || matches!(self.status, Some(404)),
             _ => self.is_retryable(),

@@ -14,9 +14,10 @@ use std::io::Cursor;
 use base64::Engine as _;
 use image::{DynamicImage, ImageFormat};
 
-use crate::error::UpstreamError;
+use crate::error::{ErrorKind, UpstreamError};
 use crate::profile::ImageLimits;
 use crate::types::{ChatRequest, Content, ContentPart};
+pub use etchr_ops::codec::DecodeLimits;
 
 /// What happened to one image of a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,8 +100,14 @@ pub fn parse_data_url(url: &str) -> Result<Vec<u8>, UpstreamError> {
         })
 }
 
-/// Makes `bytes` fit `limits`, returning them untouched when they already do.
-pub fn fit_image(bytes: &[u8], limits: &ImageLimits) -> Result<FittedImage, UpstreamError> {
+/// Makes `bytes` fit `limits`, returning them untouched when they already do. An image that
+/// must be re-encoded is decoded only within `decode` (checked from its header first, then
+/// enforced on the decoder's allocations): a small file that inflates to gigabytes is refused.
+pub fn fit_image(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    decode: &DecodeLimits,
+) -> Result<FittedImage, UpstreamError> {
     let format = image::guess_format(bytes)
         .map_err(|_| UpstreamError::invalid_request("image is not in a recognised format"))?;
     let (w, h) = image::ImageReader::with_format(Cursor::new(bytes), format)
@@ -117,7 +124,26 @@ pub fn fit_image(bytes: &[u8], limits: &ImageLimits) -> Result<FittedImage, Upst
             reencoded: false,
         });
     }
-    let img = image::load_from_memory_with_format(bytes, format)
+    let pixels = w as u64 * h as u64;
+    if pixels > decode.max_pixels || w.max(h) > decode.max_side {
+        return Err(UpstreamError::new(
+            ErrorKind::ImageTooLarge,
+            format!(
+                "the image is {w}x{h} ({pixels} pixels) and must be re-encoded for this upstream, \
+                 but images over {} pixels or {} px a side are not decoded",
+                decode.max_pixels, decode.max_side
+            ),
+        ));
+    }
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    let mut lim = image::Limits::default();
+    // Room for the decoded RGBA buffer plus the decoder's scratch space, as the renderer allows.
+    lim.max_alloc = Some(decode.max_pixels.saturating_mul(8).max(64 << 20));
+    lim.max_image_width = Some(decode.max_side);
+    lim.max_image_height = Some(decode.max_side);
+    reader.limits(lim);
+    let img = reader
+        .decode()
         .map_err(|e| UpstreamError::invalid_request(format!("cannot decode image: {e}")))?;
     fit_decoded(img, (w, h), limits)
 }
@@ -223,6 +249,7 @@ fn encode(img: &DynamicImage, format: ImageFormat, quality: u8) -> Result<Vec<u8
 pub fn fit_request(
     req: &mut ChatRequest,
     limits: &ImageLimits,
+    decode: &DecodeLimits,
 ) -> Result<Vec<ImageFit>, UpstreamError> {
     let mut fits = Vec::new();
     for (mi, msg) in req.messages.iter_mut().enumerate() {
@@ -245,7 +272,7 @@ pub fn fit_request(
                 continue;
             }
             let bytes = parse_data_url(&image_url.url)?;
-            let fitted = fit_image(&bytes, limits).map_err(|e| UpstreamError {
+            let fitted = fit_image(&bytes, limits, decode).map_err(|e| UpstreamError {
                 message: format!("message {mi}, part {pi}: {}", e.message),
                 ..e
             })?;
@@ -305,6 +332,11 @@ mod tests {
         buf
     }
 
+    /// The renderer's default decode limits.
+    fn dl() -> DecodeLimits {
+        DecodeLimits::default()
+    }
+
     fn limits(max_bytes: usize, max_pixels: u64, max_side: u32) -> ImageLimits {
         ImageLimits {
             max_bytes,
@@ -318,7 +350,7 @@ mod tests {
     #[test]
     fn small_images_pass_through_untouched() {
         let png = noisy_png(32, 16);
-        let f = fit_image(&png, &limits(1 << 20, 10_000, 100)).unwrap();
+        let f = fit_image(&png, &limits(1 << 20, 10_000, 100), &dl()).unwrap();
         assert!(!f.reencoded);
         assert_eq!(f.bytes, png);
         assert_eq!((f.width, f.height), (32, 16));
@@ -327,7 +359,7 @@ mod tests {
     #[test]
     fn oversize_pixels_are_downscaled_keeping_aspect() {
         let png = noisy_png(400, 200);
-        let f = fit_image(&png, &limits(10 << 20, 20_000, 1000)).unwrap();
+        let f = fit_image(&png, &limits(10 << 20, 20_000, 1000), &dl()).unwrap();
         assert!(f.reencoded);
         assert!((f.width as u64) * (f.height as u64) <= 20_000);
         assert_eq!(f.width, 2 * f.height);
@@ -340,10 +372,10 @@ mod tests {
     fn oversize_bytes_are_reencoded_under_the_limit() {
         let png = noisy_png(300, 300);
         assert!(png.len() > 200_000);
-        let f = fit_image(&png, &limits(40_000, 1 << 30, 10_000)).unwrap();
+        let f = fit_image(&png, &limits(40_000, 1 << 30, 10_000), &dl()).unwrap();
         assert!(f.bytes.len() <= 40_000, "{} bytes", f.bytes.len());
         assert_eq!(f.format, ImageFormat::Jpeg);
-        let side = fit_image(&png, &limits(10 << 20, 1 << 30, 120)).unwrap();
+        let side = fit_image(&png, &limits(10 << 20, 1 << 30, 120), &dl()).unwrap();
         assert!(side.width <= 120 && side.height <= 120);
     }
 
@@ -354,9 +386,40 @@ mod tests {
             formats: vec![ImageFormat::Jpeg],
             ..limits(1 << 20, 1 << 20, 1000)
         };
-        let f = fit_image(&png, &only_jpeg).unwrap();
+        let f = fit_image(&png, &only_jpeg, &dl()).unwrap();
         assert_eq!(f.format, ImageFormat::Jpeg);
-        assert!(fit_image(b"not an image", &only_jpeg).is_err());
+        assert!(fit_image(b"not an image", &only_jpeg, &dl()).is_err());
+    }
+
+    #[test]
+    fn images_over_the_decode_limits_are_refused_from_their_header() {
+        // Within the decode limits, a 400 × 200 image that must shrink is decoded and fitted;
+        // under tighter ones (or a shorter side limit) it is refused before decoding, with the
+        // size in the message, while an image that already fits passes without being decoded.
+        let png = noisy_png(400, 200);
+        let small = limits(10 << 20, 20_000, 1000);
+        assert!(fit_image(&png, &small, &dl()).is_ok());
+        for decode in [
+            DecodeLimits {
+                max_pixels: 79_999,
+                ..dl()
+            },
+            DecodeLimits {
+                max_side: 399,
+                ..dl()
+            },
+        ] {
+            let err = fit_image(&png, &small, &decode).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::ImageTooLarge);
+            assert!(err.message.contains("400x200"), "{}", err.message);
+            assert!(!err.should_fall_back() && !err.is_retryable());
+        }
+        let roomy = limits(10 << 20, 1 << 20, 1000);
+        let tight = DecodeLimits {
+            max_pixels: 1,
+            max_side: 1,
+        };
+        assert!(!fit_image(&png, &roomy, &tight).unwrap().reencoded);
     }
 
     #[test]
@@ -371,7 +434,7 @@ mod tests {
             ],
         );
         let gemini = Provider::Gemini.image_limits();
-        let fits = fit_request(&mut req, &gemini).unwrap();
+        let fits = fit_request(&mut req, &gemini, &dl()).unwrap();
         assert_eq!(fits.len(), 2);
         assert!(fits[0].reencoded && fits[0].message == 1 && fits[0].part == 1);
         let (sx, _) = fits[0].scale();

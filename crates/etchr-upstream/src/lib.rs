@@ -40,7 +40,7 @@ pub use config::{ApiKey, UpstreamConfig, KEY_ENV};
 pub use error::{ErrorKind, UpstreamError};
 pub use fallback::FallbackChain;
 pub use fetch::{FetchError, FetchPolicy, ImageFetcher};
-pub use images::ImageFit;
+pub use images::{DecodeLimits, ImageFit};
 pub use profile::{BoxConvention, ImageLimits, Profile, Provider, QwenRegion};
 pub use retry::RetryPolicy;
 pub use types::*;
@@ -48,41 +48,49 @@ pub use types::*;
 /// Builds the backend a config describes: one [`HttpUpstream`], or a [`FallbackChain`] when the
 /// config lists fallbacks (all members share one connection pool).
 pub fn build(config: &UpstreamConfig) -> Result<Arc<dyn ChatBackend>, UpstreamError> {
-    build_with_fetcher(config, None)
+    build_with(config, None, DecodeLimits::default())
 }
 
 /// Like [`build`], with an [`ImageFetcher`] for upstreams that need `http(s)` images inlined
-/// (without one, such requests are refused).
-pub fn build_with_fetcher(
+/// (without one, such requests are refused) and the largest image decoded to fit one
+/// (`decode`; the server passes its `[limits]`).
+pub fn build_with(
     config: &UpstreamConfig,
     fetcher: Option<ImageFetcher>,
+    decode: DecodeLimits,
 ) -> Result<Arc<dyn ChatBackend>, UpstreamError> {
     config.validate()?;
     let client = http_client()?;
-    let primary: Arc<dyn ChatBackend> =
-        Arc::new(HttpUpstream::with_client(config, client.clone())?.with_fetcher(fetcher.clone()));
+    let member = |config: &UpstreamConfig| -> Result<Arc<dyn ChatBackend>, UpstreamError> {
+        Ok(Arc::new(
+            HttpUpstream::with_client(config, client.clone())?
+                .with_fetcher(fetcher.clone())
+                .with_decode_limits(decode),
+        ))
+    };
+    let primary = member(config)?;
     if config.fallback.is_empty() {
         return Ok(primary);
     }
     let mut members = vec![primary];
     for fb in &config.fallback {
-        push_flattened(fb, &client, &fetcher, &mut members)?;
+        push_flattened(fb, &member, &mut members)?;
     }
     Ok(Arc::new(FallbackChain::new(members)?))
 }
 
+/// Builds one member of a fallback chain from its config.
+type MemberFn<'a> = dyn Fn(&UpstreamConfig) -> Result<Arc<dyn ChatBackend>, UpstreamError> + 'a;
+
 /// Nested fallback lists are flattened depth-first, in order.
 fn push_flattened(
     config: &UpstreamConfig,
-    client: &reqwest::Client,
-    fetcher: &Option<ImageFetcher>,
+    member: &MemberFn<'_>,
     out: &mut Vec<Arc<dyn ChatBackend>>,
 ) -> Result<(), UpstreamError> {
-    out.push(Arc::new(
-        HttpUpstream::with_client(config, client.clone())?.with_fetcher(fetcher.clone()),
-    ));
+    out.push(member(config)?);
     for fb in &config.fallback {
-        push_flattened(fb, client, fetcher, out)?;
+        push_flattened(fb, member, out)?;
     }
     Ok(())
 }

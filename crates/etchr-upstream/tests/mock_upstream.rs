@@ -461,3 +461,29 @@ async fn kimi_requests_are_shaped_on_the_wire() {
         "I need a closer look"
     );
 }
+
+#[tokio::test]
+async fn an_image_over_the_decode_limits_is_refused_before_anything_is_sent() {
+    // Gemini takes at most 3072 px a side, so a 4000 × 1000 image must be decoded and shrunk;
+    // under decode limits below its size it is refused (413 at the server), never decoded and
+    // never sent, and the same image within the limits goes through.
+    let mock = MockUpstream::start(Script::always(Reply::chat("fine"))).await;
+    let big = etchr_upstream::images::data_url(image::ImageFormat::Png, &png(4000, 1000));
+    let req = ChatRequest::new("", vec![Message::user_with_image("what is this?", big)]);
+    let gemini = || HttpUpstream::new(&config(&mock, Provider::Gemini)).unwrap();
+    let tight = etchr_upstream::DecodeLimits {
+        max_pixels: 3_999_999,
+        max_side: 20_000,
+    };
+    let err = gemini()
+        .with_decode_limits(tight)
+        .chat(req.clone(), ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ImageTooLarge);
+    assert!(err.message.contains("4000x1000"), "{err}");
+    assert_eq!(mock.request_count(), 0);
+    let ok = gemini().chat(req, ctx()).await.unwrap();
+    assert_eq!(ok.response.text(), "fine");
+    assert_eq!(mock.request_count(), 1);
+}
