@@ -65,6 +65,9 @@ enum TrainCommand {
     Export(etchr_train::ExportArgs),
     /// Held-out edit metrics of a model directory (JSON on stdout).
     Metrics(etchr_train::MetricsArgs),
+    /// Which of a question's visual cue (colour, shape or orientation) a model's cue head has
+    /// bound to the image, on held-out fine-grained and orientation items (JSON on stdout).
+    Probe(etchr_train::ProbeArgs),
 }
 
 /// The one-upstream setup that needs no file.
@@ -287,6 +290,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(TrainCommand::Rl(args)) => etchr_train::run_rl(args),
         Command::Train(TrainCommand::Export(args)) => etchr_train::run_export(args),
         Command::Train(TrainCommand::Metrics(args)) => etchr_train::run_metrics(args).map(|_| ()),
+        Command::Train(TrainCommand::Probe(args)) => etchr_train::run_probe(args).map(|_| ()),
         Command::Openapi => {
             print!("{}", etchr_server::openapi::yaml());
             Ok(())

@@ -159,6 +159,24 @@ pub struct Sample {
     pub item: Item,
     pub image: RgbImage,
     pub texts: Vec<String>,
+    /// Every object a cue-family image shows, with the attributes its question's visual cue
+    /// names (fine-grained and orientation; empty elsewhere). Too bulky for the item's meta;
+    /// for diagnostics of how a model binds the cue's words to the image.
+    pub objects: Vec<CueObject>,
+}
+
+/// One object of a cue-family image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CueObject {
+    /// The object with its tag, original pixels (the same box as its `cue_regions` entry).
+    pub region: Rect,
+    pub colour: &'static str,
+    /// The cue's other attribute: the shape (fine-grained), or `on its side` / `upright` for a
+    /// tag (orientation: mirrored and upside-down tags look upright until read).
+    pub kind: &'static str,
+    /// Whether the question's whole cue fits it (colour, kind and, when named, the area):
+    /// exactly the objects of `meta.cue_regions`.
+    pub fits_cue: bool,
 }
 
 /// Generates item `index` of `family` for set seed `seed`.
@@ -205,5 +223,6 @@ pub fn generate_sample(family: Family, seed: u64, index: u64) -> Sample {
         item,
         image: built.canvas.img,
         texts: built.canvas.texts,
+        objects: built.objects,
     }
 }

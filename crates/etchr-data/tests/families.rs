@@ -283,3 +283,33 @@ fn cue_matches_count_the_objects_a_non_reader_cannot_tell_apart() {
         assert!(counts.iter().any(|&m| m > 1), "{family}: {counts:?}");
     }
 }
+
+#[test]
+fn cue_objects_list_every_object_with_the_cues_attributes() {
+    // `Sample::objects`: one per shape or tag, those fitting the cue exactly the cue regions,
+    // each carrying the colour the question names and, for the fitting ones, its kind too.
+    for family in [Family::FineGrained, Family::Orientation] {
+        for i in 0..8 {
+            let s = generate_sample(family, 78, i);
+            let all = s.item.meta[if family == Family::FineGrained {
+                "shapes"
+            } else {
+                "tags"
+            }]
+            .as_u64()
+            .unwrap();
+            assert_eq!(s.objects.len() as u64, all, "{family} {i}");
+            let fitting: Vec<_> = s.objects.iter().filter(|o| o.fits_cue).collect();
+            let regions: Vec<_> = fitting.iter().map(|o| o.region).collect();
+            assert_eq!(regions, s.item.cue_regions(), "{family} {i}");
+            let colour = s.item.meta["colour"].as_str().unwrap();
+            let kind = fitting[0].kind;
+            assert!(fitting.iter().all(|o| o.colour == colour && o.kind == kind));
+            assert!(s.item.question.contains(colour), "{}", s.item.question);
+            if family == Family::FineGrained {
+                assert!(s.item.question.contains(kind), "{}", s.item.question);
+            }
+        }
+    }
+    assert!(generate_sample(Family::Chart, 78, 0).objects.is_empty());
+}

@@ -93,9 +93,23 @@ pub struct ModelConfig {
     /// every offset. Needs `cue_head`; the word part is zero-initialised too.
     #[serde(default)]
     pub cue_words: usize,
+    /// The cue head's word part also scores the image *before* the encoder (the patch
+    /// embedding, plus the `conv_stem` features): a bilinear form of those and the question
+    /// words, so a colour word can meet the pixels that carry the colour directly, not only
+    /// after four layers of attention have mixed them. Needs `cue_words`; zero-initialised
+    /// word side. `false` when absent.
+    #[serde(default)]
+    pub cue_direct: bool,
     /// Hash buckets of the cue head's word embeddings.
     #[serde(default = "default_word_buckets")]
     pub word_buckets: usize,
+    /// Channels of a small convolutional stem beside the linear patch embedding (0: none;
+    /// [`crate::stem`]): 4 px cells, a ReLU, one 3 × 3 convolution over the cell grid, each
+    /// patch's cells mapped to one token and added to its patch embedding. Colour and shape
+    /// are then features a patch token has, not ones the encoder must assemble from a linear
+    /// mix of 768 pixel values. Zero-initialised output; 0 when absent.
+    #[serde(default)]
+    pub conv_stem: usize,
 }
 
 fn default_word_buckets() -> usize {
@@ -130,6 +144,8 @@ impl Default for ModelConfig {
             cue_head: false,
             cue_words: 0,
             word_buckets: default_word_buckets(),
+            cue_direct: false,
+            conv_stem: 0,
         }
     }
 }
@@ -227,6 +243,16 @@ impl ModelConfig {
         }
         if self.cue_words > 0 && (!self.cue_head || self.word_buckets == 0) {
             return bad("cue_words needs cue_head and a positive word_buckets".into());
+        }
+        if self.cue_direct && self.cue_words == 0 {
+            return bad("cue_direct needs cue_words".into());
+        }
+        if self.conv_stem > 0 && !self.patch_size.is_multiple_of(crate::stem::STEM_CELL) {
+            return bad(format!(
+                "conv_stem needs a patch_size that is a multiple of {} (got {})",
+                crate::stem::STEM_CELL,
+                self.patch_size
+            ));
         }
         if self.max_steps < crate::grammar::LONGEST_PROGRAM + 1 {
             return bad(format!(

@@ -62,6 +62,9 @@ pub struct Decoder {
     /// side (zero-initialised).
     cue_img: Option<Linear>,
     cue_txt: Option<Linear>,
+    /// The same over the pre-encoder image tokens (`ModelConfig::cue_direct`).
+    cue_direct_img: Option<Linear>,
+    cue_direct_txt: Option<Linear>,
 }
 
 impl Decoder {
@@ -93,6 +96,14 @@ impl Decoder {
             cue_txt: (cfg.cue_words > 0)
                 .then(|| Linear::new(p, "dec.cue_txt", d, d, false, 0.0))
                 .transpose()?,
+            cue_direct_img: cfg
+                .cue_direct
+                .then(|| Linear::new(p, "dec.cue_direct_img", d, d, false, 1.0))
+                .transpose()?,
+            cue_direct_txt: cfg
+                .cue_direct
+                .then(|| Linear::new(p, "dec.cue_direct_txt", d, d, false, 0.0))
+                .transpose()?,
         })
     }
 
@@ -109,22 +120,36 @@ impl Decoder {
             mask: memory.mask.clone(),
             image_flat: image.reshape((b * n, d))?,
             ptr_keys: self.ptr_k.forward(&image)?,
-            cue_logits: self.cue_logits(&image, memory.question_words.as_ref())?,
+            cue_logits: self.cue_logits(&image, memory)?,
             num_patches: n,
         })
     }
 
     /// `[B, N]` cue scores: a linear read of each image token, plus (with `cue_words`) the
-    /// scaled product of the token's and the question words' projections.
-    fn cue_logits(&self, image: &Tensor, words: Option<&Tensor>) -> Result<Option<Tensor>> {
+    /// scaled product of the token's and the question words' projections, plus (with
+    /// `cue_direct`) the same product over the pre-encoder image tokens.
+    fn cue_logits(&self, image: &Tensor, memory: &Memory) -> Result<Option<Tensor>> {
         let Some(cue) = &self.cue else {
             return Ok(None);
         };
         let mut z = cue.forward(image)?.squeeze(2)?;
-        if let (Some(vi), Some(vt), Some(w)) = (&self.cue_img, &self.cue_txt, words) {
-            let d = image.dim(2)?;
-            let t = (vt.forward(w)? * (1.0 / (d as f64).sqrt()))?.unsqueeze(2)?;
-            z = (z + vi.forward(image)?.matmul(&t)?.squeeze(2)?)?;
+        let Some(words) = memory.question_words.as_ref() else {
+            return Ok(Some(z));
+        };
+        let bilinear = |img_side: &Linear, txt_side: &Linear, x: &Tensor| -> Result<Tensor> {
+            let d = x.dim(2)?;
+            let t = (txt_side.forward(words)? * (1.0 / (d as f64).sqrt()))?.unsqueeze(2)?;
+            img_side.forward(x)?.matmul(&t)?.squeeze(2)
+        };
+        if let (Some(vi), Some(vt)) = (&self.cue_img, &self.cue_txt) {
+            z = (z + bilinear(vi, vt, image)?)?;
+        }
+        if let (Some(vi), Some(vt), Some(e)) = (
+            &self.cue_direct_img,
+            &self.cue_direct_txt,
+            memory.image_embedding.as_ref(),
+        ) {
+            z = (z + bilinear(vi, vt, e)?)?;
         }
         Ok(Some(z))
     }

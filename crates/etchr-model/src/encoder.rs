@@ -6,6 +6,7 @@
 use crate::config::{ModelConfig, TextAlign};
 use crate::init::{Init, Params};
 use crate::nn::{AttnMask, EncoderBlock, LayerNorm, Linear, NEG};
+use crate::stem::ConvStem;
 use candle_core::{DType, Result, Tensor};
 use std::sync::Arc;
 
@@ -103,6 +104,9 @@ pub struct Memory {
     pub num_patches: usize,
     /// `[B, d]` mean embedding of the question's hashed words (`ModelConfig::cue_words`).
     pub question_words: Option<Tensor>,
+    /// `[B, N, d]` the image tokens as they entered the encoder, before position embeddings
+    /// (`ModelConfig::cue_direct`).
+    pub image_embedding: Option<Tensor>,
 }
 
 impl Memory {
@@ -118,6 +122,8 @@ pub struct Encoder {
     /// `[9·d → d]` over each patch's 3 × 3 neighbourhood of patch embeddings
     /// (`ModelConfig::neighbour_mix`).
     neighbour: Option<Linear>,
+    /// Convolutional features added to each patch token (`ModelConfig::conv_stem`).
+    stem: Option<ConvStem>,
     grid: usize,
     image_pos: Tensor,
     bytes: Tensor,
@@ -134,6 +140,8 @@ pub struct Encoder {
     /// `[word_buckets + 1, d]`, the last row for padding (`ModelConfig::cue_words`).
     words: Option<Tensor>,
     cue_words: usize,
+    /// Keep the pre-encoder image tokens in [`Memory`] (`ModelConfig::cue_direct`).
+    keep_embedding: bool,
 }
 
 impl Encoder {
@@ -145,6 +153,9 @@ impl Encoder {
         let neighbour = cfg
             .neighbour_mix
             .then(|| Linear::new(p, "enc.neighbour", 9 * d, d, false, 0.0))
+            .transpose()?;
+        let stem = (cfg.conv_stem > 0)
+            .then(|| ConvStem::new(p, cfg))
             .transpose()?;
         let image_pos = p.get("enc.image_pos", &[cfg.num_patches(), d], emb)?;
         let k = cfg.text_patch;
@@ -166,6 +177,7 @@ impl Encoder {
         Ok(Self {
             patch,
             neighbour,
+            stem,
             grid: cfg.grid(),
             image_pos,
             bytes,
@@ -181,6 +193,7 @@ impl Encoder {
                 .then(|| p.get("enc.words", &[cfg.word_buckets + 1, d], Init::Normal(1.0)))
                 .transpose()?,
             cue_words: cfg.cue_words,
+            keep_embedding: cfg.cue_direct,
         })
     }
 
@@ -199,9 +212,13 @@ impl Encoder {
         let d = self.image_pos.dim(1)?;
         let seg = |i: usize| self.segment.narrow(0, i, 1);
         let mut img = self.patch.forward(patches)?;
+        if let Some(stem) = &self.stem {
+            img = (&img + stem.forward(patches)?)?;
+        }
         if let Some(mix) = &self.neighbour {
             img = (&img + mix.forward(&neighbourhoods(&img, self.grid)?)?)?;
         }
+        let image_embedding = self.keep_embedding.then(|| img.clone());
         let img = img.broadcast_add(&self.image_pos.broadcast_add(&seg(0)?)?)?;
         let text_add = Tensor::cat(
             &[
@@ -245,6 +262,7 @@ impl Encoder {
             mask,
             num_patches: n,
             question_words,
+            image_embedding,
         })
     }
 }
@@ -266,7 +284,7 @@ fn mean_word(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
 /// `[B, g·g, d]` patch features → `[B, g·g, 9·d]`: each patch's 3 × 3 neighbourhood on the
 /// grid (row-major offsets, the patch itself in the middle), zeros beyond the border. Built
 /// from padding and slicing, which have backward passes.
-fn neighbourhoods(x: &Tensor, g: usize) -> Result<Tensor> {
+pub(crate) fn neighbourhoods(x: &Tensor, g: usize) -> Result<Tensor> {
     let (b, n, d) = x.dims3()?;
     let grid = x.reshape((b, g, g, d))?;
     let padded = grid.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;

@@ -11,7 +11,8 @@
 //! - [`vocab`], [`tokens`]: the op vocabulary and the token form ↔ [`etchr_ops::Program`];
 //! - [`grammar`]: the state machine that masks logits so every output parses;
 //! - [`preprocess`]: decoding, letterboxing, patches, and the coordinate maps back;
-//! - [`nn`], [`encoder`], [`decoder`]: the network, written from differentiable primitives;
+//! - [`nn`], [`encoder`], [`stem`], [`decoder`]: the network, written from differentiable
+//!   primitives;
 //! - [`model`]: [`EditingModel`] (load, save, plan), [`decode`]: constrained decoding;
 //! - [`batch`], [`loss`]: teacher-forced training batches and the loss;
 //! - [`refine`]: coarse-to-fine, the zoomed view for a second, refining call;
@@ -33,6 +34,7 @@ pub mod ops;
 pub mod pointer;
 pub mod preprocess;
 pub mod refine;
+pub mod stem;
 pub mod tokens;
 pub mod vocab;
 pub mod worker;

@@ -7,6 +7,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod optim;
+pub mod probe;
 pub mod reward;
 pub mod rl;
 pub mod rollout;
@@ -16,6 +17,7 @@ pub mod trajlog;
 pub use rl::{run_rl, RlArgs};
 
 pub use export::{run_export, run_metrics, ExportArgs, MetricsArgs};
+pub use probe::{run_probe, ProbeArgs};
 
 use anyhow::{Context, Result};
 use candle_core::Device;

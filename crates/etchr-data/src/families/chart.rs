@@ -169,6 +169,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         reasoning,
         answer_cap: cap,
         meta,
+        objects: Vec::new(),
     }
 }
 

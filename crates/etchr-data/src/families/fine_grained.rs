@@ -7,7 +7,7 @@ use crate::codes::{CodeBook, COLOURS, TAG_WORDS};
 use crate::draw::{expand, Canvas, Face, TextBox};
 use crate::plan::{self, canvas_size, fmt_box, legibility, position_name, zoom_factor};
 use crate::rng::Rng;
-use crate::AnswerFormat;
+use crate::{AnswerFormat, CueObject};
 use etchr_ops::{Color, Op, Rect};
 use serde_json::json;
 
@@ -115,15 +115,21 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     let template = rng.pick_str(QUESTIONS);
     // The shapes the question's visual cue fits, each with its tag: what an editor that cannot
     // read the keys can narrow the question down to (the target is one of them).
-    let cue_regions: Vec<[f64; 4]> = placed
+    let objects: Vec<CueObject> = placed
         .iter()
-        .filter(|p| p.colour == t.colour && p.shape == t.shape)
-        .filter(|p| !template.contains("{pos}") || position_name(p.cx, p.cy, w, h) == pos)
-        .map(|p| {
-            let shape = Rect::new(p.cx - r, p.cy - r, p.cx + r, p.cy + r);
-            let u = plan::whole(shape.union(&p.tag));
-            [u.x0, u.y0, u.x1, u.y1]
+        .map(|p| CueObject {
+            region: plan::whole(Rect::new(p.cx - r, p.cy - r, p.cx + r, p.cy + r).union(&p.tag)),
+            colour: p.colour,
+            kind: p.shape,
+            fits_cue: p.colour == t.colour
+                && p.shape == t.shape
+                && (!template.contains("{pos}") || position_name(p.cx, p.cy, w, h) == pos),
         })
+        .collect();
+    let cue_regions: Vec<[f64; 4]> = objects
+        .iter()
+        .filter(|o| o.fits_cue)
+        .map(|o| [o.region.x0, o.region.y0, o.region.x1, o.region.y1])
         .collect();
     let cue_matches = cue_regions.len();
     let question = fill(
@@ -180,6 +186,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         reasoning,
         answer_cap: cap,
         meta,
+        objects,
     }
 }
 

@@ -239,6 +239,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         reasoning,
         answer_cap: cap,
         meta,
+        objects: Vec::new(),
     }
 }
 

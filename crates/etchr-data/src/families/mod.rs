@@ -26,6 +26,8 @@ pub(crate) struct Built {
     /// Cap height of the answer text, original pixels.
     pub answer_cap: f64,
     pub meta: serde_json::Value,
+    /// Every object the question's visual cue chooses among (cue families only).
+    pub objects: Vec<crate::CueObject>,
 }
 
 pub(crate) fn build(family: Family, rng: &mut Rng, small: bool) -> Built {

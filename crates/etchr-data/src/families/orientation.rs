@@ -8,7 +8,7 @@ use crate::codes::{CodeBook, TAG_WORDS};
 use crate::draw::{gradient, Canvas, Face};
 use crate::plan::{self, canvas_size, fmt_box, legibility, position_name, zoom_factor};
 use crate::rng::Rng;
-use crate::AnswerFormat;
+use crate::{AnswerFormat, CueObject};
 use etchr_ops::program::Axis;
 use etchr_ops::{Color, Op, Rect, RgbImage};
 use image::imageops;
@@ -217,15 +217,26 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
     let template = rng.pick_str(QUESTIONS);
     // What the cue pins down without reading: the colour, whether the tag stands on its side
     // (mirrored and upside-down tags look upright until their text can be read), the area.
-    let on_side = |o: Orientation| matches!(o, Orientation::Rot90 | Orientation::Rot270);
-    let cue_regions: Vec<[f64; 4]> = tags
+    let kind = |o: Orientation| match o {
+        Orientation::Rot90 | Orientation::Rot270 => "on its side",
+        _ => "upright",
+    };
+    let objects: Vec<CueObject> = tags
         .iter()
-        .filter(|g| g.colour == t.colour && on_side(g.orient) == on_side(t.orient))
-        .filter(|g| {
-            !template.contains("{pos}")
-                || position_name(g.rect.center().x, g.rect.center().y, w, h) == pos
+        .map(|g| CueObject {
+            region: g.rect,
+            colour: g.colour,
+            kind: kind(g.orient),
+            fits_cue: g.colour == t.colour
+                && kind(g.orient) == kind(t.orient)
+                && (!template.contains("{pos}")
+                    || position_name(g.rect.center().x, g.rect.center().y, w, h) == pos),
         })
-        .map(|g| [g.rect.x0, g.rect.y0, g.rect.x1, g.rect.y1])
+        .collect();
+    let cue_regions: Vec<[f64; 4]> = objects
+        .iter()
+        .filter(|o| o.fits_cue)
+        .map(|o| [o.region.x0, o.region.y0, o.region.x1, o.region.y1])
         .collect();
     let cue_matches = cue_regions.len();
     let question = fill(
@@ -276,6 +287,7 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         reasoning,
         answer_cap: cap,
         meta,
+        objects,
     }
 }
 
