@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Stage 1 on the GPU, an A/B/C of `neighbour_mix` and the word-reading cue head (models/README.md,
-# "Does the model find the target at all?"): all runs grow from the shipped weights, train side
-# by side on the same fresh-every-round data at batch 128, then held-out metrics for each
-# (first-pointer top-1 per family is the number to compare; the cue run also reports its cue
-# head's top-1). Needs devcarry/etchr-cuda.xz built from this commit.
+# Stage 1 on the GPU, an A/B/C of the word-reading cue head with and without its direct path to
+# the pre-encoder image tokens (+ conv stem) (models/README.md, "Does the model find the target
+# at all?" and "Which part of the cue binds?"): all runs grow from the shipped weights, train
+# side by side on the same fresh-every-round data at batch 128, then held-out metrics for each
+# (first-pointer top-1 per family is the number to compare) and, for the cue runs, the binding
+# probe (does the head prefer objects of the named colour?). Needs devcarry/etchr-cuda.xz built
+# from this commit.
 set -u
 exec > >(tee "$OUT/train-log.txt") 2>&1
 mkdir -p /tmp/bin
@@ -16,17 +18,18 @@ E=/tmp/bin/etchr-cuda
 A="--gpu --seed 51 --train-items 3000 --refresh-every 150 --val-items 48 --batch-size 128 --steps 1200 --lr 1e-3 --warmup 60 --checkpoint-every 200 --eval-every 400 --quiet"
 date +%T
 timeout 420 $E train sft --init-from models/default --out /tmp/plain $A > "$OUT"/plain.log 2>&1 &
-timeout 420 $E train sft --init-from models/default --config bench/device/neighbour-mix.json --out /tmp/mix $A > "$OUT"/mix.log 2>&1 &
 timeout 420 $E train sft --init-from models/default --config bench/device/cue-words.json --out /tmp/cue $A > "$OUT"/cue.log 2>&1 &
+timeout 420 $E train sft --init-from models/default --config bench/device/cue-direct.json --out /tmp/direct $A > "$OUT"/direct.log 2>&1 &
 wait
 date +%T
-for r in plain mix cue; do
+for r in plain cue direct; do
   d=/tmp/$r/final
   [ -d "$d" ] || d=$(ls -d /tmp/$r/ckpt-* 2>/dev/null | sort | tail -1)
   echo "$r: $d"; [ -n "$d" ] || continue
   mkdir -p "$OUT/$r"; cp "$d"/config.json "$d"/model.safetensors "$OUT/$r"/; cp /tmp/$r/metrics.jsonl "$OUT/$r"/ 2>/dev/null
   timeout 90 $E train metrics --model "$d" --seed 2000001 --items 120 > "$OUT/$r/heldout.json" 2>/dev/null &
+  [ "$r" = plain ] || timeout 90 $E train probe --model "$d" --seed 2000001 --items 120 > "$OUT/$r/probe.json" 2> "$OUT/$r/probe.txt" &
 done
 wait
 date +%T
-ls -la "$OUT" "$OUT"/plain "$OUT"/mix "$OUT"/cue
+ls -la "$OUT" "$OUT"/plain "$OUT"/cue "$OUT"/direct
