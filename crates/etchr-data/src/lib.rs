@@ -191,6 +191,18 @@ pub fn generate_sample(family: Family, seed: u64, index: u64) -> Sample {
     let small = plan::wants_small(index);
     let built = families::build(family, &mut rng, small);
     let (w, h) = (built.canvas.width(), built.canvas.height());
+    let mut meta = built.meta;
+    if !built.objects.is_empty() {
+        // What the cue narrows the question down to, for an editor that cannot read.
+        let regions: Vec<[f64; 4]> = built
+            .objects
+            .iter()
+            .filter(|o| o.fits_cue)
+            .map(|o| [o.region.x0, o.region.y0, o.region.x1, o.region.y1])
+            .collect();
+        meta["cue_matches"] = regions.len().into();
+        meta["cue_regions"] = serde_json::json!(regions);
+    }
     let id = format!("{}-{}-{:05}", family.name(), seed, index);
     let program = Program(built.gold_program);
     let at = plan::cap_at_reader(built.answer_cap, w, h);
@@ -213,7 +225,7 @@ pub fn generate_sample(family: Family, seed: u64, index: u64) -> Sample {
             if family.lossless() { "png" } else { "jpg" }
         ),
         gold_image: format!("images/{id}.gold.png"),
-        meta: built.meta,
+        meta,
         id,
         family,
         seed,

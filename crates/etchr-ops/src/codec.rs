@@ -53,6 +53,20 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Ops
     let format = sniff_format(bytes).ok_or_else(|| {
         OpsError::Decode("unrecognised format: expected PNG, JPEG or WebP".to_string())
     })?;
+    Ok(match decode_dynamic(bytes, format, limits)? {
+        image::DynamicImage::ImageRgb8(rgb) => rgb,
+        other if other.color().has_alpha() => flatten_on_white(&other.into_rgba8()),
+        other => other.into_rgb8(),
+    })
+}
+
+/// Decodes `bytes` of `format` as they are (alpha kept), under the same limits as
+/// [`decode_image`]: refused from the header alone when over them.
+pub fn decode_dynamic(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Result<image::DynamicImage, OpsError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = image::Limits::default();
     // Room for the decoded RGBA buffer plus the decoder's own scratch space.
@@ -67,12 +81,7 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Ops
     lim.max_image_width = Some(limits.max_side);
     lim.max_image_height = Some(limits.max_side);
     decoder.set_limits(lim).map_err(map_decode_err)?;
-    let img = image::DynamicImage::from_decoder(decoder).map_err(map_decode_err)?;
-    Ok(match img {
-        image::DynamicImage::ImageRgb8(rgb) => rgb,
-        other if other.color().has_alpha() => flatten_on_white(&other.into_rgba8()),
-        other => other.into_rgb8(),
-    })
+    image::DynamicImage::from_decoder(decoder).map_err(map_decode_err)
 }
 
 fn check_size(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), OpsError> {

@@ -124,27 +124,13 @@ pub fn fit_image(
             reencoded: false,
         });
     }
-    let pixels = w as u64 * h as u64;
-    if pixels > decode.max_pixels || w.max(h) > decode.max_side {
-        return Err(UpstreamError::new(
+    let img = etchr_ops::codec::decode_dynamic(bytes, format, decode).map_err(|e| match e {
+        etchr_ops::OpsError::TooLarge { .. } => UpstreamError::new(
             ErrorKind::ImageTooLarge,
-            format!(
-                "the image is {w}x{h} ({pixels} pixels) and must be re-encoded for this upstream, \
-                 but images over {} pixels or {} px a side are not decoded",
-                decode.max_pixels, decode.max_side
-            ),
-        ));
-    }
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
-    let mut lim = image::Limits::default();
-    // Room for the decoded RGBA buffer plus the decoder's scratch space, as the renderer allows.
-    lim.max_alloc = Some(decode.max_pixels.saturating_mul(8).max(64 << 20));
-    lim.max_image_width = Some(decode.max_side);
-    lim.max_image_height = Some(decode.max_side);
-    reader.limits(lim);
-    let img = reader
-        .decode()
-        .map_err(|e| UpstreamError::invalid_request(format!("cannot decode image: {e}")))?;
+            format!("the image must be re-encoded for this upstream, but it is not decoded: {e}"),
+        ),
+        e => UpstreamError::invalid_request(format!("cannot decode image: {e}")),
+    })?;
     fit_decoded(img, (w, h), limits)
 }
 

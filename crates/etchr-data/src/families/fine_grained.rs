@@ -126,12 +126,6 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
                 && (!template.contains("{pos}") || position_name(p.cx, p.cy, w, h) == pos),
         })
         .collect();
-    let cue_regions: Vec<[f64; 4]> = objects
-        .iter()
-        .filter(|o| o.fits_cue)
-        .map(|o| [o.region.x0, o.region.y0, o.region.x1, o.region.y1])
-        .collect();
-    let cue_matches = cue_regions.len();
     let question = fill(
         template,
         &[
@@ -172,8 +166,6 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         "position": pos,
         "face": face,
         "shapes": placed.len(),
-        "cue_matches": cue_matches,
-        "cue_regions": cue_regions,
         "answer_box": t.text.caps,
     });
     Built {

@@ -233,12 +233,6 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
                     || position_name(g.rect.center().x, g.rect.center().y, w, h) == pos),
         })
         .collect();
-    let cue_regions: Vec<[f64; 4]> = objects
-        .iter()
-        .filter(|o| o.fits_cue)
-        .map(|o| [o.region.x0, o.region.y0, o.region.x1, o.region.y1])
-        .collect();
-    let cue_matches = cue_regions.len();
     let question = fill(
         template,
         &[
@@ -273,8 +267,6 @@ pub fn build(rng: &mut Rng, small: bool) -> Built {
         "colour": t.colour,
         "position": pos,
         "tags": tags.len(),
-        "cue_matches": cue_matches,
-        "cue_regions": cue_regions,
         "face": face,
     });
     Built {
