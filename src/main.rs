@@ -120,6 +120,24 @@ enum PlannerChoice {
     TileSearch,
 }
 
+/// Where `evr`'s next candidate comes from after a rejected edit (`[model] alternatives`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AlternativesChoice {
+    /// The unseen zoomed tile holding the most of the model's pointer distribution.
+    Tiles,
+    /// The model plans again, away from the regions already shown.
+    Model,
+}
+
+impl From<AlternativesChoice> for etchr_server::config::Alternatives {
+    fn from(c: AlternativesChoice) -> Self {
+        match c {
+            AlternativesChoice::Tiles => Self::Tiles,
+            AlternativesChoice::Model => Self::Model,
+        }
+    }
+}
+
 /// `--model DIR`: an editing model other than the built-in one.
 #[derive(Args)]
 struct ModelArgs {
@@ -140,6 +158,9 @@ struct EvalCmd {
     /// Editing-model directory for `--planner model` (default: the built-in model).
     #[arg(long, value_name = "DIR")]
     model_dir: Option<PathBuf>,
+    /// With `--planner model`: where `evr`'s candidates after a rejected edit come from.
+    #[arg(long, value_enum, default_value = "tiles")]
+    alternatives: AlternativesChoice,
 }
 
 #[derive(Args)]
@@ -532,7 +553,10 @@ fn eval(cmd: EvalCmd) -> Result<()> {
         && cmd.args.strategy.trim() != "tools";
     let planner: Option<Arc<dyn Planner>> = match cmd.planner {
         PlannerChoice::Model if wants_planner => {
-            let settings = etchr_server::config::EditingModelConfig::default();
+            let settings = etchr_server::config::EditingModelConfig {
+                alternatives: cmd.alternatives.into(),
+                ..Default::default()
+            };
             Some(Arc::new(model_planner::load(
                 &settings,
                 cmd.model_dir.as_deref(),

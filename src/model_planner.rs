@@ -12,8 +12,8 @@ use etchr_model::{
     EditingModel, ImageInput, ModelError, ModelHandle, ModelWorker, PlanInput, WorkerConfig,
 };
 use etchr_ops::{Program, RgbImage, Transform};
-use etchr_reason::planner::{PlanError, PlanRequest, Planner};
-use etchr_server::config::{EditingModelConfig, ModelDevice};
+use etchr_reason::planner::{PlanError, PlanRequest, Planner, TileSearch};
+use etchr_server::config::{Alternatives, EditingModelConfig, ModelDevice};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,8 @@ pub struct ModelPlanner {
     name: String,
     /// Coarse-to-fine: a second call on the first plan's crop (`etchr_model::refine_view`).
     refine: bool,
+    /// How an alternative (a request with regions to avoid) is planned.
+    alternatives: Alternatives,
 }
 
 impl ModelPlanner {
@@ -43,12 +45,19 @@ impl ModelPlanner {
             handle,
             name: format!("etchr-model:{name}"),
             refine: false,
+            alternatives: Alternatives::Tiles,
         }
     }
 
     /// Turns the coarse-to-fine second call on or off (off by default, as `[model] refine`).
     pub fn with_refine(mut self, refine: bool) -> Self {
         self.refine = refine;
+        self
+    }
+
+    /// Sets how alternatives are planned (`[model] alternatives`).
+    pub fn with_alternatives(mut self, alternatives: Alternatives) -> Self {
+        self.alternatives = alternatives;
         self
     }
 
@@ -62,6 +71,9 @@ impl ModelPlanner {
             .on_view(transform, request.original_size);
         if let Some(context) = request.context {
             input = input.with_context(context);
+        }
+        if !request.avoid.is_empty() {
+            input = input.avoiding(request.avoid.to_vec());
         }
         let out = self.handle.plan_blocking(input).map_err(plan_error)?;
         tracing::debug!(
@@ -88,6 +100,18 @@ impl Planner for ModelPlanner {
             return Err(PlanError::Invalid(
                 "the question is empty: the editing model plans from a question".into(),
             ));
+        }
+        if !request.avoid.is_empty() && self.alternatives == Alternatives::Tiles {
+            // Where the model would point on this view, as weights for the unseen tiles.
+            let guess = PlanRequest {
+                avoid: &[],
+                ..*request
+            };
+            let out = self.call(request.image.clone(), request.transform.clone(), &guess)?;
+            let (w, h) = request.original_size;
+            return TileSearch::default()
+                .ranked(w, h, &out.first_pointer, request.avoid)
+                .ok_or(PlanError::Exhausted);
         }
         let first = self.call(request.image.clone(), request.transform.clone(), request)?;
         if !self.refine {
@@ -196,7 +220,9 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
     if device.is_cuda() {
         warm_up(&handle)?;
     }
-    let planner = ModelPlanner::new(handle, &name).with_refine(settings.refine);
+    let planner = ModelPlanner::new(handle, &name)
+        .with_refine(settings.refine)
+        .with_alternatives(settings.alternatives);
     tracing::info!(
         planner = planner.name(),
         source = %source,
@@ -246,7 +272,9 @@ mod tests {
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
     use etchr_data::Family;
-    use etchr_ops::{decode_image, encode_image, DecodeLimits, OutputFormat, RgbImage, Transform};
+    use etchr_ops::{
+        decode_image, encode_image, DecodeLimits, OutputFormat, Rect, RgbImage, Transform,
+    };
     use etchr_server::{router, AppState, Config};
     use http_body_util::BodyExt;
     use tower::ServiceExt;
@@ -312,6 +340,7 @@ mod tests {
                 question: &item.question,
                 context: None,
                 step: 0,
+                avoid: &[],
             })
             .expect("the built-in model plans");
         let text = etchr_ops::text::to_text(&program);
@@ -343,6 +372,7 @@ mod tests {
             question,
             context: Some("the corner is small"),
             step: 1,
+            avoid: &[],
         };
         let program = planner.plan(&request).unwrap();
         // Exactly what the model itself plans for that view, mapped to the original.
@@ -387,6 +417,66 @@ mod tests {
             ..request
         };
         assert!(matches!(planner.plan(&empty), Err(PlanError::Invalid(_))));
+    }
+
+    #[test]
+    fn alternatives_are_ranked_tiles_or_the_model_kept_away_from_what_was_shown() {
+        let image = pattern(800, 600);
+        let question = "the code on the red tag?";
+        let shown = [Rect::new(0.0, 0.0, 300.0, 200.0)];
+        let request = PlanRequest {
+            image: &image,
+            transform: &Transform::identity(),
+            original_size: (800, 600),
+            question,
+            context: None,
+            step: 1,
+            avoid: &shown,
+        };
+        let direct = EditingModel::tiny(4)
+            .unwrap()
+            .plan(PlanInput::new(
+                ImageInput::Decoded(Arc::new(image.clone())),
+                question,
+            ))
+            .unwrap();
+        // Tiles (the default): the unseen tile that holds the most of the model's guess.
+        let tiles = tiny_planner(4).plan(&request).unwrap();
+        let expected = TileSearch::default()
+            .ranked(800, 600, &direct.first_pointer, &shown)
+            .unwrap();
+        assert_eq!(tiles, expected);
+        assert!(matches!(tiles.0[0], etchr_ops::Op::Crop { .. }));
+        // Every tile shown: nothing left to propose.
+        let everything: Vec<Rect> = (0..13)
+            .map(
+                |k| match TileSearch::default().program(800, 600, k).unwrap().0[0] {
+                    etchr_ops::Op::Crop { region } => region,
+                    ref other => panic!("{other:?}"),
+                },
+            )
+            .collect();
+        let done = PlanRequest {
+            avoid: &everything,
+            ..request
+        };
+        assert!(matches!(
+            tiny_planner(4).plan(&done),
+            Err(PlanError::Exhausted)
+        ));
+        // Model: the model's own plan with its first pointer kept out of `shown`.
+        let model = tiny_planner(4)
+            .with_alternatives(Alternatives::Model)
+            .plan(&request)
+            .unwrap();
+        let avoided = EditingModel::tiny(4)
+            .unwrap()
+            .plan(
+                PlanInput::new(ImageInput::Decoded(Arc::new(image.clone())), question)
+                    .avoiding(shown.to_vec()),
+            )
+            .unwrap();
+        assert_eq!(model, avoided.program);
     }
 
     #[test]

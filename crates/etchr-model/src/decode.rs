@@ -12,6 +12,7 @@ use crate::preprocess::Prepared;
 use crate::tokens::Token;
 use crate::vocab::Sym;
 use candle_core::Tensor;
+use etchr_ops::{Point, Rect};
 use std::time::Instant;
 
 /// How each step's choice is made.
@@ -71,11 +72,45 @@ pub(crate) struct DecodeItem<'a> {
     pub text: Vec<u32>,
     pub original: (u32, u32),
     pub options: DecodeOptions,
+    /// Regions (original pixels) the program's first pointer choice must not fall in.
+    pub avoid: &'a [Rect],
 }
 
 pub(crate) struct Decoded {
     pub tokens: Vec<Token>,
     pub steps: Vec<StepLogProb>,
+    pub first_pointer: Vec<(Point, f32)>,
+}
+
+/// The allowed patches' probabilities (temperature 1) with their centres in original pixels.
+fn pointer_map(logits: &[f32], allowed: &[bool], geometry: &PointerGeometry) -> Vec<(Point, f32)> {
+    let max = logits
+        .iter()
+        .zip(allowed)
+        .filter(|(l, &a)| a && l.is_finite())
+        .map(|(l, _)| *l)
+        .fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return Vec::new();
+    }
+    let weights: Vec<f32> = logits
+        .iter()
+        .zip(allowed)
+        .map(|(l, &a)| {
+            if a && l.is_finite() {
+                (l - max).exp()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let z: f32 = weights.iter().sum();
+    weights
+        .iter()
+        .enumerate()
+        .filter(|(_, &w)| w > 0.0)
+        .filter_map(|(k, w)| geometry.centre(k).map(|c| (c, w / z)))
+        .collect()
 }
 
 /// Picks an index among `allowed` from `logits`; returns it and its log-probability under the
@@ -156,6 +191,7 @@ struct Seq<'a> {
     slot_geo: Vec<[f32; 4]>,
     tokens: Vec<Token>,
     steps: Vec<StepLogProb>,
+    first_pointer: Vec<(Point, f32)>,
 }
 
 enum Choice {
@@ -212,6 +248,7 @@ impl EditingModel {
                     slot_geo: vec![[0.0; 4]],
                     tokens: Vec::new(),
                     steps: Vec::new(),
+                    first_pointer: Vec::new(),
                 }
             })
             .collect();
@@ -268,7 +305,13 @@ impl EditingModel {
                             lp,
                         ))
                     }
-                    StepMask::Pointer { point, patches } => {
+                    StepMask::Pointer { point, mut patches } => {
+                        // The first pointer places the program (a crop's centre, a path's
+                        // start): that is the choice an alternative plan must move.
+                        if s.steps.iter().all(|st| st.patch.is_none()) {
+                            s.geometry.exclude(&mut patches, s.item.avoid);
+                            s.first_pointer = pointer_map(&ptr[bi], &patches, &s.geometry);
+                        }
                         let (k, lp) = choose(&ptr[bi], &patches, sampling, &mut s.rng);
                         Some(Choice::Pointer {
                             patch: k,
@@ -379,6 +422,7 @@ impl EditingModel {
                 Decoded {
                     tokens: s.tokens,
                     steps: s.steps,
+                    first_pointer: s.first_pointer,
                 }
             })
             .collect();

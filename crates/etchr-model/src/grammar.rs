@@ -325,6 +325,33 @@ impl PointerGeometry {
         }
         vec![true; self.touches.len()]
     }
+
+    /// Patch `k`'s centre in original pixels, when it is on the image.
+    pub fn centre(&self, k: usize) -> Option<Point> {
+        self.centres.get(k).copied().flatten()
+    }
+
+    /// Removes from `mask` every patch whose centre lies in one of `avoid` (original pixels),
+    /// unless that would leave no patch: a region already shown and rejected is not proposed
+    /// again while anything else is allowed.
+    pub fn exclude(&self, mask: &mut [bool], avoid: &[Rect]) {
+        if avoid.is_empty() {
+            return;
+        }
+        let inside = |p: &Point| {
+            avoid
+                .iter()
+                .any(|r| p.x >= r.x0 && p.x <= r.x1 && p.y >= r.y0 && p.y <= r.y1)
+        };
+        let kept: Vec<bool> = mask
+            .iter()
+            .zip(&self.centres)
+            .map(|(&m, c)| m && !c.as_ref().is_some_and(inside))
+            .collect();
+        if kept.iter().any(|&b| b) {
+            mask.copy_from_slice(&kept);
+        }
+    }
 }
 
 /// What the decoder must produce at one step.
@@ -491,6 +518,23 @@ mod tests {
         assert!(OPS.iter().all(|s| !g.allows(*s, &v)));
         g.push(&Token::Sym(Sym::End)).unwrap();
         assert_eq!(n + 1, LONGEST_PROGRAM);
+    }
+
+    #[test]
+    fn excluded_regions_remove_the_patches_they_centre() {
+        let cfg = ModelConfig::tiny(); // 4x4 patches of 16 px over 64 px: 1000 px per patch
+        let frame = Frame::new(4000, 4000, Transform::identity());
+        let geo = PointerGeometry::new(&cfg, &Letterbox::new(4000, 4000, 64), &frame);
+        let mut mask = vec![true; 16];
+        mask[15] = false;
+        // Covers the centres (500, 500) and (1500, 500): patches 0 and 1.
+        geo.exclude(&mut mask, &[Rect::new(0.0, 0.0, 1600.0, 900.0)]);
+        let allowed: Vec<usize> = (0..16).filter(|&k| mask[k]).collect();
+        assert_eq!(allowed, (2..15).collect::<Vec<_>>());
+        // Excluding everything that is left keeps the mask as it was.
+        let before = mask.clone();
+        geo.exclude(&mut mask, &[Rect::full(4000, 4000)]);
+        assert_eq!(mask, before);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `model.safetensors`), and planning: image + question + reasoning → edit program.
 
 use crate::config::ModelConfig;
-use crate::decode::{DecodeItem, DecodeOptions, StepLogProb};
+use crate::decode::{DecodeItem, DecodeOptions, Decoded, StepLogProb};
 use crate::decoder::Decoder;
 use crate::encoder::{text_ids, Encoder};
 use crate::error::{ModelError, Result};
@@ -12,7 +12,7 @@ use crate::tokens::{tokens_to_program, Frame, Token};
 use crate::vocab::Vocab;
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
-use etchr_ops::{DecodeLimits, OpsError, Program, Rect, RenderOptions, RgbImage, Transform};
+use etchr_ops::{DecodeLimits, OpsError, Point, Program, Rect, RenderOptions, RgbImage, Transform};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,6 +67,10 @@ pub struct PlanInput {
     /// region, an underestimate otherwise: pass it when you know it).
     pub original_size: Option<(u32, u32)>,
     pub options: DecodeOptions,
+    /// Regions of the original (pixels) already shown without success: the program's first
+    /// pointer choice (where it crops, where a path starts) avoids them while anything else
+    /// is allowed. Empty for a plain plan.
+    pub avoid: Vec<Rect>,
 }
 
 impl PlanInput {
@@ -78,6 +82,7 @@ impl PlanInput {
             transform: Transform::identity(),
             original_size: None,
             options: DecodeOptions::default(),
+            avoid: Vec::new(),
         }
     }
 
@@ -95,6 +100,13 @@ impl PlanInput {
 
     pub fn with_options(mut self, options: DecodeOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// Asks for an alternative plan: one whose first pointer choice lies outside `regions`
+    /// (original pixels), e.g. the crops an upstream already saw and found no help in.
+    pub fn avoiding(mut self, regions: Vec<Rect>) -> Self {
+        self.avoid = regions;
         self
     }
 }
@@ -125,6 +137,10 @@ pub struct PlanOutput {
     pub steps: Vec<StepLogProb>,
     /// Sum of `steps`' log-probabilities.
     pub logprob: f64,
+    /// Where the program's first pointer choice could have gone: each allowed patch's centre
+    /// in original pixels with its probability (temperature 1, after `avoid`). Empty when the
+    /// program points nowhere (a whole-image rotation). A planner can rank regions by it.
+    pub first_pointer: Vec<(Point, f32)>,
     /// What validation repaired or dropped.
     pub repairs: Vec<String>,
     pub view_size: (u32, u32),
@@ -381,6 +397,7 @@ impl EditingModel {
                     text: text_ids(&self.cfg, &inputs[*i].question, &inputs[*i].context),
                     original: *original,
                     options: inputs[*i].options,
+                    avoid: &inputs[*i].avoid,
                 })
                 .collect();
             match self.decode_items(&items) {
@@ -392,7 +409,7 @@ impl EditingModel {
                             decode_ms,
                             batch_size: items.len(),
                         };
-                        results[*i] = Some(self.finish(p, *original, d.tokens, d.steps, timings));
+                        results[*i] = Some(self.finish(p, *original, d, timings));
                     }
                 }
                 Err(e) => {
@@ -414,10 +431,14 @@ impl EditingModel {
         &self,
         p: &Prepared,
         original: (u32, u32),
-        tokens: Vec<Token>,
-        steps: Vec<StepLogProb>,
+        decoded: Decoded,
         timings: Timings,
     ) -> Result<PlanOutput> {
+        let Decoded {
+            tokens,
+            steps,
+            first_pointer,
+        } = decoded;
         let mut program = tokens_to_program(&tokens, &p.frame, &self.vocab)?;
         let mut dropped = Vec::new();
         let (program, mut repairs) = loop {
@@ -438,6 +459,7 @@ impl EditingModel {
             tokens,
             steps,
             logprob,
+            first_pointer,
             repairs,
             view_size: (p.frame.view_width, p.frame.view_height),
             original_size: original,

@@ -224,6 +224,54 @@ fn a_progressive_call_on_a_cropped_view_maps_back_to_the_original() {
     assert!(seen > 0, "sampling produced no region at all");
 }
 
+#[test]
+fn an_alternative_plan_places_its_first_pointer_outside_the_avoided_regions() {
+    let model = EditingModel::tiny(5).unwrap();
+    let mut rng = Rng(11);
+    let mut moved = 0;
+    for i in 0..12 {
+        let img = Arc::new(image(&mut rng, 640, 480));
+        let input = || {
+            PlanInput::new(ImageInput::Decoded(img.clone()), "the red tag's code?")
+                .with_options(DecodeOptions::sample(2.0, 1.0, i))
+        };
+        let first = model.plan(input()).unwrap();
+        // Avoiding everything leaves nothing to avoid it with: the plan is unchanged.
+        let all = model
+            .plan(input().avoiding(vec![Rect::full(640, 480)]))
+            .unwrap();
+        assert_eq!(all.program, first.program);
+        let Some((k, centre)) = first_pointer(&first) else {
+            continue;
+        };
+        // A region around where the first plan pointed: the tiny model's patch is 160 original
+        // px here, and the chosen patch's centre is within half of it of the box's centre.
+        let avoid = Rect::new(
+            centre.0 - 85.0,
+            centre.1 - 85.0,
+            centre.0 + 85.0,
+            centre.1 + 85.0,
+        );
+        let other = model.plan(input().avoiding(vec![avoid])).unwrap();
+        assert_valid(&other);
+        let (k2, _) = first_pointer(&other).expect("the same grammar path points again");
+        assert_ne!(k2, k, "plan {i}: the avoided patch was chosen again");
+        moved += 1;
+    }
+    assert!(moved > 0, "no plan pointed at all");
+}
+
+/// The first pointer choice of a plan: its patch and its box or point's centre in original
+/// pixels.
+fn first_pointer(out: &etchr_model::PlanOutput) -> Option<(usize, (f64, f64))> {
+    let k = out.steps.iter().find_map(|s| s.patch)?;
+    let r = out.program.ops().iter().find_map(|op| match op {
+        etchr_ops::Op::Path { from, .. } => Some(Rect::new(from.x, from.y, from.x, from.y)),
+        op => op.focus_region(),
+    })?;
+    Some((k, ((r.x0 + r.x1) / 2.0, (r.y0 + r.y1) / 2.0)))
+}
+
 fn example(model: &EditingModel, w: u32, h: u32, json: &str, q: &str) -> TrainExample {
     let mut rng = Rng(w as u64 * 31 + h as u64);
     let img = image(&mut rng, w, h);

@@ -5,7 +5,8 @@
 //! ([`Strategy`]) share one [`Reasoner`]:
 //!
 //! - `evr`: edit → the upstream verifies the edit (`\boxed{1}` / `\boxed{0}`) → it reasons over
-//!   `[original, edited]` if the edit helps, else over `[original]`;
+//!   `[original, edited]` if the edit helps, else over `[original]`; a rejected edit makes the
+//!   planner propose the next candidate away from it, up to `max_steps` candidates;
 //! - `progressive`: reason → edit conditioned on the reasoning so far → reason → ... until the
 //!   upstream answers or a budget ends;
 //! - `tools`: the upstream calls `edit_image` with an edit program in its own box convention.

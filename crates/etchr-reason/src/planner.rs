@@ -6,7 +6,7 @@
 //! may send explicit ops ([`ExplicitOps`]). In the `tools` strategy the upstream itself plans through tool calls, so no
 //! `Planner` runs there; the trace names the planner either way.
 
-use etchr_ops::{Op, Program, Rect, RgbImage, Transform};
+use etchr_ops::{Op, Point, Program, Rect, RgbImage, Transform};
 
 /// What a planner is asked.
 pub struct PlanRequest<'a> {
@@ -22,6 +22,10 @@ pub struct PlanRequest<'a> {
     pub context: Option<&'a str>,
     /// 0 for the first edit of a run, 1 for the second, ...
     pub step: usize,
+    /// Regions of the original (pixels) that earlier edits of this run showed without helping:
+    /// a planner that can propose alternatives should place this edit elsewhere (`evr` asks
+    /// for its next candidate this way). Empty when nothing was rejected.
+    pub avoid: &'a [Rect],
 }
 
 /// Produces an edit program for an image and a question.
@@ -114,19 +118,35 @@ impl TileSearch {
         }
     }
 
-    /// The program for step `step` on an original of `width × height`.
-    pub fn program(&self, width: u32, height: u32, step: usize) -> Option<Program> {
-        let (n, i) = Self::tile(step)?;
+    /// The region of tile `i` of an `n × n` grid over `width × height`, widened by an eighth
+    /// of a tile on every side.
+    fn region(width: u32, height: u32, n: u32, i: u32) -> Rect {
         let (w, h) = (width as f64, height as f64);
         let (tw, th) = (w / n as f64, h / n as f64);
         let (col, row) = ((i % n) as f64, (i / n) as f64);
         let (mx, my) = (tw / 8.0, th / 8.0);
-        let region = Rect::new(
+        Rect::new(
             (col * tw - mx).max(0.0),
             (row * th - my).max(0.0),
             ((col + 1.0) * tw + mx).min(w),
             ((row + 1.0) * th + my).min(h),
-        );
+        )
+    }
+
+    /// Whether `tile` was as good as shown already: some region of `shown` covers at least
+    /// half of it without being much larger (at most 1.25× its area), so it was seen at about
+    /// this zoom or closer. A quadrant seen whole does not hide the smaller 3×3 tiles inside
+    /// it (they show it closer); a small rejected crop does not hide the tile around it.
+    fn shown(tile: &Rect, shown: &[Rect]) -> bool {
+        let area = tile.area().max(1.0);
+        shown.iter().any(|a| {
+            let covered = a.intersect(tile).map_or(0.0, |i| i.area());
+            covered >= 0.5 * area && a.area() <= 1.25 * area
+        })
+    }
+
+    /// Crop `region`, zoomed by up to the grid size.
+    fn crop_and_zoom(&self, region: Rect, n: u32) -> Program {
         let long = region.width().max(region.height()).max(1.0);
         let factor = (n as f64).min(self.max_side as f64 / long).max(1.0);
         let mut ops = vec![Op::Crop { region }];
@@ -138,7 +158,48 @@ impl TileSearch {
                 filter: Default::default(),
             });
         }
-        Some(Program(ops))
+        Program(ops)
+    }
+
+    /// The program for step `step` on an original of `width × height`.
+    pub fn program(&self, width: u32, height: u32, step: usize) -> Option<Program> {
+        let (n, i) = Self::tile(step)?;
+        Some(self.crop_and_zoom(Self::region(width, height, n, i), n))
+    }
+
+    /// The tile to show next when something has a guess where the target is: among the tiles
+    /// not shown yet (see [`Self::shown`]; `avoid` holds the parts already shown), the one
+    /// holding the most `weight` (points in original pixels, e.g. an editing model's pointer
+    /// distribution), the 2×2 tiles before the 3×3 ones; ties go to the earlier tile. `None`
+    /// once every tile was shown.
+    pub fn ranked(
+        &self,
+        width: u32,
+        height: u32,
+        weight: &[(Point, f32)],
+        avoid: &[Rect],
+    ) -> Option<Program> {
+        for n in [2u32, 3] {
+            let best = (0..n * n)
+                .map(|i| Self::region(width, height, n, i))
+                .filter(|r| !Self::shown(r, avoid))
+                .map(|r| {
+                    let mass: f32 = weight
+                        .iter()
+                        .filter(|(p, _)| r.contains(*p))
+                        .map(|(_, w)| w)
+                        .sum();
+                    (r, mass)
+                })
+                .fold(None::<(Rect, f32)>, |best, (r, m)| match best {
+                    Some((_, bm)) if bm >= m => best,
+                    _ => Some((r, m)),
+                });
+            if let Some((region, _)) = best {
+                return Some(self.crop_and_zoom(region, n));
+            }
+        }
+        None
     }
 }
 
@@ -172,5 +233,50 @@ mod tests {
         }
         assert!(t.program(800, 400, 12).is_some());
         assert!(t.program(800, 400, 13).is_none());
+    }
+
+    #[test]
+    fn ranked_tiles_follow_the_weight_and_skip_what_was_shown() {
+        let t = TileSearch::default();
+        let crop = |p: Program| match p.0[0] {
+            Op::Crop { region } => region,
+            ref other => panic!("{other:?}"),
+        };
+        // Most weight at the bottom right, some at the top left.
+        let weight = [
+            (Point::new(700.0, 350.0), 0.6),
+            (Point::new(50.0, 50.0), 0.3),
+            (Point::new(420.0, 210.0), 0.1),
+        ];
+        let first = crop(t.ranked(800, 400, &weight, &[]).unwrap());
+        assert_eq!(first, Rect::new(350.0, 175.0, 800.0, 400.0));
+        let second = crop(t.ranked(800, 400, &weight, &[first]).unwrap());
+        assert_eq!(second, Rect::new(0.0, 0.0, 450.0, 225.0));
+        // A small rejected crop inside a tile does not hide the tile.
+        let small = Rect::new(640.0, 320.0, 760.0, 380.0);
+        assert_eq!(crop(t.ranked(800, 400, &weight, &[small]).unwrap()), first);
+        // The four quadrants shown: the 3×3 tiles still show closer, the bottom-right one
+        // (most weight) first; once they were shown too, nothing is left.
+        let mut tiles: Vec<Rect> = (0..4)
+            .map(|k| crop(t.program(800, 400, k).unwrap()))
+            .collect();
+        let nine = crop(t.ranked(800, 400, &weight, &tiles).unwrap());
+        assert!(
+            (nine.x0 - 500.0).abs() < 1e-6 && (nine.y0 - 250.0).abs() < 1e-6,
+            "{nine:?}"
+        );
+        assert_eq!((nine.x1, nine.y1), (800.0, 400.0));
+        tiles.extend((4..13).map(|k| crop(t.program(800, 400, k).unwrap())));
+        assert!(t.ranked(800, 400, &weight, &tiles).is_none());
+        // The whole image seen hides no tile.
+        assert_eq!(
+            t.ranked(800, 400, &weight, &[Rect::full(800, 400)]),
+            t.ranked(800, 400, &weight, &[])
+        );
+        // Without any weight the order is the plain scan's.
+        assert_eq!(
+            t.ranked(800, 400, &[], &[]).unwrap(),
+            t.program(800, 400, 0).unwrap()
+        );
     }
 }

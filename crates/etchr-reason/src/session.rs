@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use etchr_ops::{decode_image, render, Program, RgbImage, Transform};
+use etchr_ops::{decode_image, render, Program, Rect, RgbImage, Transform};
 use etchr_upstream::{
     CallContext, ChatRequest, ChatResponse, Content, ContentPart, Message, Tool, ToolCall, Usage,
 };
@@ -381,14 +381,35 @@ impl<'a> Session<'a> {
         out
     }
 
-    /// Asks the planner for the next edit and renders it. `Ok(None)` means no new edit: the
-    /// planner is exhausted, failed (recorded in the trace), or repeated a program.
+    /// Asks the planner for the next edit of the latest view (progressive use) and renders
+    /// it. `Ok(None)` means no new edit: the planner is exhausted, failed (recorded in the
+    /// trace), or repeated a program.
     pub async fn plan_edit(
         &mut self,
         context: Option<String>,
     ) -> Result<Option<usize>, ReasonError> {
+        let current = self.current.clone();
+        self.plan_on(current, context, Vec::new()).await
+    }
+
+    /// Asks the planner for another edit of the ORIGINAL that avoids `avoid` (original pixels;
+    /// the regions earlier candidates showed), and renders it; `Ok(None)` as for
+    /// [`Self::plan_edit`].
+    pub async fn plan_alternative(
+        &mut self,
+        avoid: Vec<Rect>,
+    ) -> Result<Option<usize>, ReasonError> {
+        let original = (self.original_rgb.clone(), Transform::identity());
+        self.plan_on(original, None, avoid).await
+    }
+
+    async fn plan_on(
+        &mut self,
+        (rgb, transform): (Arc<RgbImage>, Transform),
+        context: Option<String>,
+        avoid: Vec<Rect>,
+    ) -> Result<Option<usize>, ReasonError> {
         let planner = self.planner.clone();
-        let (rgb, transform) = self.current.clone();
         let original = self.original_rgb.clone();
         let question = self.req.question.clone();
         let step = self.views.len();
@@ -402,6 +423,7 @@ impl<'a> Session<'a> {
                 question: &question,
                 context: ctx.as_deref(),
                 step,
+                avoid: &avoid,
             })?;
             Ok((program, ms(t)))
         };
@@ -439,6 +461,27 @@ impl<'a> Session<'a> {
             Err(e) => return Err(e),
         };
         Ok(Some(self.add_view(rendered, StepKind::Edit, name, context)))
+    }
+
+    /// The part of the original that view `k` singled out, for asking a planner to look
+    /// elsewhere: the view's extent when it is a crop (under 90 % of the original's area), else
+    /// the region its program marks (a box on the whole image), else `None` (a rotation of the
+    /// whole image shows everything).
+    pub fn shown_region(&self, k: usize) -> Option<Rect> {
+        let view = self.views.get(k.checked_sub(1)?)?;
+        let (w, h) = self.original_rgb.dimensions();
+        let full = Rect::full(w, h);
+        let extent = view
+            .transform
+            .rect_to_original(&Rect::full(view.info.width, view.info.height));
+        if extent.width() * extent.height() < 0.9 * full.width() * full.height() {
+            return Some(extent);
+        }
+        self.steps
+            .iter()
+            .filter_map(|st| st.edit.as_ref())
+            .find(|e| e.view == k)
+            .and_then(|e| e.program.focus())
     }
 
     /// Renders a program (original pixels) for the tools strategy; errors are the program's fault

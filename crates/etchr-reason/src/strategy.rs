@@ -11,16 +11,19 @@ use crate::tools::{edit_image_tool, parse_arguments, to_original, TOOL_NAME};
 use crate::trace::StepKind;
 
 /// Edit → verify → reason over [original, edited] if the edit helps, else [original].
+///
+/// Up to `max_steps` candidate edits are verified one after another, each planned on the
+/// original away from the regions the rejected ones showed (`Session::plan_alternative`); the
+/// first the upstream accepts is used. `max_steps = 1` is the paper's single edit.
 pub(crate) async fn evr(s: &mut Session<'_>) -> Result<(), ReasonError> {
     let q = s.question();
-    let view = if s.max_steps > 0 && !s.past_soft_deadline() {
-        s.plan_edit(None).await?
-    } else {
-        None
-    };
     let mut images = s.base_images().into_iter().cloned().collect::<Vec<_>>();
     let mut text = prompt::question(&q);
-    if let Some(v) = view {
+    let mut avoid = Vec::new();
+    while s.views.len() < s.max_steps && !s.past_soft_deadline() {
+        let Some(v) = s.plan_alternative(avoid.clone()).await? else {
+            break;
+        };
         let edited = s.view(v).cloned().expect("the view was just added");
         let mut with_edit = images.clone();
         with_edit.push(edited);
@@ -37,7 +40,9 @@ pub(crate) async fn evr(s: &mut Session<'_>) -> Result<(), ReasonError> {
         if helps {
             images = with_edit;
             text = prompt::with_edit(&q);
+            break;
         }
+        avoid.extend(s.shown_region(v));
     }
     let refs: Vec<_> = images.iter().collect();
     let tools = s.answer_tools(None);

@@ -105,10 +105,119 @@ async fn evr_drops_an_unhelpful_edit() {
         Reply::chat("ANSWER: nothing"),
     ]))
     .await;
-    let out = reasoner(&mock).run(request(Strategy::Evr)).await.unwrap();
+    let mut req = request(Strategy::Evr);
+    req.max_steps = Some(1);
+    let out = reasoner(&mock).run(req).await.unwrap();
     assert_eq!(out.trace.answer, "nothing");
     assert_eq!(out.trace.steps[1].helps, Some(false));
     assert_eq!(images_in(&mock.bodies()[1]), 1);
+}
+
+/// Crops a 100 × 100 square at the first spot along the top row that no avoided region
+/// covers, and records what it was asked.
+#[derive(Default)]
+struct LooksElsewhere {
+    asked: std::sync::Mutex<Vec<(Vec<Rect>, bool)>>,
+}
+
+impl etchr_reason::Planner for LooksElsewhere {
+    fn name(&self) -> &str {
+        "looks_elsewhere"
+    }
+
+    fn plan(
+        &self,
+        request: &etchr_reason::PlanRequest<'_>,
+    ) -> Result<etchr_ops::Program, etchr_reason::PlanError> {
+        self.asked.lock().unwrap().push((
+            request.avoid.to_vec(),
+            request.transform.steps.is_empty() && request.image.width() == 800,
+        ));
+        let x = (0..8)
+            .map(|i| i as f64 * 100.0)
+            .find(|x| {
+                !request
+                    .avoid
+                    .iter()
+                    .any(|r| r.x0 <= x + 50.0 && x + 50.0 <= r.x1)
+            })
+            .ok_or(etchr_reason::PlanError::Exhausted)?;
+        Ok(etchr_ops::Program(vec![Op::Crop {
+            region: Rect::new(x, 0.0, x + 100.0, 100.0),
+        }]))
+    }
+}
+
+#[tokio::test]
+async fn evr_tries_another_candidate_away_from_a_rejected_one() {
+    let mock = MockUpstream::start(Script::queue([
+        Reply::chat("\\boxed{0}"),
+        Reply::chat("\\boxed{1}"),
+        Reply::chat("It is a lamp. \\boxed{lamp}"),
+    ]))
+    .await;
+    let planner = Arc::new(LooksElsewhere::default());
+    let out = reasoner(&mock)
+        .with_planner(planner.clone())
+        .run(request(Strategy::Evr))
+        .await
+        .unwrap();
+    let t = &out.trace;
+    assert_eq!(t.answer, "lamp");
+    let kinds: Vec<_> = t.steps.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            StepKind::Edit,
+            StepKind::Verify,
+            StepKind::Edit,
+            StepKind::Verify,
+            StepKind::Reason
+        ]
+    );
+    assert_eq!(t.steps[1].helps, Some(false));
+    assert_eq!(t.steps[3].helps, Some(true));
+    // The second candidate was planned on the original, away from the first crop.
+    let asked = planner.asked.lock().unwrap().clone();
+    assert_eq!(
+        asked,
+        [
+            (vec![], true),
+            (vec![Rect::new(0.0, 0.0, 100.0, 100.0)], true)
+        ]
+    );
+    let second = t.steps[2].edit.as_ref().unwrap();
+    assert_eq!(
+        second.program.0,
+        [Op::Crop {
+            region: Rect::new(100.0, 0.0, 200.0, 100.0)
+        }]
+    );
+    // The answer call carries the original and the accepted (second) edit only.
+    let bodies = mock.bodies();
+    assert_eq!(bodies.len(), 3);
+    assert_eq!(images_in(&bodies[2]), 2);
+    assert_eq!(out.views.len(), 2);
+}
+
+#[tokio::test]
+async fn evr_stops_after_max_steps_candidates() {
+    let mock = MockUpstream::start(Script::queue([
+        Reply::chat("\\boxed{0}"),
+        Reply::chat("\\boxed{0}"),
+        Reply::chat("ANSWER: none"),
+    ]))
+    .await;
+    let mut req = request(Strategy::Evr);
+    req.max_steps = Some(2);
+    let out = reasoner(&mock)
+        .with_planner(Arc::new(LooksElsewhere::default()))
+        .run(req)
+        .await
+        .unwrap();
+    assert_eq!(out.trace.answer, "none");
+    assert_eq!(out.trace.edits().count(), 2);
+    assert_eq!(images_in(&mock.bodies()[2]), 1, "no edit helped");
 }
 
 #[tokio::test]

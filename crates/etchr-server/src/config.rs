@@ -111,6 +111,16 @@ pub enum ModelDevice {
     Cuda,
 }
 
+/// Where the editing model's alternative plans come from (`[model] alternatives`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Alternatives {
+    /// The unseen zoomed tile holding the most of the model's pointer distribution.
+    Tiles,
+    /// The model's own plan, its first pointer kept out of what was shown.
+    Model,
+}
+
 /// The editing model: the planner of `/v1/edit` without `ops` and of the loop's `evr` and
 /// `progressive` strategies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +145,11 @@ pub struct EditingModelConfig {
     /// view twice the crop's size and use that program. Costs a second call. Off by default:
     /// the shipped weights place programs better in one call (models/README.md has both IoUs).
     pub refine: bool,
+    /// Where `evr`'s next candidate comes from once the upstream rejected an edit: `tiles`
+    /// (the zoomed tile, 2×2 then 3×3, that holds the most of the model's pointer
+    /// distribution among those not shown yet) or `model` (the model plans again with its
+    /// first pointer kept out of the shown regions). bench/RESULTS.md compares them.
+    pub alternatives: Alternatives,
     /// Compute threads for the model on the CPU (candle's pool; sets `RAYON_NUM_THREADS` at
     /// start-up unless the environment already does). 0: candle's default, one per physical
     /// core. The shipped model's matrices are too small to split: more threads mostly wait on
@@ -152,6 +167,7 @@ impl Default for EditingModelConfig {
             max_batch: 8,
             batch_window_ms: 2,
             refine: false,
+            alternatives: Alternatives::Tiles,
             cpu_threads: 1,
         }
     }

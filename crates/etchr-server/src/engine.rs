@@ -105,6 +105,7 @@ pub fn execute(job: EditJob) -> Result<EditOutcome, ApiError> {
                 question: &question,
                 context: context.as_deref(),
                 step: 0,
+                avoid: &[],
             })?;
             timings.plan = Some(ms(t));
             program
