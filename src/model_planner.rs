@@ -11,7 +11,7 @@ use candle_core::Device;
 use etchr_model::{
     EditingModel, ImageInput, ModelError, ModelHandle, ModelWorker, PlanInput, WorkerConfig,
 };
-use etchr_ops::{Program, RgbImage, Transform};
+use etchr_ops::{Op, Program, RgbImage, Transform};
 use etchr_reason::planner::{PlanError, PlanRequest, Planner, TileSearch};
 use etchr_server::config::{Alternatives, EditingModelConfig, ModelDevice};
 use std::path::{Path, PathBuf};
@@ -109,9 +109,10 @@ impl Planner for ModelPlanner {
             };
             let out = self.call(request.image.clone(), request.transform.clone(), &guess)?;
             let (w, h) = request.original_size;
-            return TileSearch::default()
+            let tile = TileSearch::default()
                 .ranked(w, h, &out.first_pointer, request.avoid)
-                .ok_or(PlanError::Exhausted);
+                .ok_or(PlanError::Exhausted)?;
+            return Ok(with_orientation(tile, &out.program));
         }
         let first = self.call(request.image.clone(), request.transform.clone(), request)?;
         if !self.refine {
@@ -129,6 +130,21 @@ impl Planner for ModelPlanner {
         }
         Ok(second.program)
     }
+}
+
+/// `tile` (a crop, then maybe a zoom) with the rotations and flips of the model's own program
+/// applied to the crop: a turned or mirrored target is still turned in a plain tile, and the
+/// model's guess of how to set it upright is all the tile can borrow from its plan.
+fn with_orientation(tile: Program, model: &Program) -> Program {
+    let turns = model
+        .ops()
+        .iter()
+        .filter(|op| matches!(op, Op::Rotate { .. } | Op::Flip { .. }))
+        .cloned();
+    let mut ops = tile.0;
+    let at = ops.len().min(1);
+    ops.splice(at..at, turns);
+    Program(ops)
 }
 
 /// The model's errors in the planner's terms: a full queue is [`PlanError::Overloaded`] (503
@@ -442,9 +458,12 @@ mod tests {
             .unwrap();
         // Tiles (the default): the unseen tile that holds the most of the model's guess.
         let tiles = tiny_planner(4).plan(&request).unwrap();
-        let expected = TileSearch::default()
-            .ranked(800, 600, &direct.first_pointer, &shown)
-            .unwrap();
+        let expected = with_orientation(
+            TileSearch::default()
+                .ranked(800, 600, &direct.first_pointer, &shown)
+                .unwrap(),
+            &direct.program,
+        );
         assert_eq!(tiles, expected);
         assert!(matches!(tiles.0[0], etchr_ops::Op::Crop { .. }));
         // Every tile shown: nothing left to propose.
@@ -477,6 +496,26 @@ mod tests {
             )
             .unwrap();
         assert_eq!(model, avoided.program);
+    }
+
+    #[test]
+    fn tiles_borrow_the_models_rotations_and_flips() {
+        let tile =
+            Program::from_json(r#"[{"op":"crop","box":[0,0,400,300]},{"op":"zoom","factor":2}]"#)
+                .unwrap();
+        let model = Program::from_json(
+            r#"[{"op":"crop","box":[10,10,50,50]},{"op":"rotate","angle":90},
+                {"op":"flip","axis":"horizontal"},{"op":"zoom","factor":3}]"#,
+        )
+        .unwrap();
+        let kinds: Vec<&str> = with_orientation(tile.clone(), &model)
+            .ops()
+            .iter()
+            .map(|op| op.name())
+            .collect();
+        assert_eq!(kinds, ["crop", "rotate", "flip", "zoom"]);
+        // Nothing to borrow: the tile as it was.
+        assert_eq!(with_orientation(tile.clone(), &tile), tile);
     }
 
     #[test]
