@@ -310,8 +310,7 @@ impl PointerGeometry {
     /// image; failing that, any patch.
     pub fn mask(&self, tracker: &Tracker) -> Vec<bool> {
         let v = tracker.visible();
-        // Closed on the far edges: a crop's last row of pixels still counts.
-        let inside = |p: &Point| p.x >= v.x0 && p.x <= v.x1 && p.y >= v.y0 && p.y <= v.y1;
+        let inside = |p: &Point| holds(&v, p);
         let m: Vec<bool> = self
             .centres
             .iter()
@@ -338,11 +337,7 @@ impl PointerGeometry {
         if avoid.is_empty() {
             return;
         }
-        let inside = |p: &Point| {
-            avoid
-                .iter()
-                .any(|r| p.x >= r.x0 && p.x <= r.x1 && p.y >= r.y0 && p.y <= r.y1)
-        };
+        let inside = |p: &Point| avoid.iter().any(|r| holds(r, p));
         let kept: Vec<bool> = mask
             .iter()
             .zip(&self.centres)
@@ -352,6 +347,11 @@ impl PointerGeometry {
             mask.copy_from_slice(&kept);
         }
     }
+}
+
+/// Whether `r` holds `p`, closed on the far edges too: a crop's last row of pixels still counts.
+fn holds(r: &Rect, p: &Point) -> bool {
+    p.x >= r.x0 && p.x <= r.x1 && p.y >= r.y0 && p.y <= r.y1
 }
 
 /// What the decoder must produce at one step.

@@ -470,11 +470,10 @@ impl<'a> Session<'a> {
     pub fn shown_region(&self, k: usize) -> Option<Rect> {
         let view = self.views.get(k.checked_sub(1)?)?;
         let (w, h) = self.original_rgb.dimensions();
-        let full = Rect::full(w, h);
         let extent = view
             .transform
             .rect_to_original(&Rect::full(view.info.width, view.info.height));
-        if extent.width() * extent.height() < 0.9 * full.width() * full.height() {
+        if extent.area() < 0.9 * Rect::full(w, h).area() {
             return Some(extent);
         }
         self.steps
