@@ -88,14 +88,8 @@ impl ModelPlanner {
         );
         Ok(out)
     }
-}
 
-impl Planner for ModelPlanner {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
+    fn plan_program(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
         if request.question.trim().is_empty() {
             return Err(PlanError::Invalid(
                 "the question is empty: the editing model plans from a question".into(),
@@ -109,10 +103,15 @@ impl Planner for ModelPlanner {
             };
             let out = self.call(request.image.clone(), request.transform.clone(), &guess)?;
             let (w, h) = request.original_size;
+            let weight = if restores_a_jigsaw(&out.program) {
+                &[][..]
+            } else {
+                &out.first_pointer[..]
+            };
             let tile = TileSearch::default()
-                .ranked(w, h, &out.first_pointer, request.avoid)
+                .ranked(w, h, weight, request.avoid)
                 .ok_or(PlanError::Exhausted)?;
-            return Ok(with_orientation(tile, &out.program));
+            return Ok(borrowing_from(tile, &out.program));
         }
         let first = self.call(request.image.clone(), request.transform.clone(), request)?;
         if !self.refine {
@@ -132,19 +131,73 @@ impl Planner for ModelPlanner {
     }
 }
 
-/// `tile` (a crop, then maybe a zoom) with the rotations and flips of the model's own program
-/// applied to the crop: a turned or mirrored target is still turned in a plain tile, and the
-/// model's guess of how to set it upright is all the tile can borrow from its plan.
-fn with_orientation(tile: Program, model: &Program) -> Program {
-    let turns = model
-        .ops()
-        .iter()
-        .filter(|op| matches!(op, Op::Rotate { .. } | Op::Flip { .. }))
-        .cloned();
-    let mut ops = tile.0;
-    let at = ops.len().min(1);
-    ops.splice(at..at, turns);
+impl Planner for ModelPlanner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
+        let program = self.plan_program(request)?;
+        Ok(with_the_grid_seen(program, request))
+    }
+}
+
+/// `tile` (a crop, then maybe a zoom) with what of the model's own program a plain tile would
+/// lack: its jigsaw restore, after which the tile is cut from the restored image (a `reframe`:
+/// tiles of the restored image are scattered over the shuffled one), and its rotations and
+/// flips, applied to the crop (a turned or mirrored target is still turned in a plain tile).
+fn borrowing_from(tile: Program, model: &Program) -> Program {
+    let borrowed = |keep: fn(&Op) -> bool| model.ops().iter().filter(move |op| keep(op)).cloned();
+    let mut ops: Vec<Op> = borrowed(is_restore).collect();
+    if !ops.is_empty() {
+        ops.push(Op::Reframe);
+    }
+    let mut tile = tile.0;
+    let at = tile.len().min(1);
+    tile.splice(
+        at..at,
+        borrowed(|op| matches!(op, Op::Rotate { .. } | Op::Flip { .. })),
+    );
+    ops.extend(tile);
     Program(ops)
+}
+
+fn is_restore(op: &Op) -> bool {
+    matches!(op, Op::Jigsaw { .. } | Op::JigsawSolve { .. })
+}
+
+/// The largest jigsaw grid side the planner reads from the pixels: the model's vocabulary's.
+const MAX_SEEN_GRID: u32 = 8;
+
+/// `program` with the grid of a leading `jigsaw_solve` (the model's guess, from a 256 px view
+/// where seams are hard to count) replaced by the grid the original's seams show
+/// (`etchr_ops::render::jigsaw_grid`), when they show one. Only on the original: a restore
+/// planned on a view would cut that view, not the original the program is rendered on.
+fn with_the_grid_seen(mut program: Program, request: &PlanRequest<'_>) -> Program {
+    let Some(Op::JigsawSolve {
+        rows,
+        cols,
+        order: None,
+    }) = program.0.first_mut()
+    else {
+        return program;
+    };
+    if !request.transform.steps.is_empty() {
+        return program;
+    }
+    if let Some((r, c)) = etchr_ops::render::jigsaw_grid(request.image, MAX_SEEN_GRID) {
+        if (r, c) != (*rows, *cols) {
+            tracing::debug!(model = ?(*rows, *cols), seen = ?(r, c), "jigsaw grid from the seams");
+        }
+        (*rows, *cols) = (r, c);
+    }
+    program
+}
+
+/// Whether `program` restores a jigsaw: its tiles are then cut from the restored image, where
+/// the model's pointer (placed on the shuffled one) says nothing.
+fn restores_a_jigsaw(program: &Program) -> bool {
+    program.ops().iter().any(is_restore)
 }
 
 /// The model's errors in the planner's terms: a full queue is [`PlanError::Overloaded`] (503
@@ -458,14 +511,24 @@ mod tests {
             .unwrap();
         // Tiles (the default): the unseen tile that holds the most of the model's guess.
         let tiles = tiny_planner(4).plan(&request).unwrap();
-        let expected = with_orientation(
-            TileSearch::default()
-                .ranked(800, 600, &direct.first_pointer, &shown)
-                .unwrap(),
-            &direct.program,
+        // (A restore ranks its tiles by scan order: the pointer was placed on the shuffled
+        // image. These random weights happen to plan one, whose grid the seams then set.)
+        let weight = if restores_a_jigsaw(&direct.program) {
+            Vec::new()
+        } else {
+            direct.first_pointer.clone()
+        };
+        let expected = with_the_grid_seen(
+            borrowing_from(
+                TileSearch::default()
+                    .ranked(800, 600, &weight, &shown)
+                    .unwrap(),
+                &direct.program,
+            ),
+            &request,
         );
         assert_eq!(tiles, expected);
-        assert!(matches!(tiles.0[0], etchr_ops::Op::Crop { .. }));
+        assert!(tiles.ops().iter().any(|op| matches!(op, Op::Crop { .. })));
         // Every tile shown: nothing left to propose.
         let everything: Vec<Rect> = (0..13)
             .map(
@@ -495,11 +558,11 @@ mod tests {
                     .avoiding(shown.to_vec()),
             )
             .unwrap();
-        assert_eq!(model, avoided.program);
+        assert_eq!(model, with_the_grid_seen(avoided.program, &request));
     }
 
     #[test]
-    fn tiles_borrow_the_models_rotations_and_flips() {
+    fn tiles_borrow_the_models_restore_rotations_and_flips() {
         let tile =
             Program::from_json(r#"[{"op":"crop","box":[0,0,400,300]},{"op":"zoom","factor":2}]"#)
                 .unwrap();
@@ -508,14 +571,76 @@ mod tests {
                 {"op":"flip","axis":"horizontal"},{"op":"zoom","factor":3}]"#,
         )
         .unwrap();
-        let kinds: Vec<&str> = with_orientation(tile.clone(), &model)
+        let kinds: Vec<&str> = borrowing_from(tile.clone(), &model)
             .ops()
             .iter()
             .map(|op| op.name())
             .collect();
         assert_eq!(kinds, ["crop", "rotate", "flip", "zoom"]);
         // Nothing to borrow: the tile as it was.
-        assert_eq!(with_orientation(tile.clone(), &tile), tile);
+        assert_eq!(borrowing_from(tile.clone(), &tile), tile);
+        // A jigsaw restore goes first, and the tile is cut from the restored image.
+        let model = Program::from_json(
+            r#"[{"op":"jigsaw_solve","rows":2,"cols":3},{"op":"crop","box":[10,10,50,50]}]"#,
+        )
+        .unwrap();
+        let borrowed = borrowing_from(tile.clone(), &model);
+        let kinds: Vec<&str> = borrowed.ops().iter().map(|op| op.name()).collect();
+        assert_eq!(kinds, ["jigsaw_solve", "reframe", "crop", "zoom"]);
+        assert_eq!(borrowed.ops()[2], tile.ops()[0]);
+    }
+
+    #[test]
+    fn a_restore_takes_the_grid_its_seams_show() {
+        // A 2×3 shuffle of a smooth scene; the model guessed 4×8.
+        let scene = RgbImage::from_fn(240, 160, |x, y| {
+            image::Rgb([
+                (x * 255 / 240) as u8,
+                (y * 255 / 160) as u8,
+                ((x + y) % 60) as u8,
+            ])
+        });
+        let shuffled = etchr_ops::render::jigsaw_permute(&scene, 2, 3, &[5, 4, 3, 2, 1, 0]);
+        let guess = Program(vec![
+            Op::JigsawSolve {
+                rows: 4,
+                cols: 8,
+                order: None,
+            },
+            Op::Crop {
+                region: Rect::new(0.0, 0.0, 80.0, 80.0),
+            },
+        ]);
+        let request = |image: &RgbImage, transform: &Transform| {
+            with_the_grid_seen(
+                guess.clone(),
+                &PlanRequest {
+                    image,
+                    transform,
+                    original_size: (240, 160),
+                    question: "restore the tiles",
+                    context: None,
+                    step: 0,
+                    avoid: &[],
+                },
+            )
+        };
+        let seen = request(&shuffled, &Transform::identity());
+        assert_eq!(
+            seen.ops()[0],
+            Op::JigsawSolve {
+                rows: 2,
+                cols: 3,
+                order: None
+            }
+        );
+        assert_eq!(seen.ops()[1..], guess.ops()[1..]);
+        // No seams (never shuffled), or planned on a view: the model's guess stands.
+        assert_eq!(request(&scene, &Transform::identity()), guess);
+        let zoomed = Transform::identity().then(etchr_ops::Step::Affine {
+            matrix: etchr_ops::Affine::scale(0.5, 0.5),
+        });
+        assert_eq!(request(&shuffled, &zoomed), guess);
     }
 
     #[test]

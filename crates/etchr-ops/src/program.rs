@@ -331,6 +331,11 @@ pub enum Op {
         cols: u32,
         order: Vec<u32>,
     },
+    /// From here on, ops name coordinates in pixels of the view rendered so far instead of the
+    /// original's: after a `jigsaw_solve`, `crop` a part of the restored image (in original
+    /// pixels, a rectangle of the restored image is scattered over the shuffled tiles). The
+    /// views' provenance still maps back to the original.
+    Reframe,
     /// Find the order that restores a shuffled `rows × cols` grid from edge continuity and
     /// apply it. The repaired program records the order found.
     JigsawSolve {
@@ -403,6 +408,7 @@ impl Op {
             Op::Tiles { .. } => "tiles",
             Op::Jigsaw { .. } => "jigsaw",
             Op::JigsawSolve { .. } => "jigsaw_solve",
+            Op::Reframe => "reframe",
             Op::Flood { .. } => "flood",
             Op::Path { .. } => "path",
         }
@@ -442,7 +448,8 @@ impl Op {
             | Op::Grid { .. }
             | Op::Tiles { .. }
             | Op::Jigsaw { .. }
-            | Op::JigsawSolve { .. } => {}
+            | Op::JigsawSolve { .. }
+            | Op::Reframe => {}
         }
     }
 
@@ -472,7 +479,8 @@ impl Program {
         self.0.len()
     }
 
-    /// The region the program singles out, in original pixels: the last marking op (box,
+    /// The region the program singles out, in original pixels (in the reframed view's after a
+    /// `reframe`): the last marking op (box,
     /// ellipse, highlight) if there is one, else the first crop. A crop keeps context around
     /// its target, so when a program also marks something, the mark is the more precise answer
     /// to "where did it look".

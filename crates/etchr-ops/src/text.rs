@@ -191,6 +191,7 @@ mod tests {
             {"op":"measure","from":[0,0],"to":[3,4]},
             {"op":"jigsaw","rows":1,"cols":1,"order":[0]},
             {"op":"jigsaw_solve","rows":2,"cols":2},
+            {"op":"reframe"},
             {"op":"flood","from":[1,1]},
             {"op":"path","from":[1,1],"to":[8,8],"wall_luma":50},
             {"op":"tiles","rows":2,"cols":2}

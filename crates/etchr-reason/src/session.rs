@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use etchr_ops::{decode_image, render, Program, Rect, RgbImage, Transform};
+use etchr_ops::{decode_image, render, Op, Program, Rect, RgbImage, Transform};
 use etchr_upstream::{
     CallContext, ChatRequest, ChatResponse, Content, ContentPart, Message, Tool, ToolCall, Usage,
 };
@@ -466,21 +466,26 @@ impl<'a> Session<'a> {
     /// The part of the original that view `k` singled out, for asking a planner to look
     /// elsewhere: the view's extent when it is a crop (under 90 % of the original's area), else
     /// the region its program marks (a box on the whole image), else `None` (a rotation of the
-    /// whole image shows everything).
+    /// whole image shows everything). A program that `reframe`s names its regions in the
+    /// reframed view (say, a tile of a restored jigsaw, whose extent in the shuffled original
+    /// is scattered), so its region is the one it names.
     pub fn shown_region(&self, k: usize) -> Option<Rect> {
         let view = self.views.get(k.checked_sub(1)?)?;
+        let program = self
+            .steps
+            .iter()
+            .filter_map(|st| st.edit.as_ref())
+            .find(|e| e.view == k)
+            .map(|e| &e.program);
+        let reframed = program.is_some_and(|p| p.ops().contains(&Op::Reframe));
         let (w, h) = self.original_rgb.dimensions();
         let extent = view
             .transform
             .rect_to_original(&Rect::full(view.info.width, view.info.height));
-        if extent.area() < 0.9 * Rect::full(w, h).area() {
+        if !reframed && extent.area() < 0.9 * Rect::full(w, h).area() {
             return Some(extent);
         }
-        self.steps
-            .iter()
-            .filter_map(|st| st.edit.as_ref())
-            .find(|e| e.view == k)
-            .and_then(|e| e.program.focus())
+        program.and_then(Program::focus)
     }
 
     /// Renders a program (original pixels) for the tools strategy; errors are the program's fault

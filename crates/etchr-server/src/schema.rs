@@ -267,6 +267,11 @@ const OPS: &[OpDoc] = &[
         ],
     },
     OpDoc {
+        name: "reframe",
+        doc: "From here on, ops name coordinates in pixels of the view rendered so far, not of the original (after jigsaw_solve: crop a part of the restored image). Provenance still maps the views back to the original; normalised `coords` conventions keep scaling by the original's size.",
+        fields: &[],
+    },
+    OpDoc {
         name: "flood",
         doc: "Tint the free space reachable from `from`.",
         fields: &[req("from", Kind::Point, "Seed point."), COLOR, WALL],

@@ -29,6 +29,74 @@ pub fn inverse(order: &[u32]) -> Vec<u32> {
     inv
 }
 
+/// The grid a shuffled image was cut into, read from its seams: `(rows, cols)`, each up to
+/// `max`, or `None` when no cut shows (an image that was never shuffled). A cut between two
+/// tiles that were not neighbours is a line where neighbouring pixels differ far more than
+/// they do just beside it. A grid of `n` tiles `len / n` wide (the tile size `jigsaw` and
+/// `jigsaw_solve` use) fits when at least two thirds of its `n − 1` cuts show, so a cut that
+/// happens to join two true neighbours, or runs through a plain background, is forgiven; the
+/// finest fitting grid wins, because every coarser grid whose cuts are a subset of the true
+/// ones fits too, while a finer one puts a third or more of its cuts inside tiles.
+pub fn detect_grid(img: &RgbImage, max: u32) -> Option<(u32, u32)> {
+    let (w, h) = img.dimensions();
+    let rows = finest_fit(&seam_profile(img, false), h, max);
+    let cols = finest_fit(&seam_profile(img, true), w, max);
+    (rows > 1 || cols > 1).then_some((rows, cols))
+}
+
+/// `d[i]`: the mean absolute difference (summed over channels) between pixel lines `i` and
+/// `i + 1`: columns when `across_x`, else rows.
+fn seam_profile(img: &RgbImage, across_x: bool) -> Vec<f64> {
+    let (w, h) = img.dimensions();
+    let (len, other) = if across_x { (w, h) } else { (h, w) };
+    let mut d = vec![0.0f64; len.saturating_sub(1) as usize];
+    let px = |a: u32, b: u32| {
+        let (x, y) = if across_x { (a, b) } else { (b, a) };
+        img.get_pixel(x, y).0
+    };
+    for (i, slot) in d.iter_mut().enumerate() {
+        let i = i as u32;
+        let mut sum = 0u64;
+        for j in 0..other {
+            let (p, q) = (px(i, j), px(i + 1, j));
+            sum += (0..3).map(|c| p[c].abs_diff(q[c]) as u64).sum::<u64>();
+        }
+        *slot = sum as f64 / other.max(1) as f64;
+    }
+    d
+}
+
+/// The largest `n ≤ max` whose cuts mostly show in `d` (1 when none does).
+fn finest_fit(d: &[f64], len: u32, max: u32) -> u32 {
+    // How much a cut stands out: its difference over the median of the lines near it.
+    const SHOWS: f64 = 3.0;
+    let stands_out = |at: usize| -> bool {
+        let near: Vec<f64> = (at.saturating_sub(6)..at.saturating_sub(1))
+            .chain(at + 2..(at + 7).min(d.len()))
+            .map(|k| d[k])
+            .collect();
+        if near.is_empty() {
+            return false;
+        }
+        let mut near = near;
+        near.sort_by(f64::total_cmp);
+        d[at] > SHOWS * (near[near.len() / 2] + 1e-3)
+    };
+    (2..=max)
+        .rev()
+        .find(|&n| {
+            let tile = len / n;
+            if tile < 8 {
+                return false;
+            }
+            let cuts = (1..n)
+                .filter(|k| stands_out((k * tile - 1) as usize))
+                .count();
+            3 * cuts >= 2 * (n as usize - 1)
+        })
+        .unwrap_or(1)
+}
+
 /// Dissimilarities between tile edges: `right[a][b]` is the cost of tile `b` sitting right of
 /// tile `a`, `below[a][b]` of `b` sitting below `a`. Each side predicts the other's first line
 /// from its last two (a linear continuation), which tolerates gradients that plain differences
@@ -221,6 +289,23 @@ mod tests {
         let shuffled = permute(&img, 2, 3, &order);
         assert_ne!(shuffled, img);
         assert_eq!(permute(&shuffled, 2, 3, &inverse(&order)), img);
+    }
+
+    #[test]
+    fn the_grid_is_read_from_the_seams() {
+        for (rows, cols) in [(2u32, 3u32), (4, 4), (3, 5), (4, 8), (1, 4)] {
+            let n = rows * cols;
+            // Reversed: no tile keeps a true neighbour on its right or below.
+            let order: Vec<u32> = (0..n).rev().collect();
+            let shuffled = permute(&scene(cols * 48, rows * 48), rows, cols, &order);
+            assert_eq!(
+                detect_grid(&shuffled, 8),
+                Some((rows, cols)),
+                "{rows}x{cols} {order:?}"
+            );
+        }
+        // Never shuffled: no cut shows.
+        assert_eq!(detect_grid(&scene(200, 120), 8), None);
     }
 
     #[test]

@@ -8,7 +8,10 @@ mod jigsaw;
 mod maze;
 mod pixels;
 
-pub use jigsaw::{inverse as jigsaw_inverse, permute as jigsaw_permute, solve as jigsaw_solve};
+pub use jigsaw::{
+    detect_grid as jigsaw_grid, inverse as jigsaw_inverse, permute as jigsaw_permute,
+    solve as jigsaw_solve,
+};
 pub use pixels::resize;
 
 use crate::error::OpsError;
@@ -53,7 +56,8 @@ pub struct View {
 pub struct Rendered {
     /// One view, or one per tile when the program ends with `tiles`.
     pub views: Vec<View>,
-    /// The program as rendered: repaired, in original pixels, with solved jigsaw orders.
+    /// The program as rendered: repaired, in original pixels (after a `reframe`, in the pixels
+    /// of the view it reframed to), with solved jigsaw orders.
     pub program: Program,
     /// What was repaired, one line per repair, naming the op.
     pub repairs: Vec<String>,
@@ -61,7 +65,7 @@ pub struct Rendered {
     pub op_ms: f64,
 }
 
-/// Renders `program` (in original pixels) on `original`.
+/// Renders `program` (in original pixels until a `reframe`) on `original`.
 pub fn render(
     original: &RgbImage,
     program: &Program,
@@ -102,7 +106,11 @@ struct Canvas<'a> {
     image: Option<Cow<'a, RgbImage>>,
     width: u32,
     height: u32,
+    /// The current view back to the original: the views' provenance.
     transform: Transform,
+    /// The current view back to the frame ops name coordinates in: `transform` until a
+    /// `reframe`, after it only the steps since.
+    frame: Transform,
     opts: &'a RenderOptions,
     repairs: Vec<String>,
     tiles: Option<(u32, u32)>,
@@ -124,6 +132,7 @@ impl<'a> Canvas<'a> {
             width,
             height,
             transform: Transform::identity(),
+            frame: Transform::identity(),
             opts,
             repairs: Vec::new(),
             tiles: None,
@@ -203,9 +212,10 @@ impl<'a> Canvas<'a> {
             .push(format!("op {index} ({op}): {}", what.as_ref()));
     }
 
-    /// The part of the original image the current view shows, in original pixels.
+    /// The part of the frame the ops name coordinates in (the original, or the view at the
+    /// last `reframe`) that the current view shows.
     fn visible(&self) -> Rect {
-        self.transform
+        self.frame
             .rect_to_original(&Rect::full(self.width, self.height))
     }
 
@@ -259,7 +269,7 @@ impl<'a> Canvas<'a> {
 
     /// Integer view pixels covered by an original-pixel box, clipped to the view.
     fn view_pixels(&self, r: &Rect) -> PixelBox {
-        let v = self.transform.rect_to_view(r);
+        let v = self.frame.rect_to_view(r);
         let clip = |a: f64, max: u32| a.round().clamp(0.0, max as f64) as u32;
         let (x0, y0) = (clip(v.x0, self.width), clip(v.y0, self.height));
         let (x1, y1) = (clip(v.x1, self.width), clip(v.y1, self.height));
@@ -276,6 +286,7 @@ impl<'a> Canvas<'a> {
         }
         self.width = width;
         self.height = height;
+        self.frame = self.frame.then(step.clone());
         self.transform = self.transform.then(step);
     }
 
@@ -330,9 +341,9 @@ impl<'a> Canvas<'a> {
     /// Draws the outline of an original-pixel box on the view: an axis-aligned frame when the
     /// view is axis-aligned, else the mapped quadrilateral.
     fn outline(&mut self, r: &Rect, width: f64, color: Rgb<u8>) -> Rect {
-        let aligned = self.transform.is_axis_aligned();
-        let view = self.transform.rect_to_view(r);
-        let corners = r.corners().map(|p| self.transform.to_view(p));
+        let aligned = self.frame.is_axis_aligned();
+        let view = self.frame.rect_to_view(r);
+        let corners = r.corners().map(|p| self.frame.to_view(p));
         if let Some(img) = self.img() {
             if aligned {
                 draw::outline_rect(img, view.x0, view.y0, view.x1, view.y1, width, color);
@@ -368,7 +379,7 @@ impl<'a> Canvas<'a> {
                     );
                 }
                 let view_box = Rect::new(x as f64, y as f64, (x + w) as f64, (y + h) as f64);
-                *region = self.transform.rect_to_original(&view_box);
+                *region = self.frame.rect_to_original(&view_box);
                 let image = self.image.as_ref().map(|i| pixels::crop(i, (x, y, w, h)));
                 self.set_view(
                     image,
@@ -569,7 +580,7 @@ impl<'a> Canvas<'a> {
             } => {
                 *region = self.repair_box(index, name, *region)?;
                 *width = self.repair_stroke(index, name, *width, 1.0, 100.0);
-                let view = self.transform.rect_to_view(region);
+                let view = self.frame.rect_to_view(region);
                 let (c, stroke, fill) = (rgb(*color), *width, *fill);
                 if let Some(img) = self.img() {
                     let ring = if fill { 0.0 } else { stroke };
@@ -598,7 +609,7 @@ impl<'a> Canvas<'a> {
                 *from = self.repair_point(index, name, *from);
                 *to = self.repair_point(index, name, *to);
                 *width = self.repair_stroke(index, name, *width, 1.0, 100.0);
-                let (a, b) = (self.transform.to_view(*from), self.transform.to_view(*to));
+                let (a, b) = (self.frame.to_view(*from), self.frame.to_view(*to));
                 let (c, stroke) = (rgb(*color), *width);
                 let arrow = matches!(op, Op::Arrow { .. });
                 if let Some(img) = self.img() {
@@ -626,7 +637,7 @@ impl<'a> Canvas<'a> {
                     *p = self.repair_point(index, name, *p);
                 }
                 *width = self.repair_stroke(index, name, *width, 1.0, 100.0);
-                let pts: Vec<Point> = points.iter().map(|p| self.transform.to_view(*p)).collect();
+                let pts: Vec<Point> = points.iter().map(|p| self.frame.to_view(*p)).collect();
                 let (c, stroke, closed) = (rgb(*color), *width, *closed);
                 if let Some(img) = self.img() {
                     draw::polyline(img, &pts, closed, stroke, c);
@@ -635,7 +646,7 @@ impl<'a> Canvas<'a> {
             Op::Point { at, color, radius } => {
                 *at = self.repair_point(index, name, *at);
                 *radius = self.repair_stroke(index, name, *radius, 1.0, 200.0);
-                let (p, c, r) = (self.transform.to_view(*at), rgb(*color), *radius);
+                let (p, c, r) = (self.frame.to_view(*at), rgb(*color), *radius);
                 if let Some(img) = self.img() {
                     draw::fill_circle(img, p, r + (r / 4.0).max(1.0), Rgb([255, 255, 255]));
                     draw::fill_circle(img, p, r, c);
@@ -659,7 +670,7 @@ impl<'a> Canvas<'a> {
                 *at = self.repair_point(index, name, *at);
                 *size = self.repair_stroke(index, name, *size, 6.0, 400.0);
                 let (p, c, s, bg) = (
-                    self.transform.to_view(*at),
+                    self.frame.to_view(*at),
                     rgb(*color),
                     *size,
                     background.map(rgb),
@@ -702,9 +713,9 @@ impl<'a> Canvas<'a> {
             }
             Op::Mask { region, color } => {
                 *region = self.repair_box(index, name, *region)?;
-                let aligned = self.transform.is_axis_aligned();
-                let view = self.transform.rect_to_view(region);
-                let corners = region.corners().map(|p| self.transform.to_view(p));
+                let aligned = self.frame.is_axis_aligned();
+                let view = self.frame.rect_to_view(region);
+                let corners = region.corners().map(|p| self.frame.to_view(p));
                 let c = rgb(*color);
                 if let Some(img) = self.img() {
                     if aligned {
@@ -778,8 +789,11 @@ impl<'a> Canvas<'a> {
                 *from = self.repair_point(index, name, *from);
                 *to = self.repair_point(index, name, *to);
                 *width = self.repair_stroke(index, name, *width, 1.0, 50.0);
-                let dist = from.distance(*to);
-                let (a, b) = (self.transform.to_view(*from), self.transform.to_view(*to));
+                let (a, b) = (self.frame.to_view(*from), self.frame.to_view(*to));
+                let dist = self
+                    .transform
+                    .to_original(a)
+                    .distance(self.transform.to_original(b));
                 let (c, stroke) = (rgb(*color), *width);
                 if let Some(img) = self.img() {
                     draw::thick_line(img, a, b, stroke, c);
@@ -825,13 +839,14 @@ impl<'a> Canvas<'a> {
                 }
                 self.apply_jigsaw(*rows, *cols, found);
             }
+            Op::Reframe => self.frame = Transform::identity(),
             Op::Flood {
                 from,
                 color,
                 wall_luma,
             } => {
                 *from = self.repair_point(index, name, *from);
-                let p = self.transform.to_view(*from);
+                let p = self.frame.to_view(*from);
                 let (w, h, c, wall) = (self.width, self.height, rgb(*color), *wall_luma);
                 if let Some(img) = self.img() {
                     let free = maze::free_mask(img, wall);
@@ -852,7 +867,7 @@ impl<'a> Canvas<'a> {
                 *from = self.repair_point(index, name, *from);
                 *to = self.repair_point(index, name, *to);
                 *width = self.repair_stroke(index, name, *width, 1.0, 50.0);
-                let (a, b) = (self.transform.to_view(*from), self.transform.to_view(*to));
+                let (a, b) = (self.frame.to_view(*from), self.frame.to_view(*to));
                 let (w, h, c, stroke, wall) =
                     (self.width, self.height, rgb(*color), *width, *wall_luma);
                 if let Some(img) = self.img() {

@@ -258,6 +258,70 @@ fn jigsaw_solve_restores_and_records_its_order() {
 }
 
 #[test]
+fn after_reframe_a_crop_takes_a_part_of_the_restored_image() {
+    // 2×2 tiles of 50×40; shuffled tile i shows original tile order[i].
+    let img = coded(100, 80);
+    let order = [3, 2, 1, 0];
+    let shuffled = run(
+        &img,
+        &format!(r#"[{{"op":"jigsaw","rows":2,"cols":2,"order":{order:?}}}]"#),
+    );
+    let shuffled = &shuffled.views[0].image;
+    // The restored top half spans shuffled tiles 3 and 2 (bottom row, swapped): without a
+    // reframe a crop names shuffled pixels, with one it names restored pixels.
+    let top_half = r#"{"op":"crop","box":[20,10,80,30]}"#;
+    let with = |reframe: bool| {
+        let mid = if reframe { r#"{"op":"reframe"},"# } else { "" };
+        let json = format!(
+            r#"[{{"op":"jigsaw","rows":2,"cols":2,"order":{order:?}}},{mid}{top_half},{{"op":"zoom","factor":2,"filter":"nearest"}}]"#
+        );
+        render(shuffled, &prog(&json), &RenderOptions::default()).unwrap()
+    };
+    let r = with(true);
+    let v = &r.views[0];
+    assert_eq!(v.image.dimensions(), (120, 40));
+    for (x, y) in [(0, 0), (59, 19), (60, 0), (119, 39)] {
+        // Restored pixels are the original's: view (x, y) shows original (20 + x/2, 10 + y/2).
+        assert_eq!(
+            decode_pos(v.image.get_pixel(x, y)),
+            (20 + x / 2, 10 + y / 2)
+        );
+    }
+    // The repaired program keeps the crop in the frame it was named in.
+    assert_eq!(r.program.ops()[2], prog(&format!("[{top_half}]")).ops()[0]);
+    // Provenance still maps back to the shuffled input, piece by piece.
+    let restored_tile_0 = v.transform.to_original(Point::new(2.0, 2.0));
+    assert_eq!(restored_tile_0, Point::new(71.0, 51.0)); // shuffled tile 3 holds original tile 0
+    let restored_tile_1 = v.transform.to_original(Point::new(118.0, 2.0));
+    assert_eq!(restored_tile_1, Point::new(29.0, 51.0)); // shuffled tile 2 holds original tile 1
+                                                         // Without the reframe the same box is a bounding box of scattered shuffled pieces.
+    assert_ne!(with(false).views[0].image.dimensions(), (120, 40));
+}
+
+#[test]
+fn reframe_after_a_zoom_names_view_pixels() {
+    let img = RgbImage::from_pixel(100, 100, Rgb([255, 255, 255]));
+    let json = r##"[{"op":"crop","box":[50,50,100,100]},{"op":"zoom","factor":2,"filter":"nearest"},
+             {"op":"reframe"},{"op":"mask","box":[20,20,40,40],"color":"#000000"},
+             {"op":"measure","from":[0,0],"to":[60,80]}]"##;
+    let r = run(&img, json);
+    let v = &r.views[0].image;
+    assert_eq!(v.get_pixel(20, 20).0, [0, 0, 0]);
+    assert_eq!(v.get_pixel(39, 39).0, [0, 0, 0]);
+    assert_eq!(v.get_pixel(80, 20).0, [255, 255, 255]);
+    // Bounds are the view's: a box past it is clamped to 100 × 100, not to the original.
+    let r = run(
+        &img,
+        r#"[{"op":"zoom","factor":0.5},{"op":"reframe"},{"op":"crop","box":[10,10,90,90]}]"#,
+    );
+    assert_eq!(r.views[0].image.dimensions(), (40, 40));
+    assert_eq!(r.repairs.len(), 1, "{:?}", r.repairs);
+    // validate walks the same frames.
+    let (vp, _) = validate(100, 100, &prog(json), &RenderOptions::default()).unwrap();
+    assert_eq!(vp, run(&img, json).program);
+}
+
+#[test]
 fn path_follows_free_space_and_stops_nearest_an_unreachable_end() {
     // White room, black wall across the middle with a gap on the right.
     let mut img = RgbImage::from_pixel(60, 60, Rgb([255, 255, 255]));
