@@ -11,7 +11,7 @@ use candle_core::Device;
 use etchr_model::{
     EditingModel, ImageInput, ModelError, ModelHandle, ModelWorker, PlanInput, WorkerConfig,
 };
-use etchr_ops::{Op, Program, RgbImage, Transform};
+use etchr_ops::{Op, Program, Rect, RgbImage, Transform};
 use etchr_reason::planner::{PlanError, PlanRequest, Planner, TileSearch};
 use etchr_server::config::{Alternatives, EditingModelConfig, ModelDevice};
 use std::path::{Path, PathBuf};
@@ -138,7 +138,10 @@ impl Planner for ModelPlanner {
 
     fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
         let program = self.plan_program(request)?;
-        Ok(with_the_grid_seen(program, request))
+        Ok(with_the_exit_found(
+            with_the_grid_seen(program, request),
+            request,
+        ))
     }
 }
 
@@ -192,6 +195,64 @@ fn with_the_grid_seen(mut program: Program, request: &PlanRequest<'_>) -> Progra
         (*rows, *cols) = (r, c);
     }
     program
+}
+
+/// `program` with its `path` run to where the maze actually leads from the model's start, and
+/// the exit's pocket cropped and zoomed in place of the model's own crop and marks
+/// (`etchr_ops::render::maze_exit`). The model finds the start (a coloured disk it sees well);
+/// which exit the corridors lead to takes solving the maze, which the renderer does exactly
+/// and the model cannot. Only for a program that starts with its path, planned on the original,
+/// like [`with_the_grid_seen`].
+fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
+    // A leading path only: after a crop or a restore the path walks another frame.
+    let Some(Op::Path {
+        from,
+        color,
+        width,
+        wall_luma,
+        ..
+    }) = program.ops().first().cloned()
+    else {
+        return program;
+    };
+    if !request.transform.steps.is_empty() {
+        return program;
+    }
+    let (w, h) = request.image.dimensions();
+    // The pocket: the reachable pixels up to a fifth of the long side in from the exit.
+    let depth = w.max(h) as f64 / 5.0;
+    let Some(((ex, ey), pocket)) =
+        etchr_ops::render::maze_exit(request.image, (from.x, from.y), wall_luma, depth)
+    else {
+        return program;
+    };
+    let pocket = Rect::from(pocket);
+    let (mx, my) = (pocket.width() * 0.1 + 4.0, pocket.height() * 0.1 + 4.0);
+    let region = Rect::new(
+        (pocket.x0 - mx).max(0.0),
+        (pocket.y0 - my).max(0.0),
+        (pocket.x1 + mx).min(w as f64),
+        (pocket.y1 + my).min(h as f64),
+    );
+    let mut ops = vec![Op::Path {
+        from,
+        to: etchr_ops::Point::new(ex, ey),
+        color,
+        width,
+        wall_luma,
+    }];
+    ops.push(Op::Crop { region });
+    // To about the upstream's reading size (1024 px is common), at most 4×.
+    let factor = (1024.0 / region.width().max(region.height()).max(1.0)).clamp(1.0, 4.0);
+    if factor > 1.0 {
+        ops.push(Op::Zoom {
+            factor: Some((factor * 100.0).floor() / 100.0),
+            width: None,
+            height: None,
+            filter: Default::default(),
+        });
+    }
+    Program(ops)
 }
 
 /// Whether `program` restores a jigsaw: its tiles are then cut from the restored image, where
@@ -641,6 +702,72 @@ mod tests {
             matrix: etchr_ops::Affine::scale(0.5, 0.5),
         });
         assert_eq!(request(&shuffled, &zoomed), guess);
+    }
+
+    #[test]
+    fn a_path_runs_to_the_exit_its_corridors_reach() {
+        // A dark board: a corridor from the start (40, 100) to a pocket on the right edge, and
+        // a sealed corridor to the left edge; the model guessed the sealed exit.
+        let mut maze = RgbImage::from_pixel(400, 200, image::Rgb([25, 25, 30]));
+        let mut open = |x0: u32, x1: u32, y0: u32, y1: u32| {
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    maze.put_pixel(x, y, image::Rgb([255, 255, 255]));
+                }
+            }
+        };
+        open(30, 400, 90, 110);
+        open(0, 20, 20, 40);
+        let guess = Program(vec![
+            Op::Path {
+                from: etchr_ops::Point::new(40.0, 100.0),
+                to: etchr_ops::Point::new(5.0, 30.0),
+                color: etchr_ops::Color([230, 0, 200]),
+                width: 3.0,
+                wall_luma: 96,
+            },
+            Op::Crop {
+                region: Rect::new(0.0, 0.0, 60.0, 60.0),
+            },
+            Op::DrawBox {
+                region: Rect::new(0.0, 20.0, 20.0, 40.0),
+                color: etchr_ops::Color([230, 25, 25]),
+                width: 3.0,
+                label: None,
+            },
+        ]);
+        let request = |transform: &Transform| {
+            with_the_exit_found(
+                guess.clone(),
+                &PlanRequest {
+                    image: &maze,
+                    transform,
+                    original_size: (400, 200),
+                    question: "from the start, which exit?",
+                    context: None,
+                    step: 0,
+                    avoid: &[],
+                },
+            )
+        };
+        let found = request(&Transform::identity());
+        let kinds: Vec<&str> = found.ops().iter().map(|op| op.name()).collect();
+        assert_eq!(kinds, ["path", "crop", "zoom"]);
+        match (&found.ops()[0], &found.ops()[1]) {
+            (Op::Path { from, to, .. }, Op::Crop { region }) => {
+                assert_eq!(*from, etchr_ops::Point::new(40.0, 100.0));
+                assert_eq!(to.x, 399.5, "{to:?}");
+                // The pocket: the corridor's last fifth of the long side (80 px), plus margins.
+                assert!(region.x1 == 400.0 && region.x0 > 300.0, "{region:?}");
+                assert!(region.y0 < 90.0 && region.y1 > 110.0, "{region:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Planned on a view: the model's program as it was.
+        let zoomed = Transform::identity().then(etchr_ops::Step::Affine {
+            matrix: etchr_ops::Affine::scale(0.5, 0.5),
+        });
+        assert_eq!(request(&zoomed), guess);
     }
 
     #[test]

@@ -137,6 +137,62 @@ pub fn path_toward(
     pts
 }
 
+/// Where a maze walked from `(x, y)` leads: the free pixel reachable from there that lies
+/// nearest the image's edge (a maze's exit opens outwards, so its pocket is the reachable
+/// place closest to the border), and the box of the reachable pixels in front of it: up to
+/// `depth` inwards from that edge and a third of that to either side (the exit's pocket, its
+/// label and the corridor leading in; narrow sideways, so a neighbouring exit's pocket stays
+/// out). `None` when the point lies inside a wall. Whether the walk starts at the true start
+/// matters less than it seems: any point in the start's corridors leads to the same exit.
+pub fn exit_from(
+    img: &RgbImage,
+    (x, y): (f64, f64),
+    wall_luma: u8,
+    depth: f64,
+) -> Option<((f64, f64), [f64; 4])> {
+    let (w, h) = img.dimensions();
+    let free = free_mask(img, wall_luma);
+    let start = snap(&free, w, h, x, y)?;
+    let reached = flood(&free, w, h, start);
+    let (wu, hu) = (w as usize, h as usize);
+    let to_edge = |i: usize| {
+        let (px, py) = (i % wu, i / wu);
+        px.min(py).min(wu - 1 - px).min(hu - 1 - py)
+    };
+    let exit = (0..reached.len())
+        .filter(|&i| reached[i])
+        .min_by_key(|&i| to_edge(i))?;
+    let (px, py) = (exit % wu, exit / wu);
+    let (ex, ey) = (px as f64 + 0.5, py as f64 + 0.5);
+    // The window in front of the exit, deep along the axis of its nearest edge.
+    let side = depth / 3.0;
+    let d = to_edge(exit);
+    let (dx, dy) = if d == px || d == wu - 1 - px {
+        (depth, side)
+    } else {
+        (side, depth)
+    };
+    let clampx = |v: f64| v.clamp(0.0, (wu - 1) as f64) as usize;
+    let clampy = |v: f64| v.clamp(0.0, (hu - 1) as f64) as usize;
+    let (x0, x1) = (clampx(ex - dx), clampx(ex + dx));
+    let (y0, y1) = (clampy(ey - dy), clampy(ey + dy));
+    let mut b = [ex, ey, ex, ey];
+    for qy in y0..=y1 {
+        for qx in x0..=x1 {
+            if reached[qy * wu + qx] {
+                let (fx, fy) = (qx as f64, qy as f64);
+                b = [
+                    b[0].min(fx),
+                    b[1].min(fy),
+                    b[2].max(fx + 1.0),
+                    b[3].max(fy + 1.0),
+                ];
+            }
+        }
+    }
+    Some(((ex, ey), b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +205,30 @@ mod tests {
             img.put_pixel(x, 4, Rgb([0, 0, 0]));
         }
         img
+    }
+
+    #[test]
+    fn the_exit_is_where_the_reachable_space_meets_the_edge() {
+        // A dark board with a corridor from (10, 20) to (40, 20), open to the right edge
+        // through a pocket at x 40..50; a sealed corridor reaches the left edge elsewhere.
+        let mut img = RgbImage::from_pixel(50, 40, Rgb([20, 20, 20]));
+        for x in 10..50 {
+            for y in 18..23 {
+                img.put_pixel(x, y, Rgb([255, 255, 255]));
+            }
+        }
+        for x in 0..8 {
+            img.put_pixel(x, 5, Rgb([255, 255, 255]));
+        }
+        let (exit, pocket) = exit_from(&img, (12.0, 20.0), 96, 15.0).unwrap();
+        assert_eq!(exit.0, 49.5);
+        assert!((18.0..23.0).contains(&exit.1), "{exit:?}");
+        // Reachable pixels up to 15 px in from the right edge: x 34..50 of the corridor.
+        assert_eq!(pocket, [34.0, 18.0, 50.0, 23.0]);
+        // From the sealed corridor, its own end on the left edge.
+        assert_eq!(exit_from(&img, (3.0, 5.0), 96, 15.0).unwrap().0, (0.5, 5.5));
+        // Deep inside a wall: no walk.
+        assert!(exit_from(&img, (25.0, 35.0), 96, 15.0).is_none());
     }
 
     #[test]
