@@ -118,6 +118,8 @@ async fn evr_drops_an_unhelpful_edit() {
 #[derive(Default)]
 struct LooksElsewhere {
     asked: std::sync::Mutex<Vec<(Vec<Rect>, bool)>>,
+    /// Cut the crops from a restored 2×2 jigsaw (`reframe`), not from the original.
+    restored: bool,
 }
 
 impl etchr_reason::Planner for LooksElsewhere {
@@ -142,9 +144,22 @@ impl etchr_reason::Planner for LooksElsewhere {
                     .any(|r| r.x0 <= x + 50.0 && x + 50.0 <= r.x1)
             })
             .ok_or(etchr_reason::PlanError::Exhausted)?;
-        Ok(etchr_ops::Program(vec![Op::Crop {
+        let crop = Op::Crop {
             region: Rect::new(x, 0.0, x + 100.0, 100.0),
-        }]))
+        };
+        Ok(etchr_ops::Program(if self.restored {
+            vec![
+                Op::Jigsaw {
+                    rows: 2,
+                    cols: 2,
+                    order: vec![3, 2, 1, 0],
+                },
+                Op::Reframe,
+                crop,
+            ]
+        } else {
+            vec![crop]
+        }))
     }
 }
 
@@ -218,6 +233,30 @@ async fn evr_stops_after_max_steps_candidates() {
     assert_eq!(out.trace.answer, "none");
     assert_eq!(out.trace.edits().count(), 2);
     assert_eq!(images_in(&mock.bodies()[2]), 1, "no edit helped");
+}
+
+#[tokio::test]
+async fn a_rejected_crop_of_a_restored_view_is_avoided_where_it_was_named() {
+    let mock = MockUpstream::start(Script::queue([
+        Reply::chat("\\boxed{0}"),
+        Reply::chat("\\boxed{1}"),
+        Reply::chat("It is a lamp. \\boxed{lamp}"),
+    ]))
+    .await;
+    let planner = Arc::new(LooksElsewhere {
+        restored: true,
+        ..Default::default()
+    });
+    let out = reasoner(&mock)
+        .with_planner(planner.clone())
+        .run(request(Strategy::Evr))
+        .await
+        .unwrap();
+    assert_eq!(out.trace.answer, "lamp");
+    // The first crop named [0, 0, 100, 100] of the restored image (in the shuffled original
+    // it comes from the bottom-right tile): that is the region to avoid next.
+    let asked = planner.asked.lock().unwrap().clone();
+    assert_eq!(asked[1].0, [Rect::new(0.0, 0.0, 100.0, 100.0)]);
 }
 
 #[tokio::test]
