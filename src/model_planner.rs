@@ -219,10 +219,15 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
         return program;
     }
     let (w, h) = request.image.dimensions();
+    let long = w.max(h) as f64;
+    // The walk begins at the coloured start marker nearest the model's point, when there is
+    // one within a pointer patch (a sixteenth of the long side): a point a few pixels off the
+    // marker can lie in a neighbouring corridor sealed off from it.
+    let start = etchr_ops::render::maze_marker(request.image, (from.x, from.y), long / 16.0)
+        .unwrap_or((from.x, from.y));
     // The pocket: the reachable pixels up to a fifth of the long side in from the exit.
-    let depth = w.max(h) as f64 / 5.0;
     let Some(((ex, ey), pocket)) =
-        etchr_ops::render::maze_exit(request.image, (from.x, from.y), wall_luma, depth)
+        etchr_ops::render::maze_exit(request.image, start, wall_luma, long / 5.0)
     else {
         return program;
     };
@@ -235,7 +240,7 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
         (pocket.y1 + my).min(h as f64),
     );
     let mut ops = vec![Op::Path {
-        from,
+        from: etchr_ops::Point::new(start.0, start.1),
         to: etchr_ops::Point::new(ex, ey),
         color,
         width,
@@ -706,7 +711,7 @@ mod tests {
 
     #[test]
     fn a_path_runs_to_the_exit_its_corridors_reach() {
-        // A dark board: a corridor from the start (40, 100) to a pocket on the right edge, and
+        // A dark board: a corridor from the start (50, 100) to a pocket on the right edge, and
         // a sealed corridor to the left edge; the model guessed the sealed exit.
         let mut maze = RgbImage::from_pixel(400, 200, image::Rgb([25, 25, 30]));
         let mut open = |x0: u32, x1: u32, y0: u32, y1: u32| {
@@ -718,6 +723,12 @@ mod tests {
         };
         open(30, 400, 90, 110);
         open(0, 20, 20, 40);
+        // The start disk, a little right of where the model points.
+        for y in 98..103 {
+            for x in 50..55 {
+                maze.put_pixel(x, y, image::Rgb([40, 170, 60]));
+            }
+        }
         let guess = Program(vec![
             Op::Path {
                 from: etchr_ops::Point::new(40.0, 100.0),
@@ -755,7 +766,8 @@ mod tests {
         assert_eq!(kinds, ["path", "crop", "zoom"]);
         match (&found.ops()[0], &found.ops()[1]) {
             (Op::Path { from, to, .. }, Op::Crop { region }) => {
-                assert_eq!(*from, etchr_ops::Point::new(40.0, 100.0));
+                // The walk starts at the marker's pixel nearest the model's point.
+                assert_eq!(*from, etchr_ops::Point::new(50.5, 99.5));
                 assert_eq!(to.x, 399.5, "{to:?}");
                 // The pocket: the corridor's last fifth of the long side (80 px), plus margins.
                 assert!(region.x1 == 400.0 && region.x0 > 300.0, "{region:?}");

@@ -137,6 +137,29 @@ pub fn path_toward(
     pts
 }
 
+/// The strongly coloured pixel (chroma at least 96: a start marker, not a grey wall, white floor
+/// or dark text) nearest to `(x, y)` within `radius`, as a pixel centre; `None` if there is none.
+pub fn nearest_marker(img: &RgbImage, (x, y): (f64, f64), radius: f64) -> Option<(f64, f64)> {
+    let (w, h) = img.dimensions();
+    let lo = |v: f64| (v - radius).max(0.0) as u32;
+    let hi = |v: f64, max: u32| ((v + radius).max(0.0) as u32).min(max.saturating_sub(1));
+    let mut best: Option<(f64, (f64, f64))> = None;
+    for py in lo(y)..=hi(y, h) {
+        for px in lo(x)..=hi(x, w) {
+            let [r, g, b] = img.get_pixel(px, py).0;
+            if r.max(g).max(b) - r.min(g).min(b) < 96 {
+                continue;
+            }
+            let c = (px as f64 + 0.5, py as f64 + 0.5);
+            let d = (c.0 - x).powi(2) + (c.1 - y).powi(2);
+            if d <= radius * radius && best.is_none_or(|(bd, _)| d < bd) {
+                best = Some((d, c));
+            }
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
 /// Where a maze walked from `(x, y)` leads: the free pixel reachable from there that lies
 /// nearest the image's edge (a maze's exit opens outwards, so its pocket is the reachable
 /// place closest to the border), and the box of the reachable pixels in front of it: up to
@@ -229,6 +252,10 @@ mod tests {
         assert_eq!(exit_from(&img, (3.0, 5.0), 96, 15.0).unwrap().0, (0.5, 5.5));
         // Deep inside a wall: no walk.
         assert!(exit_from(&img, (25.0, 35.0), 96, 15.0).is_none());
+        // A coloured start disk near the guess is where the walk should begin.
+        img.put_pixel(20, 20, Rgb([30, 160, 60]));
+        assert_eq!(nearest_marker(&img, (26.0, 26.0), 10.0), Some((20.5, 20.5)));
+        assert_eq!(nearest_marker(&img, (40.0, 30.0), 10.0), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub use jigsaw::{
     detect_grid as jigsaw_grid, inverse as jigsaw_inverse, permute as jigsaw_permute,
     solve as jigsaw_solve,
 };
-pub use maze::exit_from as maze_exit;
+pub use maze::{exit_from as maze_exit, nearest_marker as maze_marker};
 pub use pixels::resize;
 
 use crate::error::OpsError;
