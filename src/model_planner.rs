@@ -12,7 +12,7 @@ use etchr_model::{
     EditingModel, ImageInput, ModelError, ModelHandle, ModelWorker, PlanInput, WorkerConfig,
 };
 use etchr_ops::{Op, Program, Rect, RgbImage, Transform};
-use etchr_reason::planner::{PlanError, PlanRequest, Planner, TileSearch};
+use etchr_reason::planner::{crop_zoomed, PlanError, PlanRequest, Planner, TileSearch};
 use etchr_server::config::{Alternatives, EditingModelConfig, ModelDevice};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -246,17 +246,9 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
         width,
         wall_luma,
     }];
-    ops.push(Op::Crop { region });
     // To about the upstream's reading size (1024 px is common), at most 4×.
-    let factor = (1024.0 / region.width().max(region.height()).max(1.0)).clamp(1.0, 4.0);
-    if factor > 1.0 {
-        ops.push(Op::Zoom {
-            factor: Some((factor * 100.0).floor() / 100.0),
-            width: None,
-            height: None,
-            filter: Default::default(),
-        });
-    }
+    let factor = (1024.0 / region.width().max(region.height()).max(1.0)).min(4.0);
+    ops.extend(crop_zoomed(region, factor).0);
     Program(ops)
 }
 

@@ -148,17 +148,7 @@ impl TileSearch {
     /// Crop `region`, zoomed by up to the grid size.
     fn crop_and_zoom(&self, region: Rect, n: u32) -> Program {
         let long = region.width().max(region.height()).max(1.0);
-        let factor = (n as f64).min(self.max_side as f64 / long).max(1.0);
-        let mut ops = vec![Op::Crop { region }];
-        if factor > 1.0 {
-            ops.push(Op::Zoom {
-                factor: Some((factor * 100.0).floor() / 100.0),
-                width: None,
-                height: None,
-                filter: Default::default(),
-            });
-        }
-        Program(ops)
+        crop_zoomed(region, (n as f64).min(self.max_side as f64 / long))
     }
 
     /// The program for step `step` on an original of `width × height`.
@@ -201,6 +191,20 @@ impl TileSearch {
         }
         None
     }
+}
+
+/// A crop of `region`, then a zoom by `factor` (floored to hundredths) when it enlarges.
+pub fn crop_zoomed(region: Rect, factor: f64) -> Program {
+    let mut ops = vec![Op::Crop { region }];
+    if factor > 1.0 {
+        ops.push(Op::Zoom {
+            factor: Some((factor * 100.0).floor() / 100.0),
+            width: None,
+            height: None,
+            filter: Default::default(),
+        });
+    }
+    Program(ops)
 }
 
 impl Planner for TileSearch {
