@@ -185,7 +185,7 @@ fn with_the_grid_seen(mut program: Program, request: &PlanRequest<'_>) -> Progra
     else {
         return program;
     };
-    if !request.transform.steps.is_empty() {
+    if !request.transform.is_identity() {
         return program;
     }
     if let Some((r, c)) = etchr_ops::render::jigsaw_grid(request.image, MAX_SEEN_GRID) {
@@ -215,7 +215,7 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
     else {
         return program;
     };
-    if !request.transform.steps.is_empty() {
+    if !request.transform.is_identity() {
         return program;
     }
     let (w, h) = request.image.dimensions();
@@ -223,15 +223,13 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
     // The walk begins at the coloured start marker nearest the model's point, when there is
     // one within a pointer patch (a sixteenth of the long side): a point a few pixels off the
     // marker can lie in a neighbouring corridor sealed off from it.
-    let start = etchr_ops::render::maze_marker(request.image, (from.x, from.y), long / 16.0)
-        .unwrap_or((from.x, from.y));
+    let start = etchr_ops::render::maze_marker(request.image, from, long / 16.0).unwrap_or(from);
     // The pocket: the reachable pixels up to a fifth of the long side in from the exit.
-    let Some(((ex, ey), pocket)) =
+    let Some((exit, pocket)) =
         etchr_ops::render::maze_exit(request.image, start, wall_luma, long / 5.0)
     else {
         return program;
     };
-    let pocket = Rect::from(pocket);
     let (mx, my) = (pocket.width() * 0.1 + 4.0, pocket.height() * 0.1 + 4.0);
     let region = Rect::new(
         (pocket.x0 - mx).max(0.0),
@@ -240,8 +238,8 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
         (pocket.y1 + my).min(h as f64),
     );
     let mut ops = vec![Op::Path {
-        from: etchr_ops::Point::new(start.0, start.1),
-        to: etchr_ops::Point::new(ex, ey),
+        from: start,
+        to: exit,
         color,
         width,
         wall_luma,

@@ -473,7 +473,7 @@ fn original_size(frame: &Frame, given: Option<(u32, u32)>) -> (u32, u32) {
     if let Some(s) = given {
         return s;
     }
-    if frame.transform.steps.is_empty() {
+    if frame.transform.is_identity() {
         return (frame.view_width, frame.view_height);
     }
     let r: Rect = frame

@@ -179,6 +179,11 @@ impl Transform {
         Self::default()
     }
 
+    /// Whether this is the original itself (no steps).
+    pub fn is_identity(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// This transform followed by `step` (the new view is derived from this one's view).
     pub fn then(&self, step: Step) -> Self {
         let mut steps = self.steps.clone();

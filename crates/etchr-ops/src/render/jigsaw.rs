@@ -39,31 +39,34 @@ pub fn inverse(order: &[u32]) -> Vec<u32> {
 /// ones fits too, while a finer one puts a third or more of its cuts inside tiles.
 pub fn detect_grid(img: &RgbImage, max: u32) -> Option<(u32, u32)> {
     let (w, h) = img.dimensions();
-    let rows = finest_fit(&seam_profile(img, false), h, max);
-    let cols = finest_fit(&seam_profile(img, true), w, max);
+    let (across_x, across_y) = seam_profiles(img);
+    let rows = finest_fit(&across_y, h, max);
+    let cols = finest_fit(&across_x, w, max);
     (rows > 1 || cols > 1).then_some((rows, cols))
 }
 
-/// `d[i]`: the mean absolute difference (summed over channels) between pixel lines `i` and
-/// `i + 1`: columns when `across_x`, else rows.
-fn seam_profile(img: &RgbImage, across_x: bool) -> Vec<f64> {
-    let (w, h) = img.dimensions();
-    let (len, other) = if across_x { (w, h) } else { (h, w) };
-    let mut d = vec![0.0f64; len.saturating_sub(1) as usize];
-    let px = |a: u32, b: u32| {
-        let (x, y) = if across_x { (a, b) } else { (b, a) };
-        img.get_pixel(x, y).0
-    };
-    for (i, slot) in d.iter_mut().enumerate() {
-        let i = i as u32;
-        let mut sum = 0u64;
-        for j in 0..other {
-            let (p, q) = (px(i, j), px(i + 1, j));
-            sum += (0..3).map(|c| p[c].abs_diff(q[c]) as u64).sum::<u64>();
+/// The mean absolute difference (summed over channels) between neighbouring pixel lines:
+/// `.0[i]` between columns `i` and `i + 1`, `.1[i]` between rows `i` and `i + 1`. One pass in
+/// raster order over the raw buffer, so a 12-megapixel image costs one sweep of memory.
+fn seam_profiles(img: &RgbImage) -> (Vec<f64>, Vec<f64>) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let raw = img.as_raw();
+    let stride = 3 * w;
+    let mut cols = vec![0u64; w.saturating_sub(1)];
+    let mut rows = vec![0u64; h.saturating_sub(1)];
+    let diff =
+        |a: &[u8], b: &[u8]| -> u64 { a.iter().zip(b).map(|(p, q)| p.abs_diff(*q) as u64).sum() };
+    for y in 0..h {
+        let line = &raw[y * stride..(y + 1) * stride];
+        for (x, slot) in cols.iter_mut().enumerate() {
+            *slot += diff(&line[3 * x..3 * x + 3], &line[3 * x + 3..3 * x + 6]);
         }
-        *slot = sum as f64 / other.max(1) as f64;
+        if let Some(slot) = rows.get_mut(y) {
+            *slot += diff(line, &raw[(y + 1) * stride..(y + 2) * stride]);
+        }
     }
-    d
+    let mean = |v: Vec<u64>, n: usize| v.into_iter().map(|s| s as f64 / n.max(1) as f64).collect();
+    (mean(cols, h), mean(rows, w))
 }
 
 /// The largest `n ≤ max` whose cuts mostly show in `d` (1 when none does).
@@ -71,14 +74,13 @@ fn finest_fit(d: &[f64], len: u32, max: u32) -> u32 {
     // How much a cut stands out: its difference over the median of the lines near it.
     const SHOWS: f64 = 3.0;
     let stands_out = |at: usize| -> bool {
-        let near: Vec<f64> = (at.saturating_sub(6)..at.saturating_sub(1))
+        let mut near: Vec<f64> = (at.saturating_sub(6)..at.saturating_sub(1))
             .chain(at + 2..(at + 7).min(d.len()))
             .map(|k| d[k])
             .collect();
         if near.is_empty() {
             return false;
         }
-        let mut near = near;
         near.sort_by(f64::total_cmp);
         d[at] > SHOWS * (near[near.len() / 2] + 1e-3)
     };

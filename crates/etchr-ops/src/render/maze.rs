@@ -3,18 +3,23 @@
 //! A pixel is a *wall* when it is dark and unsaturated (luma below `wall_luma`, chroma below
 //! 64); everything else — background, corridors, coloured start and exit markers — is free.
 
+use crate::geom::{Point, Rect};
 use image::RgbImage;
 use std::collections::VecDeque;
 
 const SNAP_RADIUS: i64 = 12;
+
+/// How coloured a pixel is: its largest channel minus its smallest.
+fn chroma([r, g, b]: [u8; 3]) -> u8 {
+    r.max(g).max(b) - r.min(g).min(b)
+}
 
 pub fn free_mask(img: &RgbImage, wall_luma: u8) -> Vec<bool> {
     img.pixels()
         .map(|p| {
             let [r, g, b] = p.0;
             let luma = (299 * r as u32 + 587 * g as u32 + 114 * b as u32) / 1000;
-            let chroma = r.max(g).max(b) - r.min(g).min(b);
-            luma >= wall_luma as u32 || chroma >= 64
+            luma >= wall_luma as u32 || chroma(p.0) >= 64
         })
         .collect()
 }
@@ -138,21 +143,20 @@ pub fn path_toward(
 }
 
 /// The strongly coloured pixel (chroma at least 96: a start marker, not a grey wall, white floor
-/// or dark text) nearest to `(x, y)` within `radius`, as a pixel centre; `None` if there is none.
-pub fn nearest_marker(img: &RgbImage, (x, y): (f64, f64), radius: f64) -> Option<(f64, f64)> {
+/// or dark text) nearest to `at` within `radius`, as a pixel centre; `None` if there is none.
+pub fn nearest_marker(img: &RgbImage, at: Point, radius: f64) -> Option<Point> {
     let (w, h) = img.dimensions();
     let lo = |v: f64| (v - radius).max(0.0) as u32;
     let hi = |v: f64, max: u32| ((v + radius).max(0.0) as u32).min(max.saturating_sub(1));
-    let mut best: Option<(f64, (f64, f64))> = None;
-    for py in lo(y)..=hi(y, h) {
-        for px in lo(x)..=hi(x, w) {
-            let [r, g, b] = img.get_pixel(px, py).0;
-            if r.max(g).max(b) - r.min(g).min(b) < 96 {
+    let mut best: Option<(f64, Point)> = None;
+    for py in lo(at.y)..=hi(at.y, h) {
+        for px in lo(at.x)..=hi(at.x, w) {
+            if chroma(img.get_pixel(px, py).0) < 96 {
                 continue;
             }
-            let c = (px as f64 + 0.5, py as f64 + 0.5);
-            let d = (c.0 - x).powi(2) + (c.1 - y).powi(2);
-            if d <= radius * radius && best.is_none_or(|(bd, _)| d < bd) {
+            let c = Point::new(px as f64 + 0.5, py as f64 + 0.5);
+            let d = c.distance(at);
+            if d <= radius && best.is_none_or(|(bd, _)| d < bd) {
                 best = Some((d, c));
             }
         }
@@ -160,22 +164,17 @@ pub fn nearest_marker(img: &RgbImage, (x, y): (f64, f64), radius: f64) -> Option
     best.map(|(_, c)| c)
 }
 
-/// Where a maze walked from `(x, y)` leads: the free pixel reachable from there that lies
+/// Where a maze walked from `from` leads: the free pixel reachable from there that lies
 /// nearest the image's edge (a maze's exit opens outwards, so its pocket is the reachable
 /// place closest to the border), and the box of the reachable pixels in front of it: up to
 /// `depth` inwards from that edge and a third of that to either side (the exit's pocket, its
 /// label and the corridor leading in; narrow sideways, so a neighbouring exit's pocket stays
 /// out). `None` when the point lies inside a wall. Whether the walk starts at the true start
 /// matters less than it seems: any point in the start's corridors leads to the same exit.
-pub fn exit_from(
-    img: &RgbImage,
-    (x, y): (f64, f64),
-    wall_luma: u8,
-    depth: f64,
-) -> Option<((f64, f64), [f64; 4])> {
+pub fn exit_from(img: &RgbImage, from: Point, wall_luma: u8, depth: f64) -> Option<(Point, Rect)> {
     let (w, h) = img.dimensions();
     let free = free_mask(img, wall_luma);
-    let start = snap(&free, w, h, x, y)?;
+    let start = snap(&free, w, h, from.x, from.y)?;
     let reached = flood(&free, w, h, start);
     let (wu, hu) = (w as usize, h as usize);
     let to_edge = |i: usize| {
@@ -186,7 +185,7 @@ pub fn exit_from(
         .filter(|&i| reached[i])
         .min_by_key(|&i| to_edge(i))?;
     let (px, py) = (exit % wu, exit / wu);
-    let (ex, ey) = (px as f64 + 0.5, py as f64 + 0.5);
+    let e = Point::new(px as f64 + 0.5, py as f64 + 0.5);
     // The window in front of the exit, deep along the axis of its nearest edge.
     let side = depth / 3.0;
     let d = to_edge(exit);
@@ -197,23 +196,16 @@ pub fn exit_from(
     };
     let clampx = |v: f64| v.clamp(0.0, (wu - 1) as f64) as usize;
     let clampy = |v: f64| v.clamp(0.0, (hu - 1) as f64) as usize;
-    let (x0, x1) = (clampx(ex - dx), clampx(ex + dx));
-    let (y0, y1) = (clampy(ey - dy), clampy(ey + dy));
-    let mut b = [ex, ey, ex, ey];
-    for qy in y0..=y1 {
-        for qx in x0..=x1 {
+    let mut pocket = Rect::new(e.x, e.y, e.x, e.y);
+    for qy in clampy(e.y - dy)..=clampy(e.y + dy) {
+        for qx in clampx(e.x - dx)..=clampx(e.x + dx) {
             if reached[qy * wu + qx] {
                 let (fx, fy) = (qx as f64, qy as f64);
-                b = [
-                    b[0].min(fx),
-                    b[1].min(fy),
-                    b[2].max(fx + 1.0),
-                    b[3].max(fy + 1.0),
-                ];
+                pocket = pocket.union(&Rect::new(fx, fy, fx + 1.0, fy + 1.0));
             }
         }
     }
-    Some(((ex, ey), b))
+    Some((e, pocket))
 }
 
 #[cfg(test)]
@@ -243,19 +235,21 @@ mod tests {
         for x in 0..8 {
             img.put_pixel(x, 5, Rgb([255, 255, 255]));
         }
-        let (exit, pocket) = exit_from(&img, (12.0, 20.0), 96, 15.0).unwrap();
-        assert_eq!(exit.0, 49.5);
-        assert!((18.0..23.0).contains(&exit.1), "{exit:?}");
+        let (exit, pocket) = exit_from(&img, Point::new(12.0, 20.0), 96, 15.0).unwrap();
+        assert_eq!(exit.x, 49.5);
+        assert!((18.0..23.0).contains(&exit.y), "{exit:?}");
         // Reachable pixels up to 15 px in from the right edge: x 34..50 of the corridor.
-        assert_eq!(pocket, [34.0, 18.0, 50.0, 23.0]);
+        assert_eq!(pocket, Rect::new(34.0, 18.0, 50.0, 23.0));
         // From the sealed corridor, its own end on the left edge.
-        assert_eq!(exit_from(&img, (3.0, 5.0), 96, 15.0).unwrap().0, (0.5, 5.5));
+        let sealed = exit_from(&img, Point::new(3.0, 5.0), 96, 15.0).unwrap();
+        assert_eq!(sealed.0, Point::new(0.5, 5.5));
         // Deep inside a wall: no walk.
-        assert!(exit_from(&img, (25.0, 35.0), 96, 15.0).is_none());
+        assert!(exit_from(&img, Point::new(25.0, 35.0), 96, 15.0).is_none());
         // A coloured start disk near the guess is where the walk should begin.
         img.put_pixel(20, 20, Rgb([30, 160, 60]));
-        assert_eq!(nearest_marker(&img, (26.0, 26.0), 10.0), Some((20.5, 20.5)));
-        assert_eq!(nearest_marker(&img, (40.0, 30.0), 10.0), None);
+        let near = nearest_marker(&img, Point::new(26.0, 26.0), 10.0);
+        assert_eq!(near, Some(Point::new(20.5, 20.5)));
+        assert_eq!(nearest_marker(&img, Point::new(40.0, 30.0), 10.0), None);
     }
 
     #[test]
