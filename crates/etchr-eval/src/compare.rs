@@ -208,29 +208,19 @@ pub fn markdown(c: &Comparison, label_a: &str, label_b: &str) -> String {
 mod tests {
     use super::*;
     use crate::results::{ConditionResult, ItemRecord, Meta};
-    use etchr_data::AnswerFormat;
 
     fn item(id: &str, family: Family, results: &[(Condition, bool)]) -> ItemRecord {
+        let results = results
+            .iter()
+            .map(|&(c, ok)| {
+                let mut r = ConditionResult::new(c);
+                r.correct = ok;
+                r
+            })
+            .collect();
         ItemRecord {
             id: id.into(),
-            family,
-            question: String::new(),
-            gold: "X".into(),
-            answer_format: AnswerFormat::Code,
-            small_text: true,
-            answer_text_px_at_1024: 5.0,
-            width: 10,
-            height: 10,
-            gold_program: String::new(),
-            thumb: None,
-            results: results
-                .iter()
-                .map(|&(c, ok)| {
-                    let mut r = ConditionResult::new(c);
-                    r.correct = ok;
-                    r
-                })
-                .collect(),
+            ..crate::results::tests::item_with(family, results)
         }
     }
 

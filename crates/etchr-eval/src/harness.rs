@@ -369,6 +369,11 @@ impl Harness {
         r.edit_helps = trace.steps.iter().rev().find_map(|s| s.helps);
         r.stop_reason = Some(trace.stop_reason.clone());
         let edits: Vec<_> = trace.edits().collect();
+        r.first_focus_iou = edits.first().map(|e| {
+            e.program
+                .focus()
+                .map_or(0.0, |focus| focus.iou(&item.gold_region))
+        });
         for (k, view) in outcome.views.iter().enumerate() {
             let bytes = view.bytes.clone();
             let rgb = tokio::task::spawn_blocking(move || {

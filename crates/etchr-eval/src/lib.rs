@@ -203,6 +203,7 @@ pub fn run_eval_with_planner(
     };
     write_outputs(&results, &args.out)?;
     println!("{}", table::markdown(&results));
+    print!("{}", table::focus_iou_by_family(&results));
     println!(
         "{} items in {:.0} s; wrote {}/results.json, results.md and report.html",
         results.meta.items,
@@ -283,9 +284,10 @@ pub fn write_outputs(results: &Results, out: &std::path::Path) -> Result<(), Eva
     };
     write("results.json", serde_json::to_vec_pretty(results)?)?;
     let md = format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         table::markdown(results),
-        table::mcnemar_by_family(results)
+        table::mcnemar_by_family(results),
+        table::focus_iou_by_family(results)
     );
     write("results.md", md.into_bytes())?;
     write("report.html", html::report(results).into_bytes())?;

@@ -80,6 +80,12 @@ pub struct ConditionResult {
     /// Notes on how the edit was made (e.g. a random program whose maze path was dropped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// IoU of the first planned program's focus (`Program::focus`: the last box, ellipse or
+    /// highlight, else the crop) with the item's gold region; 0 when it singles nothing out.
+    /// The planner's counterpart of `etchr train metrics`' one-call IoU, which scores the
+    /// model's own decode. Only where the loop planned an edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_focus_iou: Option<f64>,
 }
 
 impl ConditionResult {
@@ -104,6 +110,7 @@ impl ConditionResult {
             stop_reason: None,
             error: None,
             notes: Vec::new(),
+            first_focus_iou: None,
         }
     }
 
@@ -162,6 +169,12 @@ pub struct ConditionSummary {
     pub added_ms_mean: f64,
     pub added_ms_median: f64,
     pub errors: usize,
+    /// Mean [`ConditionResult::first_focus_iou`] over the items that have one, overall and per
+    /// family (absent for conditions that plan no edit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_focus_iou: Option<f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_focus_iou_families: BTreeMap<String, f64>,
 }
 
 /// Run-wide facts, for whoever reads the results later.
@@ -228,6 +241,15 @@ fn summarise_one(items: &[ItemRecord], c: Condition) -> ConditionSummary {
             mcnemar_families.insert(f.name().to_string(), m);
         }
     }
+    let mut ious: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (i, r) in &rows {
+        if let Some(iou) = r.first_focus_iou {
+            ious.entry(i.family.name().to_string())
+                .or_default()
+                .push(iou);
+        }
+    }
+    let all_ious: Vec<f64> = ious.values().flatten().copied().collect();
     let n = rows.len().max(1) as f64;
     let added: Vec<f64> = rows.iter().map(|(_, r)| r.added_ms).collect();
     let upstream: Vec<f64> = rows.iter().map(|(_, r)| r.upstream_ms).collect();
@@ -248,12 +270,53 @@ fn summarise_one(items: &[ItemRecord], c: Condition) -> ConditionSummary {
         added_ms_mean: mean(&added),
         added_ms_median: median(&added),
         errors: rows.iter().filter(|(_, r)| r.error.is_some()).count(),
+        first_focus_iou: (!all_ious.is_empty()).then(|| mean(&all_ious)),
+        first_focus_iou_families: ious.into_iter().map(|(k, v)| (k, mean(&v))).collect(),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// An item of `family` with the given condition results (tests only).
+    pub(crate) fn item_with(family: Family, results: Vec<ConditionResult>) -> ItemRecord {
+        ItemRecord {
+            id: String::new(),
+            family,
+            question: String::new(),
+            gold: "X".into(),
+            answer_format: AnswerFormat::Code,
+            small_text: true,
+            answer_text_px_at_1024: 5.0,
+            width: 10,
+            height: 10,
+            gold_program: String::new(),
+            thumb: None,
+            results,
+        }
+    }
+
+    #[test]
+    fn the_first_plans_focus_iou_is_averaged_per_family_over_planned_items() {
+        let record = |family: Family, iou: Option<f64>| {
+            let mut r = ConditionResult::new(Condition::Etchr);
+            r.first_focus_iou = iou;
+            item_with(family, vec![r, ConditionResult::new(Condition::Direct)])
+        };
+        let items = [
+            record(Family::Orientation, Some(0.8)),
+            record(Family::Orientation, Some(0.2)),
+            record(Family::Maze, Some(0.0)),
+            record(Family::Maze, None),
+        ];
+        let s = summarise(&items, &[Condition::Direct, Condition::Etchr]);
+        assert_eq!(s[0].first_focus_iou, None);
+        assert!(s[0].first_focus_iou_families.is_empty());
+        assert!((s[1].first_focus_iou.unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        assert!((s[1].first_focus_iou_families["orientation"] - 0.5).abs() < 1e-9);
+        assert_eq!(s[1].first_focus_iou_families["maze"], 0.0);
+    }
 
     #[test]
     fn strict_is_trimmed_and_case_sensitive() {

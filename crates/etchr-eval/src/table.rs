@@ -106,3 +106,41 @@ pub fn mcnemar_by_family(results: &Results) -> String {
     }
     out
 }
+
+/// Per family: the mean IoU of the first planned program's focus with the gold region, for the
+/// conditions that planned one. Empty when none did.
+pub fn focus_iou_by_family(results: &Results) -> String {
+    let s = &results.summary;
+    let planned: Vec<&ConditionSummary> =
+        s.iter().filter(|c| c.first_focus_iou.is_some()).collect();
+    if planned.is_empty() {
+        return String::new();
+    }
+    let fams = families(s);
+    let mut out = String::new();
+    let _ = write!(out, "| first plan's focus IoU |");
+    for f in &fams {
+        let _ = write!(out, " {} |", f.name());
+    }
+    let _ = writeln!(out, " **overall** |");
+    let _ = write!(out, "|---|");
+    for _ in &fams {
+        let _ = write!(out, "---:|");
+    }
+    let _ = writeln!(out, "---:|");
+    for c in planned {
+        let _ = write!(out, "| {} |", c.condition);
+        for f in &fams {
+            match c.first_focus_iou_families.get(f.name()) {
+                Some(iou) => {
+                    let _ = write!(out, " {iou:.2} |");
+                }
+                None => {
+                    let _ = write!(out, " – |");
+                }
+            }
+        }
+        let _ = writeln!(out, " **{:.2}** |", c.first_focus_iou.unwrap_or_default());
+    }
+    out
+}

@@ -3,11 +3,13 @@
 //! then applying it. [`validate`] runs the same walk without pixels, so the two can never
 //! disagree about what a program means.
 
+mod colour;
 mod draw;
 mod jigsaw;
 mod maze;
 mod pixels;
 
+pub use colour::{regions_of as colour_regions, ColourRegion, NamedColour};
 pub use jigsaw::{
     detect_grid as jigsaw_grid, inverse as jigsaw_inverse, permute as jigsaw_permute,
     solve as jigsaw_solve,

@@ -1,0 +1,380 @@
+//! Things of a named colour in a view: "the grey tag", "the brown triangle".
+//!
+//! A question that names a colour says where to look more plainly than anything a small model
+//! learns from a 256 px view. [`NamedColour::in_text`] finds the colour word; [`regions_of`]
+//! finds the flat patches of that colour that look like objects, largest first.
+//!
+//! Naming follows the usual hue wheel: a pixel whose channels differ by less than
+//! [`ACHROMATIC`] is black, grey or white by its brightness; any other pixel is named by its hue,
+//! with dark oranges and reds named brown. An object is a 4-connected patch of pixels of that
+//! name that does not cross a sharp edge (a step of more than [`EDGE`] in some channel to a
+//! neighbour): the dark outline of a tag, or the border of a shape, separates it from a
+//! background of a similar colour, which smooth gradients never do.
+
+use crate::geom::Rect;
+use image::RgbImage;
+
+/// Channel spread (max − min) below which a pixel has no hue.
+const ACHROMATIC: u8 = 16;
+/// Neighbour step (in any channel) that separates two patches.
+const EDGE: u8 = 24;
+/// Share of a patch's edge that must be a sharp step (see [`Component::enclosed`]).
+const MIN_ENCLOSED: f64 = 0.6;
+/// Most patches reported: more than this many of a colour is texture, not an object.
+pub const MAX_REGIONS: usize = 12;
+
+/// The colours a question can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedColour {
+    Red,
+    Orange,
+    Yellow,
+    Green,
+    Teal,
+    Blue,
+    Purple,
+    Pink,
+    Brown,
+    Black,
+    Grey,
+    White,
+}
+
+impl NamedColour {
+    /// The colour a word names (English, with common synonyms), if any.
+    pub fn from_word(word: &str) -> Option<Self> {
+        use NamedColour::*;
+        Some(match word.to_ascii_lowercase().as_str() {
+            "red" | "crimson" | "scarlet" => Red,
+            "orange" => Orange,
+            "yellow" | "gold" | "golden" => Yellow,
+            "green" | "lime" => Green,
+            "teal" | "cyan" | "turquoise" => Teal,
+            "blue" | "navy" => Blue,
+            "purple" | "violet" | "lilac" | "lavender" => Purple,
+            "pink" | "magenta" => Pink,
+            "brown" => Brown,
+            "black" => Black,
+            "grey" | "gray" | "silver" => Grey,
+            "white" => White,
+            _ => return None,
+        })
+    }
+
+    /// The first colour `text` names, outside quotes: a quoted key ("Red 4") is a label to
+    /// read, not a colour to look for.
+    pub fn in_text(text: &str) -> Option<Self> {
+        text.split('"')
+            .step_by(2)
+            .flat_map(|part| part.split(|c: char| !c.is_ascii_alphabetic()))
+            .find_map(Self::from_word)
+    }
+
+    /// The name of one pixel's colour.
+    pub fn of_pixel([r, g, b]: [u8; 3]) -> Self {
+        use NamedColour::*;
+        let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+        let spread = max - min;
+        if spread < ACHROMATIC {
+            return match max {
+                0..50 => Black,
+                50..=240 => Grey,
+                _ => White,
+            };
+        }
+        let hue = hue_degrees([r, g, b], max, spread);
+        if (10.0..45.0).contains(&hue) && max < 170 {
+            return Brown;
+        }
+        match hue {
+            h if !(15.0..345.0).contains(&h) => Red,
+            h if h < 42.0 => Orange,
+            h if h < 70.0 => Yellow,
+            h if h < 160.0 => Green,
+            h if h < 200.0 => Teal,
+            h if h < 255.0 => Blue,
+            h if h < 290.0 => Purple,
+            _ => Pink,
+        }
+    }
+}
+
+/// Hue in degrees [0, 360) of a pixel whose largest channel is `max` and spread `spread` > 0.
+fn hue_degrees([r, g, b]: [u8; 3], max: u8, spread: u8) -> f64 {
+    let (r, g, b, d) = (r as f64, g as f64, b as f64, spread as f64);
+    let sextant = if max as f64 == r {
+        ((g - b) / d).rem_euclid(6.0)
+    } else if max as f64 == g {
+        (b - r) / d + 2.0
+    } else {
+        (r - g) / d + 4.0
+    };
+    sextant * 60.0
+}
+
+/// One patch of a colour: its bounding box (pixels) and how many pixels it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColourRegion {
+    pub bounds: Rect,
+    pub area: u32,
+}
+
+/// The object-like patches of `colour` in `img`, largest first.
+///
+/// A patch counts when it is at least 40 px and a 50 000th of the image, at most a hundredth
+/// of it, fills at least 45 % of its box (a triangle fills half), is no more than 8 times
+/// longer than wide, and is enclosed by sharp steps (an outline, a border against a different
+/// colour) along at least 60 % of its edge; of those, only patches at least a quarter the size of the largest are kept
+/// (smaller ones are specks: corners cut off by text, compression blocks), at most
+/// [`MAX_REGIONS`]. Empty when nothing qualifies, or when more than [`MAX_REGIONS`] patches
+/// remain: then the colour is everywhere and says little about where to look.
+pub fn regions_of(img: &RgbImage, colour: NamedColour) -> Vec<ColourRegion> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let masks = flat_patches_of(img, colour);
+    let total = (w * h) as f64;
+    let min_area = (total / 50_000.0).max(40.0);
+    let max_area = total / 100.0;
+    let mut found: Vec<ColourRegion> = components(&masks, w, h)
+        .into_iter()
+        .filter(|c| {
+            let area = c.region.area as f64;
+            let (bw, bh) = (c.region.bounds.width(), c.region.bounds.height());
+            area >= min_area
+                && area <= max_area
+                && area >= 0.45 * bw * bh
+                && bw.max(bh) <= 8.0 * bw.min(bh)
+                && c.enclosed >= MIN_ENCLOSED
+        })
+        .map(|c| c.region)
+        .collect();
+    found.sort_by_key(|r| std::cmp::Reverse(r.area));
+    let Some(largest) = found.first().map(|r| r.area) else {
+        return found;
+    };
+    found.retain(|r| r.area * 4 >= largest);
+    if found.len() > MAX_REGIONS {
+        found.clear();
+    }
+    found
+}
+
+/// Pixels of `colour` that step smoothly to each of their neighbours (`patch`), and pixels on
+/// either side of a sharp step (`sharp`).
+struct Masks {
+    patch: Vec<bool>,
+    sharp: Vec<bool>,
+}
+
+fn flat_patches_of(img: &RgbImage, colour: NamedColour) -> Masks {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let raw = img.as_raw();
+    let px = |i: usize| [raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]];
+    let steps = |a: [u8; 3], b: [u8; 3]| (0..3).any(|k| a[k].abs_diff(b[k]) > EDGE);
+    let mut sharp = vec![false; w * h];
+    // Both pixels of a sharp step are marked, so an outline one pixel wide still splits.
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            if x + 1 < w && steps(px(i), px(i + 1)) {
+                sharp[i] = true;
+                sharp[i + 1] = true;
+            }
+            if y + 1 < h && steps(px(i), px(i + w)) {
+                sharp[i] = true;
+                sharp[i + w] = true;
+            }
+        }
+    }
+    let patch = (0..w * h)
+        .map(|i| !sharp[i] && NamedColour::of_pixel(px(i)) == colour)
+        .collect();
+    Masks { patch, sharp }
+}
+
+/// One 4-connected component of the patch mask.
+struct Component {
+    region: ColourRegion,
+    /// Of the component's contacts with pixels outside it (the image border not counted), the
+    /// share that are sharp steps: an outlined object is enclosed by them (≈ 1); a stretch of
+    /// a gradient that happens to have the colour ends where the colour fades (≈ 0).
+    enclosed: f64,
+}
+
+/// 4-connected components of `masks.patch`, with their boxes, pixel counts and enclosure.
+fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
+    let mask = &masks.patch;
+    let mut seen = vec![false; mask.len()];
+    let mut stack = Vec::new();
+    let mut out = Vec::new();
+    for start in 0..mask.len() {
+        if !mask[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        stack.push(start);
+        let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+        let (mut area, mut sharp_contacts, mut contacts) = (0u32, 0u32, 0u32);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            area += 1;
+            let neighbours = [
+                (x > 0).then(|| i - 1),
+                (x + 1 < w).then(|| i + 1),
+                (y > 0).then(|| i - w),
+                (y + 1 < h).then(|| i + w),
+            ];
+            for j in neighbours.into_iter().flatten() {
+                if mask[j] {
+                    if !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                } else {
+                    contacts += 1;
+                    sharp_contacts += masks.sharp[j] as u32;
+                }
+            }
+        }
+        out.push(Component {
+            region: ColourRegion {
+                bounds: Rect::new(x0 as f64, y0 as f64, (x1 + 1) as f64, (y1 + 1) as f64),
+                area,
+            },
+            enclosed: sharp_contacts as f64 / contacts.max(1) as f64,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    #[test]
+    fn pixels_are_named_by_hue_and_brightness() {
+        use NamedColour::*;
+        let cases = [
+            ([214, 39, 40], Red),
+            ([245, 130, 20], Orange),
+            ([250, 228, 120], Yellow),
+            ([34, 150, 60], Green),
+            ([186, 232, 186], Green),
+            ([0, 150, 150], Teal),
+            ([31, 90, 200], Blue),
+            ([186, 212, 246], Blue),
+            ([128, 60, 180], Purple),
+            ([218, 198, 240], Purple),
+            ([230, 90, 170], Pink),
+            ([246, 190, 212], Pink),
+            ([150, 90, 40], Brown),
+            ([205, 205, 205], Grey),
+            ([252, 252, 252], White),
+            ([20, 20, 24], Black),
+        ];
+        for (rgb, name) in cases {
+            assert_eq!(NamedColour::of_pixel(rgb), name, "{rgb:?}");
+        }
+    }
+
+    #[test]
+    fn the_colour_is_read_from_the_question_not_from_a_quoted_key() {
+        assert_eq!(
+            NamedColour::in_text("What is the code on the tag \"Red 4\" of the brown triangle?"),
+            Some(NamedColour::Brown)
+        );
+        assert_eq!(
+            NamedColour::in_text("One tag is mirrored: the GRAY one."),
+            Some(NamedColour::Grey)
+        );
+        assert_eq!(NamedColour::in_text("What is the total?"), None);
+    }
+
+    /// A light grey-green gradient with outlined tags: two grey, one pink, all 60 × 20.
+    fn board() -> RgbImage {
+        let mut img = RgbImage::from_fn(400, 300, |x, y| {
+            let t = (x + y) as f32 / 700.0;
+            Rgb([(226.0 - 12.0 * t) as u8, (228.0 - 4.0 * t) as u8, 222])
+        });
+        let tag = |img: &mut RgbImage, x0: u32, y0: u32, fill: [u8; 3]| {
+            for y in y0..y0 + 20 {
+                for x in x0..x0 + 60 {
+                    let edge = x == x0 || y == y0 || x == x0 + 59 || y == y0 + 19;
+                    img.put_pixel(x, y, Rgb(if edge { [60, 60, 60] } else { fill }));
+                }
+            }
+        };
+        tag(&mut img, 40, 40, [205, 205, 205]);
+        tag(&mut img, 300, 220, [205, 205, 205]);
+        tag(&mut img, 200, 100, [246, 190, 212]);
+        img
+    }
+
+    #[test]
+    fn outlined_tags_of_the_named_colour_are_found_on_a_background_of_that_colour() {
+        let img = board();
+        // The background is grey too (its channels differ by < 16), but it is one smooth patch
+        // larger than a hundredth of the image; the outlines split the tags from it.
+        let grey = regions_of(&img, NamedColour::Grey);
+        let boxes: Vec<Rect> = grey.iter().map(|r| r.bounds).collect();
+        assert_eq!(boxes.len(), 2, "{grey:?}");
+        for (x, y) in [(40.0, 40.0), (300.0, 220.0)] {
+            assert!(
+                boxes
+                    .iter()
+                    .any(|b| (b.x0 - x - 2.0).abs() < 1.5 && (b.y0 - y - 2.0).abs() < 1.5),
+                "{boxes:?}"
+            );
+        }
+        let pink = regions_of(&img, NamedColour::Pink);
+        assert_eq!(pink.len(), 1);
+        assert!(pink[0]
+            .bounds
+            .contains(crate::geom::Point::new(230.0, 110.0)));
+        assert!(regions_of(&img, NamedColour::Blue).is_empty());
+    }
+
+    #[test]
+    fn a_tint_that_fades_into_the_background_is_not_an_object() {
+        // A soft pink glow (no outline) next to an outlined pink tag of the same size.
+        let mut img = board();
+        for y in 200..240u32 {
+            for x in 60..140u32 {
+                let d = ((x as f64 - 100.0).powi(2) / 1296.0 + (y as f64 - 220.0).powi(2) / 196.0)
+                    .sqrt();
+                let t = (1.0 - d).max(0.0);
+                let p = img.get_pixel(x, y).0;
+                let tint = |c: u8, to: u8| (c as f64 + (to as f64 - c as f64) * t) as u8;
+                img.put_pixel(
+                    x,
+                    y,
+                    Rgb([tint(p[0], 246), tint(p[1], 190), tint(p[2], 212)]),
+                );
+            }
+        }
+        let pink = regions_of(&img, NamedColour::Pink);
+        assert_eq!(pink.len(), 1, "{pink:?}");
+        assert!(pink[0]
+            .bounds
+            .contains(crate::geom::Point::new(230.0, 110.0)));
+    }
+
+    #[test]
+    fn a_colour_that_is_everywhere_names_no_region() {
+        // 16 × 12 small outlined squares: more patches than an object search should offer.
+        let mut img = RgbImage::from_pixel(320, 240, Rgb([255, 255, 255]));
+        for i in 0..16 {
+            for j in 0..12 {
+                for y in 0..20 {
+                    for x in 0..20 {
+                        let edge = x < 2 || y < 2;
+                        let c = if edge { [0, 0, 0] } else { [31, 90, 200] };
+                        img.put_pixel(i * 20 + x, j * 20 + y, Rgb(c));
+                    }
+                }
+            }
+        }
+        assert!(regions_of(&img, NamedColour::Blue).is_empty());
+    }
+}

@@ -1,0 +1,356 @@
+//! Things the question names by colour: where the planner looks when the model cannot tell
+//! look-alikes apart.
+//!
+//! The model places a crop well but picks poorly among 30–60 tags or shapes of which a few
+//! share the colour the question names; the pixels say exactly which those few are
+//! (`etchr_ops::render::colour_regions`). These helpers turn them into crops: the model's own
+//! crop moved onto one of them, then the others one by one, ranked by the place the question
+//! names ("in the top left"), the model's pointer and size.
+
+use super::restores_a_jigsaw;
+use etchr_ops::program::Axis;
+use etchr_ops::render::NamedColour;
+use etchr_ops::{Color, Op, Point, Program, Rect};
+use etchr_reason::planner::{crop_zoomed, PlanRequest};
+
+/// How many things of the named colour the alternatives visit one by one; with more, the
+/// tiles holding most of them come first instead.
+pub(super) const FEW_THINGS: usize = 4;
+
+/// The things of the colour the question names ("the grey tag", "the brown triangle";
+/// `etchr_ops::render::colour_regions`), in original pixels, largest first. When the model's
+/// program turns its crop a quarter (the target lies on its side), only things taller than
+/// wide; when it turns it half or mirrors it, only things wider than tall. When the question
+/// names a place ("in the top left", see [`Place`]) and some of them lie there, only those.
+/// Empty unless the
+/// program was planned on the original and neither restores a jigsaw nor walks a maze (a
+/// coloured maze marker is the start, not the target), and the question names a colour.
+pub(super) fn things_named(program: &Program, request: &PlanRequest<'_>) -> Vec<Rect> {
+    let walks = matches!(program.ops().first(), Some(Op::Path { .. }));
+    if !request.transform.is_identity() || restores_a_jigsaw(program) || walks {
+        return Vec::new();
+    }
+    let Some(colour) = NamedColour::in_text(request.question) else {
+        return Vec::new();
+    };
+    let lies = program.ops().iter().find_map(|op| match op {
+        Op::Rotate { angle, .. } => Some(quarter_turn(*angle)),
+        Op::Flip { .. } => Some(false),
+        _ => None,
+    });
+    let things: Vec<Rect> = etchr_ops::render::colour_regions(request.image, colour)
+        .into_iter()
+        .map(|region| region.bounds)
+        .filter(|b| lies.is_none_or(|on_side| (b.height() > b.width()) == on_side))
+        .collect();
+    let (w, h) = request.image.dimensions();
+    match Place::in_text(request.question) {
+        Some(place) if things.iter().any(|t| place.holds(t.center(), w, h)) => things
+            .into_iter()
+            .filter(|t| place.holds(t.center(), w, h))
+            .collect(),
+        _ => things,
+    }
+}
+
+/// Where along one axis: the first half (top, left), the middle half, the second half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Band {
+    First,
+    Middle,
+    Second,
+}
+
+impl Band {
+    fn holds(self, at: f64, extent: f64) -> bool {
+        let t = at / extent.max(1.0);
+        match self {
+            Band::First => t < 0.5,
+            Band::Middle => (0.25..=0.75).contains(&t),
+            Band::Second => t > 0.5,
+        }
+    }
+}
+
+/// A part of the image a question names: "in the top left", "near the bottom", "centre".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Place {
+    vertical: Option<Band>,
+    horizontal: Option<Band>,
+}
+
+impl Place {
+    /// The place named outside quotes, if any: top / upper, bottom / lower, left, right, and
+    /// centre / center / middle / central for an axis the others leave open.
+    pub(super) fn in_text(text: &str) -> Option<Place> {
+        let (mut vertical, mut horizontal, mut centre) = (None, None, false);
+        let words = text
+            .split('"')
+            .step_by(2)
+            .flat_map(|part| part.split(|c: char| !c.is_ascii_alphabetic()));
+        for word in words {
+            match word.to_ascii_lowercase().as_str() {
+                "top" | "upper" => vertical = Some(Band::First),
+                "bottom" | "lower" => vertical = Some(Band::Second),
+                "left" => horizontal = Some(Band::First),
+                "right" => horizontal = Some(Band::Second),
+                "centre" | "center" | "middle" | "central" => centre = true,
+                _ => {}
+            }
+        }
+        if centre {
+            vertical = vertical.or(Some(Band::Middle));
+            horizontal = horizontal.or(Some(Band::Middle));
+        }
+        (vertical.is_some() || horizontal.is_some()).then_some(Place {
+            vertical,
+            horizontal,
+        })
+    }
+
+    /// Whether `p` lies in this place of a `w × h` image.
+    pub(super) fn holds(&self, p: Point, w: u32, h: u32) -> bool {
+        self.vertical.is_none_or(|b| b.holds(p.y, h as f64))
+            && self.horizontal.is_none_or(|b| b.holds(p.x, w as f64))
+    }
+}
+
+/// Crops around `things` (see [`square_around`]: room for a label beside each), each with its
+/// thing, the ones the model's pointer weighs most first; equal weight keeps the larger thing
+/// first.
+pub(super) fn crops_around(
+    things: &[Rect],
+    request: &PlanRequest<'_>,
+    pointer: &[(Point, f32)],
+) -> Vec<(Rect, Rect)> {
+    let (w, h) = request.image.dimensions();
+    let mut crops: Vec<(Rect, Rect, f32)> = things
+        .iter()
+        .map(|&thing| {
+            let crop = square_around(thing, 2.2, w, h);
+            let mass = pointer
+                .iter()
+                .filter(|(p, _)| crop.contains(*p))
+                .map(|(_, m)| m)
+                .sum();
+            (thing, crop, mass)
+        })
+        .collect();
+    crops.sort_by(|a, b| b.2.total_cmp(&a.2));
+    crops
+        .into_iter()
+        .map(|(thing, crop, _)| (thing, crop))
+        .collect()
+}
+
+/// The view of one thing: `crop`, the thing boxed in red (as the generator's gold programs mark
+/// their target), `turn` if any, and a zoom to about 1024 px.
+fn thing_view(thing: Rect, crop: Rect, turn: Option<Op>) -> Program {
+    let mut ops = crop_zoomed(crop, reading_zoom(&crop)).0;
+    let pad = 3.0;
+    let marked = Rect::new(
+        thing.x0 - pad,
+        thing.y0 - pad,
+        thing.x1 + pad,
+        thing.y1 + pad,
+    );
+    let boxed = Op::DrawBox {
+        region: marked.intersect(&crop).unwrap_or(thing),
+        color: Color([230, 25, 25]),
+        width: 3.0,
+        label: None,
+    };
+    ops.splice(1..1, std::iter::once(boxed).chain(turn));
+    Program(ops)
+}
+
+/// The next alternative when the question names a colour: the next of a few things of that
+/// colour, cropped, in each of the turns that could set it upright (see [`turns_to_try`]), the
+/// model's own first — both quarter turns of a thing before the next thing; the model's half
+/// turn or mirror of every thing before the others of any; or, with many things, `None` — the tiles then rank by where the things
+/// are (see [`tile_weight`]).
+///
+/// How many turns of a crop were shown is counted from `request.avoid`: every try of the same
+/// crop adds the same region. A crop the model's own view already showed closely counts as
+/// shown in the model's turn.
+pub(super) fn next_thing(
+    things: &[Rect],
+    request: &PlanRequest<'_>,
+    pointer: &[(Point, f32)],
+    model: &Program,
+) -> Option<Program> {
+    if things.len() > FEW_THINGS {
+        return None;
+    }
+    let turns = turns_to_try(model);
+    let crops: Vec<(Rect, Rect, usize)> = crops_around(things, request, pointer)
+        .into_iter()
+        .map(|(thing, crop)| {
+            let same = request.avoid.iter().filter(|a| a.iou(&crop) > 0.9).count();
+            let shown = same == 0 && shown_closely(&crop, request.avoid);
+            (thing, crop, if shown { 1 } else { same })
+        })
+        .collect();
+    // A thing on its side is one of two quarter turns: both before the next thing. Upside
+    // down and mirrored are three look-alikes: every thing in the model's turn first.
+    let (thing, crop, tried) = if turns.len() == 2 {
+        crops
+            .into_iter()
+            .find(|&(_, _, tried)| tried < turns.len())?
+    } else {
+        (0..turns.len()).find_map(|round| crops.iter().copied().find(|&(_, _, t)| t == round))?
+    };
+    Some(thing_view(thing, crop, turns[tried].clone()))
+}
+
+/// The turns that could set the model's target upright, the model's own first: a quarter turn
+/// either way for a thing on its side; a half turn or a mirror either way for one upside down
+/// or mirrored (which look alike until read); none when the model does not turn it.
+fn turns_to_try(model: &Program) -> Vec<Option<Op>> {
+    let own = model
+        .ops()
+        .iter()
+        .find(|op| matches!(op, Op::Rotate { .. } | Op::Flip { .. }))
+        .cloned();
+    let rotate = |angle: f64| Op::Rotate {
+        angle,
+        fill: Color([255, 255, 255]),
+    };
+    let others = match &own {
+        None => return vec![None],
+        Some(Op::Rotate { angle, .. }) if quarter_turn(*angle) => {
+            vec![rotate((angle + 180.0).rem_euclid(360.0))]
+        }
+        Some(_) => vec![
+            rotate(180.0),
+            Op::Flip {
+                axis: Axis::Vertical,
+            },
+            Op::Flip {
+                axis: Axis::Horizontal,
+            },
+        ],
+    };
+    let mut turns = vec![own.clone()];
+    turns.extend(
+        others
+            .into_iter()
+            .filter(|t| Some(t) != own.as_ref())
+            .map(Some),
+    );
+    turns
+}
+
+/// Whether a rotation by `angle` degrees is an odd number of quarter turns.
+fn quarter_turn(angle: f64) -> bool {
+    ((angle / 90.0).round() as i64).rem_euclid(2) == 1
+}
+
+/// What the tiles are ranked by: each thing of the named colour weighs 1 (the target is one of
+/// them), the model's pointer (1 in all) breaks ties.
+pub(super) fn tile_weight(things: &[Rect], pointer: &[(Point, f32)]) -> Vec<(Point, f32)> {
+    things
+        .iter()
+        .map(|t| (t.center(), 1.0))
+        .chain(pointer.iter().copied())
+        .collect()
+}
+
+/// A square `scale` times `thing`'s long side (at least 64 px), centred on it and shifted to lie
+/// inside the `w × h` image (cut only where the image is smaller).
+pub(super) fn square_around(thing: Rect, scale: f64, w: u32, h: u32) -> Rect {
+    let side = (thing.width().max(thing.height()) * scale).max(64.0);
+    let Point { x: cx, y: cy } = thing.center();
+    let place = |centre: f64, limit: f64| {
+        let lo = (centre - side / 2.0).clamp(0.0, (limit - side).max(0.0));
+        (lo, (lo + side).min(limit))
+    };
+    let ((x0, x1), (y0, y1)) = (place(cx, w as f64), place(cy, h as f64));
+    Rect::new(x0, y0, x1, y1)
+}
+
+/// A zoom that brings `crop` to about the upstream's reading size (1024 px is common), at most 4×.
+pub(super) fn reading_zoom(crop: &Rect) -> f64 {
+    (1024.0 / crop.width().max(crop.height()).max(1.0)).min(4.0)
+}
+
+/// Whether a rejected view already showed `crop` at about this scale: one covers at least half
+/// of it and is at most four times its area (text twice as small is still legible; a whole
+/// quadrant is not).
+pub(super) fn shown_closely(crop: &Rect, shown: &[Rect]) -> bool {
+    let area = crop.area().max(1.0);
+    shown.iter().any(|s| {
+        let covered = s.intersect(crop).map_or(0.0, |i| i.area());
+        covered >= 0.5 * area && s.area() <= 4.0 * area
+    })
+}
+
+/// The model's `program`, or, when the question names a colour that marks a few things (see
+/// [`things_named`]) and the model's crop shows none of them, a crop of the one its pointer
+/// weighs most, with the model's own rotations and flips: the model places a crop well but
+/// picks among look-alikes poorly.
+pub(super) fn with_the_cue_in_view(
+    program: Program,
+    request: &PlanRequest<'_>,
+    pointer: &[(Point, f32)],
+) -> Program {
+    let things = things_named(&program, request);
+    if things.is_empty() || things.len() > FEW_THINGS {
+        return program;
+    }
+    let model_crop = program.ops().iter().find_map(|op| match op {
+        Op::Crop { region } => Some(*region),
+        _ => None,
+    });
+    if model_crop.is_some_and(|r| things.iter().any(|t| r.intersect(t).is_some())) {
+        return program;
+    }
+    let (thing, crop) = crops_around(&things, request, pointer)[0];
+    tracing::debug!(?crop, "the crop moved to a thing of the named colour");
+    let own_turn = turns_to_try(&program).swap_remove(0);
+    thing_view(thing, crop, own_turn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Program {
+        etchr_ops::text::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_turns_tried_are_the_models_then_those_that_look_alike_before_reading() {
+        let text = |turns: Vec<Option<Op>>| -> Vec<String> {
+            turns
+                .into_iter()
+                .map(|t| {
+                    t.map_or("none".into(), |op| {
+                        etchr_ops::text::to_text(&Program(vec![op]))
+                    })
+                })
+                .collect()
+        };
+        assert_eq!(
+            text(turns_to_try(&parse("crop box=0,0,9,9; rotate angle=90"))),
+            [
+                "rotate angle=90.0 fill=#ffffff",
+                "rotate angle=270.0 fill=#ffffff"
+            ]
+        );
+        assert_eq!(
+            text(turns_to_try(&parse("flip axis=vertical; zoom factor=2"))),
+            [
+                "flip axis=vertical",
+                "rotate angle=180.0 fill=#ffffff",
+                "flip axis=horizontal"
+            ]
+        );
+        assert_eq!(
+            text(turns_to_try(&parse("rotate angle=180"))).len(),
+            3,
+            "a half turn, then the two mirrors"
+        );
+        assert_eq!(text(turns_to_try(&parse("crop box=0,0,9,9"))), ["none"]);
+    }
+}
