@@ -20,7 +20,9 @@ use std::time::Duration;
 
 mod named_things;
 
-use named_things::{next_thing, things_named, tile_weight, with_the_cue_in_view};
+use named_things::{
+    named_thing_nearest, next_thing, things_named, tile_weight, with_the_cue_in_view,
+};
 
 /// `config.json` of the default model, built into the binary.
 pub const DEFAULT_CONFIG: &[u8] = include_bytes!("../models/default/config.json");
@@ -254,10 +256,14 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
     }
     let (w, h) = request.image.dimensions();
     let long = w.max(h) as f64;
-    // The walk begins at the coloured start marker nearest the model's point, when there is
-    // one within a pointer patch (a sixteenth of the long side): a point a few pixels off the
-    // marker can lie in a neighbouring corridor sealed off from it.
-    let start = etchr_ops::render::maze_marker(request.image, from, long / 16.0).unwrap_or(from);
+    // The walk begins at the start marker: the thing of the colour the question names nearest
+    // the model's point ("start at the red disk"), else the coloured pixel nearest it within a
+    // pointer patch (a sixteenth of the long side), else the point itself. A point a few
+    // pixels off the marker can lie in a neighbouring corridor sealed off from it, and the
+    // model's point is sometimes on another part of the board altogether.
+    let start = named_thing_nearest(request, from)
+        .or_else(|| etchr_ops::render::maze_marker(request.image, from, long / 16.0))
+        .unwrap_or(from);
     // The pocket: the reachable pixels up to a fifth of the long side in from the exit.
     let Some((exit, pocket)) =
         etchr_ops::render::maze_exit(request.image, start, wall_luma, long / 5.0)
@@ -690,6 +696,20 @@ mod tests {
         (board_with(&corners), centres)
     }
 
+    /// A first plan's request: on the original (identity transform), nothing shown yet.
+    fn first_plan<'a>(image: &'a RgbImage, question: &'a str) -> PlanRequest<'a> {
+        static IDENTITY: std::sync::OnceLock<Transform> = std::sync::OnceLock::new();
+        PlanRequest {
+            image,
+            transform: IDENTITY.get_or_init(Transform::identity),
+            original_size: image.dimensions(),
+            question,
+            context: None,
+            step: 0,
+            avoid: &[],
+        }
+    }
+
     fn crop_of(program: &Program) -> Rect {
         program
             .ops()
@@ -705,15 +725,7 @@ mod tests {
     fn a_named_colour_puts_its_things_in_view_the_pointed_at_first() {
         let (image, tags) = tag_board();
         let question = "Read the code on the pink tag \"Valve 2\"; it is mirrored.";
-        let request = PlanRequest {
-            image: &image,
-            transform: &Transform::identity(),
-            original_size: (900, 600),
-            question,
-            context: None,
-            step: 0,
-            avoid: &[],
-        };
+        let request = first_plan(&image, question);
         let elsewhere = etchr_ops::text::parse(
             "crop box=300,250,500,400; flip axis=vertical; zoom factor=2; box box=350,300,400,320",
         )
@@ -859,15 +871,7 @@ mod tests {
         let image = board_of(&[(100, 100, 24, 80), (600, 300, 24, 80), (300, 300, 80, 24)]);
         let model = etchr_ops::text::parse("crop box=0,0,90,90; rotate angle=90").unwrap();
         let question = "The pink tag lies on its side.";
-        let request = PlanRequest {
-            image: &image,
-            transform: &Transform::identity(),
-            original_size: (900, 600),
-            question,
-            context: None,
-            step: 0,
-            avoid: &[],
-        };
+        let request = first_plan(&image, question);
         assert_eq!(
             things_named(&model, &request).len(),
             2,
@@ -903,15 +907,7 @@ mod tests {
         assert_eq!(Place::in_text("the code after \"Top 3\""), None);
         // Of the three pink tags of the board, only the bottom one lies in "the bottom".
         let (image, tags) = tag_board();
-        let request = PlanRequest {
-            image: &image,
-            transform: &Transform::identity(),
-            original_size: (900, 600),
-            question: "The pink tag at the bottom: what does it say?",
-            context: None,
-            step: 0,
-            avoid: &[],
-        };
+        let request = first_plan(&image, "The pink tag at the bottom: what does it say?");
         let program = etchr_ops::text::parse("crop box=0,0,100,100").unwrap();
         let things = things_named(&program, &request);
         assert_eq!(things.len(), 1);
@@ -1080,15 +1076,7 @@ mod tests {
     #[test]
     fn a_first_restore_shows_its_first_tile_and_alternatives_keep_theirs() {
         let image = pattern(240, 160);
-        let request = PlanRequest {
-            image: &image,
-            transform: &Transform::identity(),
-            original_size: (240, 160),
-            question: "Put the tiles back and read the line \"Slot\".",
-            context: None,
-            step: 0,
-            avoid: &[],
-        };
+        let request = first_plan(&image, "Put the tiles back and read the line \"Slot\".");
         let parse = |t: &str| etchr_ops::text::parse(t).unwrap();
         let model = parse("jigsaw_solve rows=2 cols=3; crop box=0,40,120,80; zoom factor=2");
         assert_eq!(
@@ -1136,8 +1124,8 @@ mod tests {
         open(30, 400, 90, 110);
         open(0, 20, 20, 40);
         // The start disk, a little right of where the model points.
-        for y in 98..103 {
-            for x in 50..55 {
+        for y in 94..106 {
+            for x in 50..62 {
                 maze.put_pixel(x, y, image::Rgb([40, 170, 60]));
             }
         }
@@ -1159,20 +1147,22 @@ mod tests {
                 label: None,
             },
         ]);
-        let request = |transform: &Transform| {
+        let plan = |guess: &Program, question: &str, transform: &Transform| {
             with_the_exit_found(
                 guess.clone(),
                 &PlanRequest {
                     image: &maze,
                     transform,
                     original_size: (400, 200),
-                    question: "from the start, which exit?",
+                    question,
                     context: None,
                     step: 0,
                     avoid: &[],
                 },
             )
         };
+        let request =
+            |transform: &Transform| plan(&guess, "from the start, which exit?", transform);
         let found = request(&Transform::identity());
         let kinds: Vec<&str> = found.ops().iter().map(|op| op.name()).collect();
         assert_eq!(kinds, ["path", "crop", "zoom"]);
@@ -1192,6 +1182,34 @@ mod tests {
             matrix: etchr_ops::Affine::scale(0.5, 0.5),
         });
         assert_eq!(request(&zoomed), guess);
+        // The model points into the sealed corridor, far from the marker: a question that names
+        // the marker's colour still starts the walk on it (its flat inside's centre).
+        let mut astray = guess.clone();
+        if let Op::Path { from, .. } = &mut astray.0[0] {
+            *from = etchr_ops::Point::new(10.0, 30.0);
+        }
+        let named = plan(
+            &astray,
+            "Start at the green disk: which exit?",
+            &Transform::identity(),
+        );
+        match &named.ops()[0] {
+            Op::Path { from, to, .. } => {
+                assert_eq!(*from, etchr_ops::Point::new(56.0, 100.0));
+                assert_eq!(to.x, 399.5, "{to:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without the colour, the walk starts where the model pointed and stays sealed in.
+        let unnamed = plan(
+            &astray,
+            "from the start, which exit?",
+            &Transform::identity(),
+        );
+        match &unnamed.ops()[0] {
+            Op::Path { to, .. } => assert!(to.x < 20.0, "{to:?}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -53,6 +53,16 @@ pub(super) fn things_named(program: &Program, request: &PlanRequest<'_>) -> Vec<
     }
 }
 
+/// The centre of the thing of the colour the question names that lies nearest `to` (any
+/// distance), if the question names a colour and the image shows such a thing.
+pub(super) fn named_thing_nearest(request: &PlanRequest<'_>, to: Point) -> Option<Point> {
+    let colour = NamedColour::in_text(request.question)?;
+    etchr_ops::render::colour_regions(request.image, colour)
+        .into_iter()
+        .map(|region| region.bounds.center())
+        .min_by(|a, b| a.distance(to).total_cmp(&b.distance(to)))
+}
+
 /// Where along one axis: the first half (top, left), the middle half, the second half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Band {

@@ -164,16 +164,41 @@ pub fn nearest_marker(img: &RgbImage, at: Point, radius: f64) -> Option<Point> {
     best.map(|(_, c)| c)
 }
 
+/// `free` eroded by one pixel: a pixel stays free only when its whole 3 × 3 neighbourhood (within
+/// the image) is free, so passages one or two pixels wide close and wider corridors narrow by
+/// one pixel on each side.
+fn wide_only(free: &[bool], w: usize, h: usize) -> Vec<bool> {
+    // Rows first, then columns: a pixel with a blocked horizontal neighbour, then one whose
+    // vertical neighbours are not all open in that first pass.
+    let mut rows = vec![false; free.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            rows[i] = free[i] && (x == 0 || free[i - 1]) && (x + 1 == w || free[i + 1]);
+        }
+    }
+    let mut out = vec![false; free.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            out[i] = rows[i] && (y == 0 || rows[i - w]) && (y + 1 == h || rows[i + w]);
+        }
+    }
+    out
+}
+
 /// Where a maze walked from `from` leads: the free pixel reachable from there that lies
 /// nearest the image's edge (a maze's exit opens outwards, so its pocket is the reachable
 /// place closest to the border), and the box of the reachable pixels in front of it: up to
 /// `depth` inwards from that edge and a third of that to either side (the exit's pocket, its
 /// label and the corridor leading in; narrow sideways, so a neighbouring exit's pocket stays
 /// out). `None` when the point lies inside a wall. Whether the walk starts at the true start
-/// matters less than it seems: any point in the start's corridors leads to the same exit.
+/// matters less than it seems: any point in the start's corridors leads to the same exit. The
+/// walk keeps to free space at least 3 px wide (see [`wide_only`]): a hairline, such as the
+/// light frame drawn round a maze, would otherwise join every exit to every other.
 pub fn exit_from(img: &RgbImage, from: Point, wall_luma: u8, depth: f64) -> Option<(Point, Rect)> {
     let (w, h) = img.dimensions();
-    let free = free_mask(img, wall_luma);
+    let free = wide_only(&free_mask(img, wall_luma), w as usize, h as usize);
     let start = snap(&free, w, h, from.x, from.y)?;
     let reached = flood(&free, w, h, start);
     let (wu, hu) = (w as usize, h as usize);
@@ -223,6 +248,30 @@ mod tests {
     }
 
     #[test]
+    fn a_hairline_does_not_join_sealed_exits() {
+        // A corridor from (10, 20) ends 2 px short of the right edge; a sealed pocket on the
+        // left edge, nearer the border, is joined to it only by a one-pixel light line (a frame
+        // drawn round the board), which the walk must not take.
+        let mut img = RgbImage::from_pixel(60, 40, Rgb([20, 20, 20]));
+        let mut open = |x0: u32, x1: u32, y0: u32, y1: u32| {
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    img.put_pixel(x, y, Rgb([255, 255, 255]));
+                }
+            }
+        };
+        open(10, 58, 18, 23);
+        open(0, 6, 2, 10);
+        open(0, 60, 36, 37);
+        open(57, 58, 23, 36);
+        open(3, 4, 10, 36);
+        let (exit, _) = exit_from(&img, Point::new(12.0, 20.0), 96, 20.0).unwrap();
+        // The corridor's end, less the pixel the walk keeps off its wall.
+        assert_eq!(exit.x, 56.5, "{exit:?}");
+        assert!((18.0..23.0).contains(&exit.y), "{exit:?}");
+    }
+
+    #[test]
     fn the_exit_is_where_the_reachable_space_meets_the_edge() {
         // A dark board with a corridor from (10, 20) to (40, 20), open to the right edge
         // through a pocket at x 40..50; a sealed corridor reaches the left edge elsewhere.
@@ -233,13 +282,16 @@ mod tests {
             }
         }
         for x in 0..8 {
-            img.put_pixel(x, 5, Rgb([255, 255, 255]));
+            for y in 4..7 {
+                img.put_pixel(x, y, Rgb([255, 255, 255]));
+            }
         }
         let (exit, pocket) = exit_from(&img, Point::new(12.0, 20.0), 96, 15.0).unwrap();
         assert_eq!(exit.x, 49.5);
         assert!((18.0..23.0).contains(&exit.y), "{exit:?}");
-        // Reachable pixels up to 15 px in from the right edge: x 34..50 of the corridor.
-        assert_eq!(pocket, Rect::new(34.0, 18.0, 50.0, 23.0));
+        // Reachable pixels up to 15 px in from the right edge: x 34..50 of the corridor, whose
+        // rows the walk keeps one pixel off the walls (19..22 of 18..23).
+        assert_eq!(pocket, Rect::new(34.0, 19.0, 50.0, 22.0));
         // From the sealed corridor, its own end on the left edge.
         let sealed = exit_from(&img, Point::new(3.0, 5.0), 96, 15.0).unwrap();
         assert_eq!(sealed.0, Point::new(0.5, 5.5));
