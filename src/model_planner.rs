@@ -284,10 +284,15 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
         width,
         wall_luma,
     }];
-    // To about the upstream's reading size (1024 px is common), at most 4×.
-    let factor = (1024.0 / region.width().max(region.height()).max(1.0)).min(4.0);
-    ops.extend(crop_zoomed(region, factor).0);
+    ops.extend(crop_for_reading(region).0);
     Program(ops)
+}
+
+/// A crop of `region` zoomed to about the upstream's reading size (1024 px on the long side is
+/// common), at most 4×.
+fn crop_for_reading(region: Rect) -> Program {
+    let factor = 1024.0 / region.width().max(region.height()).max(1.0);
+    crop_zoomed(region, factor.min(4.0))
 }
 
 /// Whether `program` restores a jigsaw: its tiles are then cut from the restored image, where
@@ -499,15 +504,7 @@ mod tests {
         let planner = load(&settings, None).expect("the built-in model loads");
         assert_eq!(planner.name(), "etchr-model:default");
         let (item, image) = etchr_data::generate(Family::FineGrained, 4, 0);
-        let request = PlanRequest {
-            image: &image,
-            transform: &Transform::identity(),
-            original_size: image.dimensions(),
-            question: &item.question,
-            context: None,
-            step: 0,
-            avoid: &[],
-        };
+        let request = first_plan(&image, &item.question);
         // The model's own program, before the planner's rewrites (those are tested below).
         let out = planner
             .call(image.clone(), Transform::identity(), &request)
@@ -594,13 +591,9 @@ mod tests {
         let question = "the code on the red tag?";
         let shown = [Rect::new(0.0, 0.0, 300.0, 200.0)];
         let request = PlanRequest {
-            image: &image,
-            transform: &Transform::identity(),
-            original_size: (800, 600),
-            question,
-            context: None,
             step: 1,
             avoid: &shown,
+            ..first_plan(&image, question)
         };
         let direct = EditingModel::tiny(4)
             .unwrap()
@@ -821,13 +814,9 @@ mod tests {
         let mut tries = Vec::new();
         for _ in 0..n {
             let request = PlanRequest {
-                image,
-                transform: &Transform::identity(),
-                original_size: image.dimensions(),
-                question,
-                context: None,
                 step: shown.len(),
                 avoid: &shown,
+                ..first_plan(image, question)
             };
             let things = things_named(model, &request);
             let program = next_thing(&things, &request, pointer, model).unwrap();
@@ -928,13 +917,9 @@ mod tests {
         corners.extend((0..5).map(|i| (520 + 120 * (i % 3), 340 + 90 * (i / 3))));
         let image = board_with(&corners);
         let request = PlanRequest {
-            image: &image,
-            transform: &Transform::identity(),
-            original_size: (900, 600),
-            question: "What is the code on the pink tag \"Pump 3\"?",
-            context: None,
             step: 1,
             avoid: &[Rect::new(0.0, 0.0, 10.0, 10.0)],
+            ..first_plan(&image, "What is the code on the pink tag \"Pump 3\"?")
         };
         let program = etchr_ops::text::parse("crop box=0,0,100,100").unwrap();
         assert_eq!(things_named(&program, &request).len(), 6);
@@ -958,13 +943,9 @@ mod tests {
         let mut seen = [false; 3];
         for _ in 0..3 {
             let request = PlanRequest {
-                image: &image,
-                transform: &Transform::identity(),
-                original_size: (900, 600),
-                question,
-                context: None,
                 step: shown.len(),
                 avoid: &shown,
+                ..first_plan(&image, question)
             };
             let crop = crop_of(&planner.plan(&request).unwrap());
             let at = tags.iter().position(|t| crop.contains(*t));
@@ -979,13 +960,9 @@ mod tests {
         assert_eq!(seen, [true; 3], "each tag once");
         // All three shown closely: the tiles take over.
         let request = PlanRequest {
-            image: &image,
-            transform: &Transform::identity(),
-            original_size: (900, 600),
-            question,
-            context: None,
             step: 3,
             avoid: &shown,
+            ..first_plan(&image, question)
         };
         let crop = crop_of(&planner.plan(&request).unwrap());
         assert!(crop.width() >= 450.0, "a tile: {crop:?}");

@@ -7,24 +7,24 @@
 //! crop moved onto one of them, then the others one by one, ranked by the place the question
 //! names ("in the top left"), the model's pointer and size.
 
-use super::restores_a_jigsaw;
+use super::{crop_for_reading, restores_a_jigsaw};
 use etchr_ops::program::Axis;
 use etchr_ops::render::NamedColour;
 use etchr_ops::{Color, Op, Point, Program, Rect};
-use etchr_reason::planner::{crop_zoomed, PlanRequest};
+use etchr_reason::planner::{shown_as_closely, PlanRequest};
 
 /// How many things of the named colour the alternatives visit one by one; with more, the
 /// tiles holding most of them come first instead.
-pub(super) const FEW_THINGS: usize = 4;
+const FEW_THINGS: usize = 4;
 
 /// The things of the colour the question names ("the grey tag", "the brown triangle";
 /// `etchr_ops::render::colour_regions`), in original pixels, largest first. When the model's
 /// program turns its crop a quarter (the target lies on its side), only things taller than
 /// wide; when it turns it half or mirrors it, only things wider than tall. When the question
 /// names a place ("in the top left", see [`Place`]) and some of them lie there, only those.
-/// Empty unless the
-/// program was planned on the original and neither restores a jigsaw nor walks a maze (a
-/// coloured maze marker is the start, not the target), and the question names a colour.
+/// Empty unless the program was planned on the original and neither restores a jigsaw nor
+/// walks a maze (a coloured maze marker is the start, not the target), and the question names
+/// a colour.
 pub(super) fn things_named(program: &Program, request: &PlanRequest<'_>) -> Vec<Rect> {
     let walks = matches!(program.ops().first(), Some(Op::Path { .. }));
     if !request.transform.is_identity() || restores_a_jigsaw(program) || walks {
@@ -156,7 +156,7 @@ pub(super) fn crops_around(
 /// The view of one thing: `crop`, the thing boxed in red (as the generator's gold programs mark
 /// their target), `turn` if any, and a zoom to about 1024 px.
 fn thing_view(thing: Rect, crop: Rect, turn: Option<Op>) -> Program {
-    let mut ops = crop_zoomed(crop, reading_zoom(&crop)).0;
+    let mut ops = crop_for_reading(crop).0;
     let pad = 3.0;
     let marked = Rect::new(
         thing.x0 - pad,
@@ -177,8 +177,8 @@ fn thing_view(thing: Rect, crop: Rect, turn: Option<Op>) -> Program {
 /// The next alternative when the question names a colour: the next of a few things of that
 /// colour, cropped, in each of the turns that could set it upright (see [`turns_to_try`]), the
 /// model's own first — both quarter turns of a thing before the next thing; the model's half
-/// turn or mirror of every thing before the others of any; or, with many things, `None` — the tiles then rank by where the things
-/// are (see [`tile_weight`]).
+/// turn or mirror of every thing before the others of any. `None` with many things (the tiles
+/// then rank by where the things are, see [`tile_weight`]) or when all were shown.
 ///
 /// How many turns of a crop were shown is counted from `request.avoid`: every try of the same
 /// crop adds the same region. A crop the model's own view already showed closely counts as
@@ -197,7 +197,9 @@ pub(super) fn next_thing(
         .into_iter()
         .map(|(thing, crop)| {
             let same = request.avoid.iter().filter(|a| a.iou(&crop) > 0.9).count();
-            let shown = same == 0 && shown_closely(&crop, request.avoid);
+            // Up to four times the crop's area still counts: text twice as small is still
+            // legible, a whole quadrant is not.
+            let shown = same == 0 && shown_as_closely(&crop, request.avoid, 4.0);
             (thing, crop, if shown { 1 } else { same })
         })
         .collect();
@@ -268,7 +270,7 @@ pub(super) fn tile_weight(things: &[Rect], pointer: &[(Point, f32)]) -> Vec<(Poi
 
 /// A square `scale` times `thing`'s long side (at least 64 px), centred on it and shifted to lie
 /// inside the `w × h` image (cut only where the image is smaller).
-pub(super) fn square_around(thing: Rect, scale: f64, w: u32, h: u32) -> Rect {
+fn square_around(thing: Rect, scale: f64, w: u32, h: u32) -> Rect {
     let side = (thing.width().max(thing.height()) * scale).max(64.0);
     let Point { x: cx, y: cy } = thing.center();
     let place = |centre: f64, limit: f64| {
@@ -277,22 +279,6 @@ pub(super) fn square_around(thing: Rect, scale: f64, w: u32, h: u32) -> Rect {
     };
     let ((x0, x1), (y0, y1)) = (place(cx, w as f64), place(cy, h as f64));
     Rect::new(x0, y0, x1, y1)
-}
-
-/// A zoom that brings `crop` to about the upstream's reading size (1024 px is common), at most 4×.
-pub(super) fn reading_zoom(crop: &Rect) -> f64 {
-    (1024.0 / crop.width().max(crop.height()).max(1.0)).min(4.0)
-}
-
-/// Whether a rejected view already showed `crop` at about this scale: one covers at least half
-/// of it and is at most four times its area (text twice as small is still legible; a whole
-/// quadrant is not).
-pub(super) fn shown_closely(crop: &Rect, shown: &[Rect]) -> bool {
-    let area = crop.area().max(1.0);
-    shown.iter().any(|s| {
-        let covered = s.intersect(crop).map_or(0.0, |i| i.area());
-        covered >= 0.5 * area && s.area() <= 4.0 * area
-    })
 }
 
 /// The model's `program`, or, when the question names a colour that marks a few things (see

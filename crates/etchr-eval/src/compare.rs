@@ -207,7 +207,7 @@ pub fn markdown(c: &Comparison, label_a: &str, label_b: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{ConditionResult, ItemRecord, Meta};
+    use crate::results::{ConditionResult, ItemRecord};
 
     fn item(id: &str, family: Family, results: &[(Condition, bool)]) -> ItemRecord {
         let results = results
@@ -225,17 +225,9 @@ mod tests {
     }
 
     fn run(items: Vec<ItemRecord>) -> Results {
-        let meta: Meta = serde_json::from_value(serde_json::json!({
-            "upstream": "", "provider": "", "model": "", "strategy": "evr", "planner": "",
-            "conditions": ["direct", "etchr"], "items_dir": "", "items": items.len(),
-            "tile_grid": 2, "max_side": 1024, "images_per_call": 4, "seed": 0,
-            "concurrency": 1, "started": "", "wall_s": 0.0, "etchr_version": ""
-        }))
-        .unwrap();
         Results {
-            meta,
             summary: Vec::new(),
-            items,
+            ..crate::results::tests::results_with(items)
         }
     }
 

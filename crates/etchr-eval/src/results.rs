@@ -297,6 +297,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// A run of `direct` and `etchr` over `items`, summarised (tests only).
+    pub(crate) fn results_with(items: Vec<ItemRecord>) -> Results {
+        let meta: Meta = serde_json::from_value(serde_json::json!({
+            "upstream": "", "provider": "", "model": "", "strategy": "evr", "planner": "",
+            "conditions": ["direct", "etchr"], "items_dir": "", "items": items.len(),
+            "tile_grid": 2, "max_side": 1024, "images_per_call": 4, "seed": 0,
+            "concurrency": 1, "started": "", "wall_s": 0.0, "etchr_version": ""
+        }))
+        .unwrap();
+        Results {
+            meta,
+            summary: summarise(&items, &[Condition::Direct, Condition::Etchr]),
+            items,
+        }
+    }
+
     #[test]
     fn the_first_plans_focus_iou_is_averaged_per_family_over_planned_items() {
         let record = |family: Family, iou: Option<f64>| {

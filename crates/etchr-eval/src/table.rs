@@ -31,24 +31,40 @@ fn families(summary: &[ConditionSummary]) -> Vec<Family> {
         .collect()
 }
 
+/// A table's header row and alignment row: `first`, one column per family, then `tail`, all
+/// but the first right-aligned.
+fn header(out: &mut String, first: &str, fams: &[Family], tail: &[&str]) {
+    let names = fams.iter().map(|f| f.name()).chain(tail.iter().copied());
+    let _ = write!(out, "| {first} |");
+    for name in names {
+        let _ = write!(out, " {name} |");
+    }
+    let _ = write!(out, "\n|---|");
+    for _ in 0..fams.len() + tail.len() {
+        let _ = write!(out, "---:|");
+    }
+    let _ = writeln!(out);
+}
+
 /// Pass@1 per family and overall, McNemar against direct, cost and latency per item.
 pub fn markdown(results: &Results) -> String {
     let s = &results.summary;
     let fams = families(s);
     let mut out = String::new();
-    let _ = write!(out, "| condition |");
-    for f in &fams {
-        let _ = write!(out, " {} |", f.name());
-    }
-    let _ = writeln!(
-        out,
-        " **overall** | vs direct: b / c, p | calls / item | images / item | Mpx / item | added ms (mean / median) | errors |"
+    header(
+        &mut out,
+        "condition",
+        &fams,
+        &[
+            "**overall**",
+            "vs direct: b / c, p",
+            "calls / item",
+            "images / item",
+            "Mpx / item",
+            "added ms (mean / median)",
+            "errors",
+        ],
     );
-    let _ = write!(out, "|---|");
-    for _ in &fams {
-        let _ = write!(out, "---:|");
-    }
-    let _ = writeln!(out, "---:|---:|---:|---:|---:|---:|---:|");
     for c in s {
         let _ = write!(out, "| {} |", c.condition);
         for f in &fams {
@@ -80,16 +96,7 @@ pub fn mcnemar_by_family(results: &Results) -> String {
     let s = &results.summary;
     let fams = families(s);
     let mut out = String::new();
-    let _ = write!(out, "| vs direct (b / c, p) |");
-    for f in &fams {
-        let _ = write!(out, " {} |", f.name());
-    }
-    let _ = writeln!(out);
-    let _ = write!(out, "|---|");
-    for _ in &fams {
-        let _ = write!(out, "---:|");
-    }
-    let _ = writeln!(out);
+    header(&mut out, "vs direct (b / c, p)", &fams, &[]);
     for c in s.iter().filter(|c| !c.mcnemar_families.is_empty()) {
         let _ = write!(out, "| {} |", c.condition);
         for f in &fams {
@@ -118,16 +125,7 @@ pub fn focus_iou_by_family(results: &Results) -> String {
     }
     let fams = families(s);
     let mut out = String::new();
-    let _ = write!(out, "| first plan's focus IoU |");
-    for f in &fams {
-        let _ = write!(out, " {} |", f.name());
-    }
-    let _ = writeln!(out, " **overall** |");
-    let _ = write!(out, "|---|");
-    for _ in &fams {
-        let _ = write!(out, "---:|");
-    }
-    let _ = writeln!(out, "---:|");
+    header(&mut out, "first plan's focus IoU", &fams, &["**overall**"]);
     for c in planned {
         let _ = write!(out, "| {} |", c.condition);
         for f in &fams {
@@ -143,4 +141,44 @@ pub fn focus_iou_by_family(results: &Results) -> String {
         let _ = writeln!(out, " **{:.2}** |", c.first_focus_iou.unwrap_or_default());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::condition::Condition;
+    use crate::results::tests::{item_with, results_with};
+    use crate::results::ConditionResult;
+
+    #[test]
+    fn tables_have_a_column_per_family_and_the_focus_table_only_planned_conditions() {
+        let item = |family, iou| {
+            let mut etchr = ConditionResult::new(Condition::Etchr);
+            etchr.correct = true;
+            etchr.first_focus_iou = Some(iou);
+            item_with(family, vec![ConditionResult::new(Condition::Direct), etchr])
+        };
+        let results = results_with(vec![
+            item(Family::Maze, 0.25),
+            item(Family::Orientation, 0.5),
+        ]);
+        let md = markdown(&results);
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| condition | maze | orientation | **overall** | vs direct: b / c, p | calls / item \
+             | images / item | Mpx / item | added ms (mean / median) | errors |"
+        );
+        assert_eq!(lines[1], format!("|---|{}", "---:|".repeat(9)));
+        assert!(lines[3].starts_with("| etchr | 100 % (1/1) | 100 % (1/1) | **100 % (2/2)** |"));
+        let by_family = mcnemar_by_family(&results);
+        assert!(by_family
+            .starts_with("| vs direct (b / c, p) | maze | orientation |\n|---|---:|---:|\n"));
+        assert_eq!(
+            focus_iou_by_family(&results),
+            "| first plan's focus IoU | maze | orientation | **overall** |\n\
+             |---|---:|---:|---:|\n\
+             | etchr | 0.25 | 0.50 | **0.38** |\n"
+        );
+    }
 }

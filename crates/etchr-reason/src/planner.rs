@@ -138,11 +138,7 @@ impl TileSearch {
     /// this zoom or closer. A quadrant seen whole does not hide the smaller 3×3 tiles inside
     /// it (they show it closer); a small rejected crop does not hide the tile around it.
     fn shown(tile: &Rect, shown: &[Rect]) -> bool {
-        let area = tile.area().max(1.0);
-        shown.iter().any(|a| {
-            let covered = a.intersect(tile).map_or(0.0, |i| i.area());
-            covered >= 0.5 * area && a.area() <= 1.25 * area
-        })
+        shown_as_closely(tile, shown, 1.25)
     }
 
     /// Crop `region`, zoomed by up to the grid size.
@@ -191,6 +187,16 @@ impl TileSearch {
         }
         None
     }
+}
+
+/// Whether some region of `shown` covers at least half of `region` while being at most
+/// `larger` times its area: `region` was then seen at about its own zoom or closer.
+pub fn shown_as_closely(region: &Rect, shown: &[Rect], larger: f64) -> bool {
+    let area = region.area().max(1.0);
+    shown.iter().any(|a| {
+        let covered = a.intersect(region).map_or(0.0, |i| i.area());
+        covered >= 0.5 * area && a.area() <= larger * area
+    })
 }
 
 /// A crop of `region`, then a zoom by `factor` (floored to hundredths) when it enlarges.

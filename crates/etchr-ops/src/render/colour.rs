@@ -11,6 +11,7 @@
 //! neighbour): the dark outline of a tag, or the border of a shape, separates it from a
 //! background of a similar colour, which smooth gradients never do.
 
+use super::pixels::{chroma, neighbours};
 use crate::geom::Rect;
 use image::RgbImage;
 
@@ -73,8 +74,7 @@ impl NamedColour {
     /// The name of one pixel's colour.
     pub fn of_pixel([r, g, b]: [u8; 3]) -> Self {
         use NamedColour::*;
-        let (max, min) = (r.max(g).max(b), r.min(g).min(b));
-        let spread = max - min;
+        let (max, spread) = (r.max(g).max(b), chroma([r, g, b]));
         if spread < ACHROMATIC {
             return match max {
                 0..50 => Black,
@@ -218,13 +218,7 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
             let (x, y) = (i % w, i / w);
             (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
             area += 1;
-            let neighbours = [
-                (x > 0).then(|| i - 1),
-                (x + 1 < w).then(|| i + 1),
-                (y > 0).then(|| i - w),
-                (y + 1 < h).then(|| i + w),
-            ];
-            for j in neighbours.into_iter().flatten() {
+            for j in neighbours(i, w, h) {
                 if mask[j] {
                     if !seen[j] {
                         seen[j] = true;

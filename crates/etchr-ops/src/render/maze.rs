@@ -3,16 +3,12 @@
 //! A pixel is a *wall* when it is dark and unsaturated (luma below `wall_luma`, chroma below
 //! 64); everything else — background, corridors, coloured start and exit markers — is free.
 
+use super::pixels::{chroma, neighbours};
 use crate::geom::{Point, Rect};
 use image::RgbImage;
 use std::collections::VecDeque;
 
 const SNAP_RADIUS: i64 = 12;
-
-/// How coloured a pixel is: its largest channel minus its smallest.
-fn chroma([r, g, b]: [u8; 3]) -> u8 {
-    r.max(g).max(b) - r.min(g).min(b)
-}
 
 pub fn free_mask(img: &RgbImage, wall_luma: u8) -> Vec<bool> {
     img.pixels()
@@ -60,18 +56,6 @@ pub fn flood(free: &[bool], w: u32, h: u32, start: (u32, u32)) -> Vec<bool> {
         }
     }
     seen
-}
-
-fn neighbours(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
-    let (x, y) = (i % w, i / w);
-    [
-        (x > 0).then(|| i - 1),
-        (x + 1 < w).then(|| i + 1),
-        (y > 0).then(|| i - w),
-        (y + 1 < h).then(|| i + w),
-    ]
-    .into_iter()
-    .flatten()
 }
 
 /// The shortest 4-connected path through free space from `from` to `to`, as pixel centres

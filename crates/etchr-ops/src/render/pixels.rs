@@ -9,6 +9,24 @@ use image::{imageops, Rgb, RgbImage};
 /// Integer pixel bounds `(x, y, w, h)` clipped to the image.
 pub type PixelBox = (u32, u32, u32, u32);
 
+/// How coloured a pixel is: its largest channel minus its smallest.
+pub fn chroma([r, g, b]: [u8; 3]) -> u8 {
+    r.max(g).max(b) - r.min(g).min(b)
+}
+
+/// The 4-connected neighbours of raster index `i` in a `w × h` image.
+pub fn neighbours(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
+    let (x, y) = (i % w, i / w);
+    [
+        (x > 0).then(|| i - 1),
+        (x + 1 < w).then(|| i + 1),
+        (y > 0).then(|| i - w),
+        (y + 1 < h).then(|| i + w),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 pub fn crop(img: &RgbImage, (x, y, w, h): PixelBox) -> RgbImage {
     imageops::crop_imm(img, x, y, w, h).to_image()
 }
