@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod named_things;
+mod table_lookup;
 
 use named_things::{
     named_thing_nearest, next_thing, things_named, tile_weight, with_the_cue_in_view,
@@ -100,6 +101,10 @@ impl ModelPlanner {
             return Err(PlanError::Invalid(
                 "the question is empty: the editing model plans from a question".into(),
             ));
+        }
+        // A lookup in a ruled table: the key column beside the column asked for, in bands.
+        if let Some(program) = table_lookup::plan(request) {
+            return Ok(program);
         }
         if !request.avoid.is_empty() && self.alternatives == Alternatives::Tiles {
             // Where the model would point on this view, as weights for the unseen tiles.
@@ -288,10 +293,13 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
     Program(ops)
 }
 
-/// A crop of `region` zoomed to about the upstream's reading size (1024 px on the long side is
-/// common), at most 4×.
+/// The long side, in pixels, at which upstreams commonly look at an image (larger ones are
+/// shrunk to it): what the planner's views are sized for.
+const READING_SIDE: f64 = 1024.0;
+
+/// A crop of `region` zoomed to about the upstream's reading size, at most 4×.
 fn crop_for_reading(region: Rect) -> Program {
-    let factor = 1024.0 / region.width().max(region.height()).max(1.0);
+    let factor = READING_SIDE / region.width().max(region.height()).max(1.0);
     crop_zoomed(region, factor.min(4.0))
 }
 

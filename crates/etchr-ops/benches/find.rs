@@ -1,12 +1,13 @@
 //! What the planner's pixel searches cost on a large original, next to decoding it: the
 //! search for things of a named colour (`colour_regions`, run on every plan whose question
-//! names a colour) and the jigsaw seam grid (`jigsaw_grid`), on a 4000 × 3000 board with 60
-//! outlined tags on a soft gradient (ten of them grey, the colour searched for).
+//! names a colour), the jigsaw seam grid (`jigsaw_grid`) and the ruled-table search
+//! (`ruled_tables`, run on every plan for a table lookup question), on a 4000 × 3000 board with
+//! 60 outlined tags on a soft gradient (ten of them grey, the colour searched for).
 //!
 //! `cargo bench -p etchr-ops --bench find` prints the medians as JSON and writes them to
 //! `bench/out/find-rust.json`.
 
-use etchr_ops::render::{colour_regions, jigsaw_grid, NamedColour};
+use etchr_ops::render::{colour_regions, jigsaw_grid, ruled_tables, NamedColour};
 use etchr_ops::{decode_image, encode_image, DecodeLimits, OutputFormat};
 use image::{Rgb, RgbImage};
 use std::path::PathBuf;
@@ -58,7 +59,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let jpeg = encode_image(&board(4000, 3000), OutputFormat::Jpeg(90)).expect("encode");
     let limits = DecodeLimits::default();
-    let (mut decode, mut colour, mut grid) = (vec![], vec![], vec![]);
+    let (mut decode, mut colour, mut grid, mut tables) = (vec![], vec![], vec![], vec![]);
     let mut found = 0;
     for _ in 0..ITERATIONS {
         let t0 = Instant::now();
@@ -68,17 +69,26 @@ fn main() {
         let t2 = Instant::now();
         let _ = jigsaw_grid(&img, 8);
         let t3 = Instant::now();
+        assert!(ruled_tables(&img).is_empty(), "the board has no table");
+        let t4 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
         decode.push(ms(t0, t1));
         colour.push(ms(t1, t2));
         grid.push(ms(t2, t3));
+        tables.push(ms(t3, t4));
     }
-    let (decode, colour, grid) = (median(decode), median(colour), median(grid));
+    let (decode, colour, grid, tables) =
+        (median(decode), median(colour), median(grid), median(tables));
     let report = serde_json::json!({
         "input": "4000x3000 JPEG q90, 60 outlined tags",
         "iterations": ITERATIONS,
         "grey_tags_found": found,
-        "median_ms": {"decode": decode, "colour_regions": colour, "jigsaw_grid": grid},
+        "median_ms": {
+            "decode": decode,
+            "colour_regions": colour,
+            "jigsaw_grid": grid,
+            "ruled_tables": tables,
+        },
         "colour_regions_over_decode": colour / decode,
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());

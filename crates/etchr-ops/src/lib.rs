@@ -19,6 +19,6 @@ pub use coords::{Adapter, CoordSystem};
 pub use error::OpsError;
 pub use geom::{Affine, Point, Rect};
 pub use image::RgbImage;
-pub use program::{Color, Op, Program};
+pub use program::{Color, Op, Piece, Program};
 pub use provenance::{Step, Transform};
 pub use render::{render, resize, validate, RenderOptions, Rendered, View};

@@ -336,6 +336,15 @@ pub enum Op {
     /// pixels, a rectangle of the restored image is scattered over the shuffled tiles). The
     /// views' provenance still maps back to the original.
     Reframe,
+    /// Cut each piece's `box` out of the view and paste it, unscaled, with its top-left corner
+    /// at `at` (pixels of the new view) on a canvas of `background` just large enough to hold
+    /// them all; later pieces lie on top. It lays a long, narrow region out to read at its own
+    /// scale: a table's key column and the column asked for, band by band, side by side.
+    Collage {
+        pieces: Vec<Piece>,
+        #[serde(default = "white")]
+        background: Color,
+    },
     /// Find the order that restores a shuffled `rows × cols` grid from edge continuity and
     /// apply it. The repaired program records the order found.
     JigsawSolve {
@@ -408,6 +417,7 @@ impl Op {
             Op::Tiles { .. } => "tiles",
             Op::Jigsaw { .. } => "jigsaw",
             Op::JigsawSolve { .. } => "jigsaw_solve",
+            Op::Collage { .. } => "collage",
             Op::Reframe => "reframe",
             Op::Flood { .. } => "flood",
             Op::Path { .. } => "path",
@@ -442,6 +452,10 @@ impl Op {
             Op::Point { at, .. } | Op::Text { at, .. } => *at = map_point(*at),
             Op::Flood { from, .. } => *from = map_point(*from),
             Op::Polyline { points, .. } => points.iter_mut().for_each(|p| *p = map_point(*p)),
+            // `at` is in the collage's pixels, not the frame's: only the boxes map.
+            Op::Collage { pieces, .. } => pieces
+                .iter_mut()
+                .for_each(|p| p.region = map_rect(p.region)),
             Op::Zoom { .. }
             | Op::Rotate { .. }
             | Op::Flip { .. }
@@ -463,6 +477,16 @@ impl Op {
             _ => None,
         }
     }
+}
+
+/// One piece of a [`Op::Collage`]: `box` of the view, pasted with its top-left corner at `at`
+/// of the collage (in the collage's own pixels, which no coordinate convention rescales).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Piece {
+    #[serde(rename = "box")]
+    pub region: Rect,
+    pub at: Point,
 }
 
 /// An edit program: ops applied in order.

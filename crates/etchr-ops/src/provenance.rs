@@ -22,6 +22,43 @@ pub enum Step {
         cols: u32,
         order: Vec<u32>,
     },
+    /// A collage: each piece shows the previous frame's `from` with its top-left corner at
+    /// `to`. Later pieces lie on top; the background between pieces maps nowhere (points there
+    /// stay put).
+    Collage { pieces: Vec<Moved> },
+}
+
+/// One piece of a [`Step::Collage`]: `from` (previous-frame pixels) shown at `to` (view pixels).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Moved {
+    pub from: Rect,
+    pub to: Point,
+}
+
+impl Moved {
+    /// Where the piece lies in the view.
+    fn placed(&self) -> Rect {
+        self.from
+            .translated(self.to.x - self.from.x0, self.to.y - self.from.y0)
+    }
+}
+
+/// `r` cut by every piece and each cut moved to the piece's other side (`forward`: from the
+/// previous frame to the view), united; `r` itself when it meets no piece.
+fn collage_rect(pieces: &[Moved], r: &Rect, forward: bool) -> Rect {
+    let mut out: Option<Rect> = None;
+    for m in pieces {
+        let (here, there) = if forward {
+            (m.from, m.placed())
+        } else {
+            (m.placed(), m.from)
+        };
+        if let Some(cut) = r.intersect(&here) {
+            let moved = cut.translated(there.x0 - here.x0, there.y0 - here.y0);
+            out = Some(out.map_or(moved, |o| o.union(&moved)));
+        }
+    }
+    out.unwrap_or(*r)
 }
 
 impl Step {
@@ -51,6 +88,14 @@ impl Step {
                     None => p,
                 }
             }
+            Step::Collage { pieces } => pieces
+                .iter()
+                .rev()
+                .map(|m| (m, m.placed()))
+                .find(|(_, at)| at.contains(p))
+                .map_or(p, |(m, at)| {
+                    Point::new(p.x - at.x0 + m.from.x0, p.y - at.y0 + m.from.y0)
+                }),
         }
     }
 
@@ -76,6 +121,16 @@ impl Step {
                     None => p,
                 }
             }
+            Step::Collage { pieces } => {
+                pieces
+                    .iter()
+                    .rev()
+                    .find(|m| m.from.contains(p))
+                    .map_or(p, |m| {
+                        let at = m.placed();
+                        Point::new(p.x - m.from.x0 + at.x0, p.y - m.from.y0 + at.y0)
+                    })
+            }
         }
     }
 
@@ -85,6 +140,7 @@ impl Step {
         match self {
             Step::Affine { matrix } => matrix.apply_rect(r),
             Step::Jigsaw { .. } => self.map_rect_piecewise(r, |p| self.to_prev(p)),
+            Step::Collage { pieces } => collage_rect(pieces, r, false),
         }
     }
 
@@ -92,6 +148,7 @@ impl Step {
         match self {
             Step::Affine { matrix } => matrix.inverse().map_or(*r, |inv| inv.apply_rect(r)),
             Step::Jigsaw { .. } => self.map_rect_piecewise(r, |p| self.to_next(p)),
+            Step::Collage { pieces } => collage_rect(pieces, r, true),
         }
     }
 
@@ -221,7 +278,7 @@ impl Transform {
             match s {
                 // m maps frame k to original; s maps frame k+1 to frame k.
                 Step::Affine { matrix } => m = m.after(matrix),
-                Step::Jigsaw { .. } => return None,
+                Step::Jigsaw { .. } | Step::Collage { .. } => return None,
             }
         }
         Some(m)
@@ -231,7 +288,7 @@ impl Transform {
     pub fn is_axis_aligned(&self) -> bool {
         self.steps.iter().all(|s| match s {
             Step::Affine { matrix } => matrix.is_axis_aligned(),
-            Step::Jigsaw { .. } => true,
+            Step::Jigsaw { .. } | Step::Collage { .. } => true,
         })
     }
 }

@@ -28,6 +28,8 @@ enum Kind {
     Color,
     Choice(&'static [&'static str]),
     Integers,
+    /// Collage pieces: `{"box": Rect, "at": [x, y]}`.
+    Pieces,
 }
 
 struct Field {
@@ -272,6 +274,14 @@ const OPS: &[OpDoc] = &[
         fields: &[],
     },
     OpDoc {
+        name: "collage",
+        doc: "Cut each piece's `box` out of the view and paste it unscaled with its top-left corner at `at` on a new canvas of `background` just large enough to hold them all (later pieces on top). Lays a long, narrow region out to read at its own scale, e.g. a table's key column and one data column, band by band, side by side.",
+        fields: &[
+            req("pieces", Kind::Pieces, "The pieces, 1 to 1024."),
+            opt("background", Kind::Color, "Canvas colour (default white)."),
+        ],
+    },
+    OpDoc {
         name: "flood",
         doc: "Tint the free space reachable from `from`.",
         fields: &[req("from", Kind::Point, "Seed point."), COLOR, WALL],
@@ -311,6 +321,28 @@ fn kind_schema(kind: Kind, doc: &str) -> RefOr<Schema> {
         .into(),
         Kind::Points => ArrayBuilder::new()
             .items(numbers(2, "[x, y]"))
+            .description(Some(doc))
+            .into(),
+        Kind::Pieces => ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .property(
+                        "box",
+                        kind_schema(Kind::Rect, "The part of the view to cut out."),
+                    )
+                    .required("box")
+                    .property(
+                        "at",
+                        numbers(
+                            2,
+                            "Where its top-left corner goes, in pixels of the collage (never \
+                             rescaled by `coords`).",
+                        ),
+                    )
+                    .required("at"),
+            )
+            .min_items(Some(1))
+            .max_items(Some(1024))
             .description(Some(doc))
             .into(),
         Kind::Integers => ArrayBuilder::new()
@@ -533,6 +565,7 @@ mod tests {
             Kind::Color => json!("#ff8800"),
             Kind::Choice(v) => json!(v[v.len() - 1]),
             Kind::Integers => json!([1, 0, 3, 2]),
+            Kind::Pieces => json!([{"box": [1, 2, 30, 40], "at": [0, 0]}]),
         }
     }
 

@@ -8,6 +8,7 @@ mod draw;
 mod jigsaw;
 mod maze;
 mod pixels;
+mod table;
 
 pub use colour::{regions_of as colour_regions, ColourRegion, NamedColour};
 pub use jigsaw::{
@@ -16,12 +17,13 @@ pub use jigsaw::{
 };
 pub use maze::{exit_from as maze_exit, nearest_marker as maze_marker};
 pub use pixels::resize;
+pub use table::{ruled_tables, Table};
 
 use crate::error::OpsError;
 use crate::geom::{Affine, Point, Rect};
-use crate::program::{Color, EnhanceMode, HighlightMode, Op, Program};
-use crate::provenance::{Step, Transform};
-use image::{Rgb, RgbImage};
+use crate::program::{Color, EnhanceMode, HighlightMode, Op, Piece, Program};
+use crate::provenance::{Moved, Step, Transform};
+use image::{imageops, Rgb, RgbImage};
 use pixels::PixelBox;
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -842,6 +844,9 @@ impl<'a> Canvas<'a> {
                 }
                 self.apply_jigsaw(*rows, *cols, found);
             }
+            Op::Collage { pieces, background } => {
+                self.apply_collage(index, name, pieces, rgb(*background))?
+            }
             Op::Reframe => self.frame = Transform::identity(),
             Op::Flood {
                 from,
@@ -911,6 +916,72 @@ impl<'a> Canvas<'a> {
             order,
         };
         self.set_view(image, self.width, self.height, step);
+    }
+
+    /// Most pieces in one collage: a table laid out in bands needs two columns (plus a
+    /// header) per band, so a few dozen; the cap keeps a hostile program cheap to check.
+    const MAX_PIECES: usize = 1024;
+
+    fn apply_collage(
+        &mut self,
+        index: usize,
+        name: &'static str,
+        pieces: &mut [Piece],
+        background: Rgb<u8>,
+    ) -> Result<(), OpsError> {
+        if pieces.is_empty() || pieces.len() > Self::MAX_PIECES {
+            return Err(OpsError::op(
+                index,
+                name,
+                format!(
+                    "a collage needs 1 to {} pieces, not {}",
+                    Self::MAX_PIECES,
+                    pieces.len()
+                ),
+            ));
+        }
+        let mut moved = Vec::with_capacity(pieces.len());
+        let (mut w, mut h) = (0u64, 0u64);
+        for piece in pieces.iter_mut() {
+            if piece.at.x < 0.0 || piece.at.y < 0.0 {
+                return Err(OpsError::op(
+                    index,
+                    name,
+                    format!(
+                        "piece at ({}, {}): collage positions are at least 0",
+                        piece.at.x, piece.at.y
+                    ),
+                ));
+            }
+            let r = self.repair_box(index, name, piece.region)?;
+            let (x, y, pw, ph) = self.view_pixels(&r);
+            if pw == 0 || ph == 0 {
+                return Err(OpsError::op(
+                    index,
+                    name,
+                    "a piece covers no whole pixel of the view",
+                ));
+            }
+            let from = Rect::new(x as f64, y as f64, (x + pw) as f64, (y + ph) as f64);
+            piece.region = self.frame.rect_to_original(&from);
+            piece.at = Point::new(piece.at.x.round(), piece.at.y.round());
+            w = w.max(piece.at.x as u64 + pw as u64);
+            h = h.max(piece.at.y as u64 + ph as u64);
+            moved.push(Moved { from, to: piece.at });
+        }
+        self.check_output(index, name, w, h)?;
+        let image = self.image.as_ref().map(|src| {
+            let mut out = RgbImage::from_pixel(w as u32, h as u32, background);
+            for m in &moved {
+                let (x, y) = (m.from.x0 as u32, m.from.y0 as u32);
+                let (pw, ph) = (m.from.width() as u32, m.from.height() as u32);
+                let part = imageops::crop_imm(src.as_ref(), x, y, pw, ph);
+                imageops::replace(&mut out, &*part, m.to.x as i64, m.to.y as i64);
+            }
+            out
+        });
+        self.set_view(image, w as u32, h as u32, Step::Collage { pieces: moved });
+        Ok(())
     }
 
     fn draw_grid(&mut self, rows: u32, cols: u32, c: Rgb<u8>, width: f64, labels: bool) {
@@ -1022,6 +1093,7 @@ fn check_finite(index: usize, op: &Op) -> Result<(), OpsError> {
         Op::Highlight { amount, .. } | Op::Enhance { amount, .. } => {
             amount.is_none_or(f64::is_finite)
         }
+        Op::Collage { pieces, .. } => pieces.iter().all(|p| p.at.is_finite()),
         _ => true,
     };
     if finite.get() && scalars_ok {

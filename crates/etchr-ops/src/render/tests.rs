@@ -496,3 +496,78 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn collage_pastes_pieces_unscaled_and_maps_back() {
+    let img = coded(200, 100);
+    let r = run(
+        &img,
+        r##"[{"op":"collage","pieces":[
+            {"box":[10,20,40,60],"at":[0,0]},
+            {"box":[150,50,170,90],"at":[35,5]}],"background":"#000000"}]"##,
+    );
+    let v = &r.views[0];
+    // 30 + 5 of gap + 20 wide; the second piece reaches 5 + 40 down.
+    assert_eq!(v.image.dimensions(), (55, 45));
+    assert_eq!(decode_pos(v.image.get_pixel(0, 0)), (10, 20));
+    assert_eq!(decode_pos(v.image.get_pixel(29, 39)), (39, 59));
+    assert_eq!(decode_pos(v.image.get_pixel(35, 5)), (150, 50));
+    assert_eq!(*v.image.get_pixel(32, 2), Rgb([0, 0, 0]), "background");
+    let t = &v.transform;
+    assert_eq!(
+        t.to_original(Point::new(36.0, 6.0)),
+        Point::new(151.0, 51.0)
+    );
+    assert_eq!(t.to_view(Point::new(151.0, 51.0)), Point::new(36.0, 6.0));
+    // A box over both pieces maps back to the union of their sources...
+    let whole = t.rect_to_original(&Rect::full(55, 45));
+    assert_eq!(whole, Rect::new(10.0, 20.0, 170.0, 90.0));
+    // ...and a box of the original to where its part lies in the collage.
+    assert_eq!(
+        t.rect_to_view(&Rect::new(150.0, 50.0, 160.0, 60.0)),
+        Rect::new(35.0, 5.0, 45.0, 15.0)
+    );
+}
+
+#[test]
+fn collage_later_pieces_lie_on_top_and_bad_ones_are_refused() {
+    let img = coded(100, 100);
+    let r = run(
+        &img,
+        r#"[{"op":"collage","pieces":[
+            {"box":[0,0,20,20],"at":[0,0]},{"box":[50,50,60,60],"at":[5,5]}]}]"#,
+    );
+    let v = &r.views[0];
+    assert_eq!(decode_pos(v.image.get_pixel(5, 5)), (50, 50));
+    assert_eq!(
+        v.transform.to_original(Point::new(6.0, 6.0)),
+        Point::new(51.0, 51.0)
+    );
+    assert_eq!(decode_pos(v.image.get_pixel(16, 16)), (16, 16));
+    assert!(err(&img, r#"[{"op":"collage","pieces":[]}]"#).contains("1 to 1024 pieces"));
+    assert!(err(
+        &img,
+        r#"[{"op":"collage","pieces":[{"box":[0,0,5,5],"at":[-1,0]}]}]"#
+    )
+    .contains("at least 0"));
+    assert!(err(
+        &img,
+        r#"[{"op":"collage","pieces":[{"box":[200,200,300,300],"at":[0,0]}]}]"#
+    )
+    .contains("no area"));
+    // Pieces of a zoomed view keep the view's scale, and the program maps back to the
+    // original's pixels.
+    let r = run(
+        &img,
+        r#"[{"op":"crop","box":[10,10,60,60]},{"op":"zoom","factor":2},
+            {"op":"collage","pieces":[{"box":[20,20,30,30],"at":[0,0]}]}]"#,
+    );
+    assert_eq!(r.views[0].image.dimensions(), (20, 20));
+    let Op::Collage { pieces, .. } = &r.program.ops()[2] else {
+        panic!("{:?}", r.program)
+    };
+    assert_eq!(pieces[0].region, Rect::new(20.0, 20.0, 30.0, 30.0));
+    // The text form carries it both ways.
+    let text = crate::text::to_text(&r.program);
+    assert_eq!(crate::text::parse(&text).unwrap(), r.program, "{text}");
+}
