@@ -20,6 +20,7 @@ use std::time::Duration;
 
 mod named_things;
 mod table_lookup;
+mod text_sheet;
 
 use named_things::{
     named_thing_nearest, next_thing, things_named, tile_weight, with_the_cue_in_view,
@@ -130,6 +131,10 @@ impl ModelPlanner {
             return Ok(borrowing_from(tile, &out.program));
         }
         let first = self.call(request.image.clone(), request.transform.clone(), request)?;
+        // A quoted key: every text line, gathered where the upstream reads them all at once.
+        if let Some(sheet) = text_sheet::plan(request, &first.program) {
+            return Ok(sheet);
+        }
         if !self.refine {
             return Ok(with_the_cue_in_view(
                 first.program,

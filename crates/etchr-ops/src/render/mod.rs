@@ -9,6 +9,7 @@ mod jigsaw;
 mod maze;
 mod pixels;
 mod table;
+mod text_lines;
 
 pub use colour::{regions_of as colour_regions, ColourRegion, NamedColour};
 pub use jigsaw::{
@@ -18,6 +19,7 @@ pub use jigsaw::{
 pub use maze::{exit_from as maze_exit, nearest_marker as maze_marker};
 pub use pixels::resize;
 pub use table::{ruled_tables, Table};
+pub use text_lines::text_lines;
 
 use crate::error::OpsError;
 use crate::geom::{Affine, Point, Rect};

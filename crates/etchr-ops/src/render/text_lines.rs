@@ -1,0 +1,217 @@
+//! Lines of dark text, found from the pixels without reading them: small dark blobs (letters,
+//! and the outline of a tag around them) side by side on one baseline. A planner gathers them
+//! into one sheet (`collage`) when the question names what to read by a quoted key: the
+//! upstream can then find the key among all of them at a size it reads.
+
+use crate::geom::Rect;
+use image::RgbImage;
+
+/// Ink: pixels at most this bright.
+const INK_LUMA: u8 = 110;
+/// Letters are this tall, in pixels.
+const MIN_HEIGHT: u32 = 4;
+const MAX_HEIGHT: u32 = 48;
+/// A line holds at least this many blobs (a key and a value).
+const MIN_BLOBS: usize = 4;
+/// More lines than this is a page of text, not labels.
+const MAX_LINES: usize = 400;
+
+#[derive(Debug, Clone, Copy)]
+struct Blob {
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+    pixels: u32,
+}
+
+impl Blob {
+    fn height(&self) -> u32 {
+        self.y1 - self.y0
+    }
+
+    fn width(&self) -> u32 {
+        self.x1 - self.x0
+    }
+
+    /// Letter-sized, and not a solid dot (a chart's point marker).
+    fn is_letter(&self) -> bool {
+        let (w, h) = (self.width(), self.height());
+        let dot = w.abs_diff(h) * 4 <= h && self.pixels * 10 >= w * h * 6;
+        (MIN_HEIGHT..=MAX_HEIGHT).contains(&h) && w <= 6 * h && !dot
+    }
+}
+
+/// The text lines of `img`, in reading order (top to bottom, then left to right), each box
+/// padded by a quarter of its height; empty when there are more than [`MAX_LINES`].
+pub fn text_lines(img: &RgbImage) -> Vec<Rect> {
+    let (w, h) = img.dimensions();
+    let ink: Vec<bool> = img
+        .pixels()
+        .map(|p| {
+            ((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000) as u8 <= INK_LUMA
+        })
+        .collect();
+    let mut blobs: Vec<Blob> = blobs_of(&ink, w as usize, h as usize)
+        .into_iter()
+        .filter(Blob::is_letter)
+        .collect();
+    blobs.sort_by_key(|b| b.x0);
+    let lines = lines_of(&blobs);
+    if lines.len() > MAX_LINES {
+        return Vec::new();
+    }
+    let mut out: Vec<Rect> = lines
+        .into_iter()
+        .map(|b| {
+            let pad = (b.height() as f64 * 0.25).ceil();
+            Rect::new(
+                (b.x0 as f64 - pad).max(0.0),
+                (b.y0 as f64 - pad).max(0.0),
+                (b.x1 as f64 + pad).min(w as f64),
+                (b.y1 as f64 + pad).min(h as f64),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| (a.y0, a.x0).partial_cmp(&(b.y0, b.x0)).expect("finite"));
+    out
+}
+
+/// 8-connected blobs of `ink`; runs of a blob's bounding box and pixel count only.
+fn blobs_of(ink: &[bool], w: usize, h: usize) -> Vec<Blob> {
+    let mut seen = vec![false; ink.len()];
+    let mut blobs = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..ink.len() {
+        if !ink[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        stack.push(start);
+        let (x, y) = ((start % w) as u32, (start / w) as u32);
+        let mut b = Blob {
+            x0: x,
+            y0: y,
+            x1: x + 1,
+            y1: y + 1,
+            pixels: 0,
+        };
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            b.pixels += 1;
+            b.x0 = b.x0.min(x as u32);
+            b.x1 = b.x1.max(x as u32 + 1);
+            b.y0 = b.y0.min(y as u32);
+            b.y1 = b.y1.max(y as u32 + 1);
+            for dy in -1i64..=1 {
+                for dx in -1i64..=1 {
+                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                    if nx < 0 || ny < 0 || nx >= w as i64 || ny >= h as i64 {
+                        continue;
+                    }
+                    let j = ny as usize * w + nx as usize;
+                    if ink[j] && !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        blobs.push(b);
+    }
+    blobs
+}
+
+/// Blobs (sorted by `x0`) joined into lines: two join when they share most of their height
+/// and the gap between them is at most the taller one's height. Lines of fewer than
+/// [`MIN_BLOBS`] blobs, or no wider than tall, are dropped.
+fn lines_of(blobs: &[Blob]) -> Vec<Blob> {
+    let mut parent: Vec<usize> = (0..blobs.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for (i, a) in blobs.iter().enumerate() {
+        for (j, b) in blobs.iter().enumerate().skip(i + 1) {
+            if b.x0 > a.x1 + MAX_HEIGHT {
+                break;
+            }
+            let overlap = a.y1.min(b.y1) as i64 - a.y0.max(b.y0) as i64;
+            let shorter = a.height().min(b.height()) as i64;
+            let gap = b.x0 as i64 - a.x1 as i64;
+            if overlap * 2 >= shorter && gap <= a.height().max(b.height()) as i64 {
+                let (ra, rb) = (root(&mut parent, i), root(&mut parent, j));
+                parent[ra] = rb;
+            }
+        }
+    }
+    let mut lines: Vec<(Blob, usize)> = Vec::new();
+    let mut index = vec![usize::MAX; blobs.len()];
+    for i in 0..blobs.len() {
+        let r = root(&mut parent, i);
+        let b = blobs[i];
+        if index[r] == usize::MAX {
+            index[r] = lines.len();
+            lines.push((b, 0));
+        }
+        let (line, n) = &mut lines[index[r]];
+        line.x0 = line.x0.min(b.x0);
+        line.y0 = line.y0.min(b.y0);
+        line.x1 = line.x1.max(b.x1);
+        line.y1 = line.y1.max(b.y1);
+        *n += 1;
+    }
+    lines
+        .into_iter()
+        .filter(|(l, n)| *n >= MIN_BLOBS && l.width() > l.height())
+        .map(|(l, _)| l)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    /// Dark "letters" (3 × 8 bars, 2 px apart) in words at `(x, y)`.
+    fn write(img: &mut RgbImage, x: u32, y: u32, letters: u32) {
+        for k in 0..letters {
+            for dy in 0..8 {
+                for dx in 0..3 {
+                    img.put_pixel(x + k * 5 + dx, y + dy, Rgb([30, 30, 30]));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lines_of_letters_are_found_and_shapes_and_dots_are_not() {
+        let mut img = RgbImage::from_pixel(400, 200, Rgb([245, 245, 240]));
+        write(&mut img, 20, 20, 6);
+        write(&mut img, 54, 20, 5); // a word-gap on: the same line
+        write(&mut img, 200, 100, 8);
+        write(&mut img, 300, 150, 2); // too short to be a key and a value
+                                      // A dark square shape and a dot.
+        for y in 120..190 {
+            for x in 20..90 {
+                img.put_pixel(x, y, Rgb([40, 40, 120]));
+            }
+        }
+        for y in 50..58 {
+            for x in 300..308 {
+                img.put_pixel(x, y, Rgb([20, 20, 20]));
+            }
+        }
+        let lines = text_lines(&img);
+        assert_eq!(
+            lines,
+            vec![
+                Rect::new(18.0, 18.0, 79.0, 30.0),
+                Rect::new(198.0, 98.0, 240.0, 110.0)
+            ]
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! A sheet of every text line: when the question names what to read by a quoted key ("the
+//! number next to \"Bunting\""), the lines of small dark text on the image
+//! (`etchr_ops::render::text_lines`) are gathered into one `collage` in reading order and
+//! zoomed to the upstream's reading size. Forty labels scattered over a 3000 px chart take
+//! a few hundred thousand pixels together; the upstream finds the key among them, at a size
+//! it reads, in one look. The cue ("the tallest bar", "the brown triangle") is not needed to
+//! find a quoted key, and the other candidates still follow it.
+
+use super::{restores_a_jigsaw, READING_SIDE};
+use etchr_ops::{Color, Op, Piece, Point, Program, Rect};
+use etchr_reason::planner::{crop_zoomed, PlanRequest};
+
+/// A line at least this tall (padding included, in pixels at the upstream's reading size)
+/// reads; smaller sheets are not worth a look.
+const MIN_LINE_PX: f64 = 24.0;
+/// The most a sheet is enlarged.
+const MAX_ZOOM: f64 = 3.0;
+/// Fewer lines than this are not worth gathering.
+const MIN_LINES: usize = 2;
+
+/// The sheet for a first plan of a question with a quoted key, when the model's program
+/// neither turns, mirrors, restores nor walks (a turned target's text is not found upright,
+/// and a jigsaw's or maze's lines need the restore or the walk first).
+pub(super) fn plan(request: &PlanRequest<'_>, model: &Program) -> Option<Program> {
+    let turns = model.ops().iter().any(|op| {
+        matches!(
+            op,
+            Op::Rotate { .. } | Op::Flip { .. } | Op::Path { .. } | Op::Flood { .. }
+        )
+    });
+    if !request.avoid.is_empty()
+        || !request.transform.is_identity()
+        || turns
+        || restores_a_jigsaw(model)
+        || !has_quoted_key(request.question)
+    {
+        return None;
+    }
+    let lines = etchr_ops::render::text_lines(request.image);
+    if lines.len() < MIN_LINES {
+        return None;
+    }
+    sheet(&lines)
+}
+
+fn has_quoted_key(question: &str) -> bool {
+    [('"', '"'), ('\u{201c}', '\u{201d}')]
+        .iter()
+        .any(|&(open, close)| {
+            question
+                .split_once(open)
+                .and_then(|(_, rest)| rest.split_once(close))
+                .is_some_and(|(key, _)| !key.trim().is_empty())
+        })
+}
+
+/// `lines` packed on shelves, in order, into a roughly square collage and zoomed to the
+/// reading size; `None` when its lines would then be too small to read.
+fn sheet(lines: &[Rect]) -> Option<Program> {
+    let mut heights: Vec<f64> = lines.iter().map(Rect::height).collect();
+    heights.sort_by(f64::total_cmp);
+    let line_h = heights[heights.len() / 2];
+    // Two line heights apart, so no two lines read as one; a little apart vertically.
+    let (gap, lead) = ((2.0 * line_h).round(), (0.5 * line_h).round());
+    let area: f64 = lines
+        .iter()
+        .map(|l| (l.width() + gap) * (l.height() + lead))
+        .sum();
+    let widest = lines.iter().map(Rect::width).fold(0.0, f64::max);
+    let shelf_width = area.sqrt().max(widest);
+    let mut pieces = Vec::with_capacity(lines.len());
+    let (mut x, mut y, mut shelf_h, mut width) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
+    for l in lines {
+        let (w, h) = (l.width().round(), l.height().round());
+        if x > 0.0 && x + w > shelf_width {
+            y += shelf_h + lead;
+            (x, shelf_h) = (0.0, 0.0);
+        }
+        pieces.push(Piece {
+            region: *l,
+            at: Point::new(x, y),
+        });
+        width = width.max(x + w);
+        shelf_h = shelf_h.max(h);
+        x += w + gap;
+    }
+    let height = y + shelf_h;
+    let zoom = (READING_SIDE / width.max(height)).min(MAX_ZOOM);
+    if line_h * zoom < MIN_LINE_PX {
+        return None;
+    }
+    let mut ops = vec![Op::Collage {
+        pieces,
+        background: Color([255, 255, 255]),
+    }];
+    // The zoom of a crop-and-zoom, without the crop.
+    ops.extend(
+        crop_zoomed(Rect::new(0.0, 0.0, 1.0, 1.0), zoom)
+            .0
+            .into_iter()
+            .skip(1),
+    );
+    Some(Program(ops))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_packed_apart_in_order_and_zoomed_to_read() {
+        let lines: Vec<Rect> = (0..12)
+            .map(|k| {
+                let (x, y) = (
+                    100.0 + 300.0 * (k % 4) as f64,
+                    80.0 + 400.0 * (k / 4) as f64,
+                );
+                Rect::new(x, y, x + 120.0, y + 16.0)
+            })
+            .collect();
+        let program = sheet(&lines).unwrap();
+        let Op::Collage { pieces, .. } = &program.ops()[0] else {
+            panic!("{program:?}")
+        };
+        assert_eq!(pieces.len(), 12);
+        assert!(pieces.iter().zip(&lines).all(|(p, l)| p.region == *l));
+        // No two pieces overlap, and those on one shelf are two line heights apart.
+        for (a, b) in pieces.iter().zip(pieces.iter().skip(1)) {
+            if a.at.y == b.at.y {
+                assert!(b.at.x >= a.at.x + 120.0 + 32.0, "{a:?} {b:?}");
+            } else {
+                assert!(b.at.y >= a.at.y + 16.0, "{a:?} {b:?}");
+            }
+        }
+        let Some(Op::Zoom {
+            factor: Some(f), ..
+        }) = program.ops().get(1)
+        else {
+            panic!("{program:?}")
+        };
+        assert!(16.0 * f >= MIN_LINE_PX, "{f}");
+        // Too many lines to read at once: no sheet.
+        let crowd: Vec<Rect> = (0..4000)
+            .map(|k| Rect::new(0.0, k as f64 * 20.0, 120.0, k as f64 * 20.0 + 16.0))
+            .collect();
+        assert!(sheet(&crowd).is_none());
+    }
+
+    #[test]
+    fn the_tag_a_question_quotes_is_on_the_sheet_larger() {
+        // "What is the code on the tag "Shaft 54" of the brown triangle?": 50 shapes, each
+        // with a tag whose text is under 3 px tall at 1024 px.
+        let (item, image) = etchr_data::generate(etchr_data::Family::FineGrained, 4, 0);
+        let identity = etchr_ops::Transform::identity();
+        let request = PlanRequest {
+            image: &image,
+            transform: &identity,
+            original_size: image.dimensions(),
+            question: &item.question,
+            context: None,
+            step: 0,
+            avoid: &[],
+        };
+        let program = plan(&request, &Program::default()).expect("a sheet");
+        let rendered = etchr_ops::render(&image, &program, &Default::default()).unwrap();
+        let view = &rendered.views[0];
+        let tag = view.transform.rect_to_view(&item.gold_region);
+        let (w, h) = view.image.dimensions();
+        assert!(tag.x0 >= 0.0 && tag.y0 >= 0.0 && tag.x1 <= w as f64 && tag.y1 <= h as f64);
+        assert!(tag.height() > 1.25 * item.gold_region.height(), "{tag:?}");
+        assert!(w.max(h) as f64 <= READING_SIDE + 1.0, "{w}x{h}");
+        // Not for alternatives, turned targets or questions without a key.
+        let turned = Program(vec![Op::Rotate {
+            angle: 90.0,
+            fill: Color([255, 255, 255]),
+        }]);
+        assert!(plan(&request, &turned).is_none());
+        let no_key = PlanRequest {
+            question: "which tag is brown?",
+            ..request
+        };
+        assert!(plan(&no_key, &Program::default()).is_none());
+        let shown = [item.gold_region];
+        let later = PlanRequest {
+            avoid: &shown,
+            ..request
+        };
+        assert!(plan(&later, &Program::default()).is_none());
+    }
+
+    #[test]
+    fn only_questions_with_a_quoted_key() {
+        assert!(has_quoted_key(r#"the number next to "Bunting"?"#));
+        assert!(has_quoted_key(
+            "the number next to \u{201c}Bunting\u{201d}?"
+        ));
+        assert!(!has_quoted_key("which exit do you reach?"));
+        assert!(!has_quoted_key(r#"an empty "" key"#));
+    }
+}
