@@ -150,9 +150,8 @@ fn lines_of(blobs: &[Blob]) -> Vec<Blob> {
     }
     let mut lines: Vec<(Blob, usize)> = Vec::new();
     let mut index = vec![usize::MAX; blobs.len()];
-    for i in 0..blobs.len() {
+    for (i, &b) in blobs.iter().enumerate() {
         let r = root(&mut parent, i);
-        let b = blobs[i];
         if index[r] == usize::MAX {
             index[r] = lines.len();
             lines.push((b, 0));
