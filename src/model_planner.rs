@@ -23,7 +23,7 @@ mod table_lookup;
 mod text_sheet;
 
 use named_things::{
-    named_thing_nearest, next_thing, things_named, tile_weight, with_the_cue_in_view,
+    named_thing_nearest, next_thing, things_named, tile_weight, turned_sheet, with_the_cue_in_view,
 };
 
 /// `config.json` of the default model, built into the binary.
@@ -121,6 +121,9 @@ impl ModelPlanner {
                 &out.first_pointer[..]
             };
             let things = things_named(&out.program, request);
+            if let Some(sheet) = turned_sheet(&things, request, &out.program) {
+                return Ok(sheet);
+            }
             if let Some(thing) = next_thing(&things, request, pointer, &out.program) {
                 return Ok(thing);
             }
@@ -728,6 +731,65 @@ mod tests {
     }
 
     #[test]
+    fn a_turned_target_of_a_named_colour_is_shown_with_its_look_alikes_on_one_turned_sheet() {
+        let (image, tags) = tag_board();
+        let question = "Read the code on the pink tag \"Valve 2\"; it is mirrored.";
+        let mirrored = etchr_ops::text::parse(
+            "crop box=300,250,500,400; flip axis=vertical; zoom factor=2; box box=350,300,400,320",
+        )
+        .unwrap();
+        let pointer = [(tags[1], 1.0)];
+        let mut shown = Vec::new();
+        let mut turns = Vec::new();
+        loop {
+            let request = PlanRequest {
+                avoid: &shown,
+                ..first_plan(&image, question)
+            };
+            let program = if shown.is_empty() {
+                with_the_cue_in_view(mirrored.clone(), &request, &pointer)
+            } else {
+                match turned_sheet(&things_named(&mirrored, &request), &request, &mirrored) {
+                    Some(p) => p,
+                    None => break,
+                }
+            };
+            let Op::Collage { pieces, .. } = &program.ops()[0] else {
+                panic!("{program:?}")
+            };
+            // The three pink tags, each whole, one above the other.
+            assert_eq!(pieces.len(), 3);
+            for tag in &tags {
+                assert!(pieces.iter().any(|p| p.region.contains(*tag)), "{pieces:?}");
+            }
+            assert!(pieces
+                .windows(2)
+                .all(|w| w[1].at.y > w[0].at.y && w[1].at.x == 0.0));
+            turns.push(program.ops()[1].clone());
+            let rendered = etchr_ops::render(&image, &program, &Default::default()).unwrap();
+            let view = &rendered.views[0];
+            assert!(view.image.width().max(view.image.height()) <= 1024);
+            shown.push(
+                view.transform
+                    .rect_to_original(&Rect::full(view.image.width(), view.image.height())),
+            );
+        }
+        // The model's mirror first, then the two look-alikes, then the other searches.
+        let names: Vec<String> = turns
+            .iter()
+            .map(|t| etchr_ops::text::to_text(&Program(vec![t.clone()])))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "flip axis=vertical",
+                "rotate angle=180.0 fill=#ffffff",
+                "flip axis=horizontal"
+            ],
+        );
+    }
+
+    #[test]
     fn a_named_colour_puts_its_things_in_view_the_pointed_at_first() {
         let (image, tags) = tag_board();
         let question = "Read the code on the pink tag \"Valve 2\"; it is mirrored.";
@@ -756,9 +818,14 @@ mod tests {
             );
             assert!(crop.x0 >= 0.0 && crop.y1 <= 600.0, "{crop:?}");
         }
-        // A crop that shows none of them moves to the pointed-at one, boxes it, keeps the flip
-        // and zooms to about 1024 px (at most 4×); the model's box on the wrong place goes.
-        let moved = with_the_cue_in_view(elsewhere.clone(), &request, &pointer);
+        // A crop that shows none of them moves to the pointed-at one, boxes it and zooms to
+        // about 1024 px (at most 4×); the model's box on the wrong place goes. (A program that
+        // turns gets them all on one turned sheet instead; see the next test.)
+        let unturned = etchr_ops::text::parse(
+            "crop box=300,250,500,400; zoom factor=2; box box=350,300,400,320",
+        )
+        .unwrap();
+        let moved = with_the_cue_in_view(unturned, &request, &pointer);
         assert_eq!(crop_of(&moved), crops[0]);
         match moved.ops()[1] {
             Op::DrawBox { region, .. } => {
@@ -769,9 +836,8 @@ mod tests {
             }
             ref other => panic!("{other:?}"),
         }
-        assert!(matches!(moved.ops()[2], Op::Flip { .. }), "{moved:?}");
-        assert!(matches!(moved.ops()[3], Op::Zoom { factor: Some(f), .. } if f == 4.0));
-        assert_eq!(moved.ops().len(), 4);
+        assert!(matches!(moved.ops()[2], Op::Zoom { factor: Some(f), .. } if f == 4.0));
+        assert_eq!(moved.ops().len(), 3);
         // A crop already on one of them, a walk through a maze, a restore, a question without a
         // colour, or a view that is not the original: the model's program stands.
         let on_one = etchr_ops::text::parse("crop box=80,60,220,140; zoom factor=3").unwrap();

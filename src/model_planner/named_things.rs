@@ -7,7 +7,7 @@
 //! crop moved onto one of them, then the others one by one, ranked by the place the question
 //! names ("in the top left"), the model's pointer and size.
 
-use super::{crop_for_reading, restores_a_jigsaw};
+use super::{crop_for_reading, restores_a_jigsaw, READING_SIDE};
 use etchr_ops::program::Axis;
 use etchr_ops::render::NamedColour;
 use etchr_ops::{Color, Op, Point, Program, Rect};
@@ -215,6 +215,85 @@ pub(super) fn next_thing(
     Some(thing_view(thing, crop, turns[tried].clone()))
 }
 
+/// The most things one turned sheet holds.
+const SHEET_THINGS: usize = 12;
+
+/// All the things of the named colour on one sheet, turned: when the model turns its target
+/// (a tag on its side, upside down or mirrored) and 2 to [`SHEET_THINGS`] things fit that
+/// turn, they are cut out with a small margin and set in a row (things on their side) or a
+/// column (the others), a short side apart, and the whole sheet is turned, which turns each
+/// thing in place, then zoomed to about 1024 px. One view then shows every candidate upright
+/// when the turn is right; the next tries turn the same sheet the other ways that could set
+/// them upright ([`turns_to_try`], counted from `request.avoid`: each try of the sheet adds the
+/// same region). `None` once every turn was shown, with too few or too many things, or when
+/// the model does not turn.
+pub(super) fn turned_sheet(
+    things: &[Rect],
+    request: &PlanRequest<'_>,
+    model: &Program,
+) -> Option<Program> {
+    let turns = turns_to_try(model);
+    if turns[0].is_none() || !(2..=SHEET_THINGS).contains(&things.len()) {
+        return None;
+    }
+    let (w, h) = request.image.dimensions();
+    let on_side = things.iter().all(|t| t.height() > t.width());
+    let mut pieces = Vec::with_capacity(things.len());
+    let (mut at, mut extent) = (0.0_f64, 0.0_f64);
+    let mut source: Option<Rect> = None;
+    for t in things {
+        let pad = 4.0;
+        let cut = Rect::new(
+            (t.x0 - pad).floor().max(0.0),
+            (t.y0 - pad).floor().max(0.0),
+            (t.x1 + pad).ceil().min(w as f64),
+            (t.y1 + pad).ceil().min(h as f64),
+        );
+        let (along, across) = if on_side {
+            (cut.width(), cut.height())
+        } else {
+            (cut.height(), cut.width())
+        };
+        let place = if on_side {
+            Point::new(at, 0.0)
+        } else {
+            Point::new(0.0, at)
+        };
+        pieces.push(etchr_ops::Piece {
+            region: cut,
+            at: place,
+        });
+        at += along + along.min(across);
+        extent = extent.max(across);
+        source = Some(source.map_or(cut, |s| s.union(&cut)));
+    }
+    let source = source?;
+    let tried = request
+        .avoid
+        .iter()
+        .filter(|a| a.iou(&source) > 0.9)
+        .count();
+    let turn = turns.get(tried)?.clone()?;
+    let long = at.max(extent);
+    let mut ops = vec![
+        Op::Collage {
+            pieces,
+            background: Color([255, 255, 255]),
+        },
+        turn,
+    ];
+    let zoom = (READING_SIDE / long.max(1.0)).min(4.0);
+    if zoom > 1.0 {
+        ops.push(Op::Zoom {
+            factor: Some((zoom * 100.0).floor() / 100.0),
+            width: None,
+            height: None,
+            filter: Default::default(),
+        });
+    }
+    Some(Program(ops))
+}
+
 /// The turns that could set the model's target upright, the model's own first: a quarter turn
 /// either way for a thing on its side; a half turn or a mirror either way for one upside down
 /// or mirrored (which look alike until read); none when the model does not turn it.
@@ -291,6 +370,9 @@ pub(super) fn with_the_cue_in_view(
     pointer: &[(Point, f32)],
 ) -> Program {
     let things = things_named(&program, request);
+    if let Some(sheet) = turned_sheet(&things, request, &program) {
+        return sheet;
+    }
     if things.is_empty() || things.len() > FEW_THINGS {
         return program;
     }

@@ -480,6 +480,30 @@ impl PartialSchema for TransformSchema {
                 ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Integer)),
             )
             .required("kind");
+        let collage = ObjectBuilder::new()
+            .property(
+                "kind",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["collage"])),
+            )
+            .property(
+                "pieces",
+                ArrayBuilder::new()
+                    .items(
+                        ObjectBuilder::new()
+                            .property("from", numbers(4, "[x0, y0, x1, y1] of the previous frame"))
+                            .property("to", numbers(2, "[x, y]: where it lies in this view"))
+                            .required("from")
+                            .required("to"),
+                    )
+                    .description(Some(
+                        "Each piece shows `from` with its top-left corner at `to`; later pieces \
+                         lie on top.",
+                    )),
+            )
+            .required("kind")
+            .required("pieces");
         RefOr::T(
             ObjectBuilder::new()
                 .description(Some(
@@ -489,7 +513,8 @@ impl PartialSchema for TransformSchema {
                 ))
                 .property(
                     "steps",
-                    ArrayBuilder::new().items(OneOfBuilder::new().item(affine).item(jigsaw)),
+                    ArrayBuilder::new()
+                        .items(OneOfBuilder::new().item(affine).item(jigsaw).item(collage)),
                 )
                 .required("steps")
                 .into(),

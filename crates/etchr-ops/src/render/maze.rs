@@ -3,7 +3,7 @@
 //! A pixel is a *wall* when it is dark and unsaturated (luma below `wall_luma`, chroma below
 //! 64); everything else — background, corridors, coloured start and exit markers — is free.
 
-use super::pixels::{chroma, neighbours};
+use super::pixels::{chroma, luma, neighbours};
 use crate::geom::{Point, Rect};
 use image::RgbImage;
 use std::collections::VecDeque;
@@ -12,11 +12,7 @@ const SNAP_RADIUS: i64 = 12;
 
 pub fn free_mask(img: &RgbImage, wall_luma: u8) -> Vec<bool> {
     img.pixels()
-        .map(|p| {
-            let [r, g, b] = p.0;
-            let luma = (299 * r as u32 + 587 * g as u32 + 114 * b as u32) / 1000;
-            luma >= wall_luma as u32 || chroma(p.0) >= 64
-        })
+        .map(|p| luma(p.0) >= wall_luma || chroma(p.0) >= 64)
         .collect()
 }
 

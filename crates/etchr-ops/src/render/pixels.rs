@@ -14,6 +14,11 @@ pub fn chroma([r, g, b]: [u8; 3]) -> u8 {
     r.max(g).max(b) - r.min(g).min(b)
 }
 
+/// A pixel's brightness (Rec. 601 weights), rounded down.
+pub fn luma([r, g, b]: [u8; 3]) -> u8 {
+    ((299 * r as u32 + 587 * g as u32 + 114 * b as u32) / 1000) as u8
+}
+
 /// The 4-connected neighbours of raster index `i` in a `w × h` image.
 pub fn neighbours(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
     let (x, y) = (i % w, i / w);

@@ -8,6 +8,7 @@
 //! two columns hold text in most rows, and whose rows are of one height give or take: chart
 //! gridlines have the geometry but empty cells, stacked chart panels have uneven rows.
 
+use super::pixels::luma;
 use crate::geom::Rect;
 use image::RgbImage;
 
@@ -76,12 +77,9 @@ pub fn ruled_tables(img: &RgbImage) -> Vec<Table> {
     if w < 5 || h < 5 {
         return Vec::new();
     }
-    let luma: Vec<u8> = img
-        .pixels()
-        .map(|p| ((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000) as u8)
-        .collect();
+    let brightness: Vec<u8> = img.pixels().map(|p| luma(p.0)).collect();
     let l = Luma {
-        px: &luma,
+        px: &brightness,
         width: w,
     };
     let mut tables: Vec<Table> = horizontal_groups(&l, w, h)

@@ -3,6 +3,7 @@
 //! into one sheet (`collage`) when the question names what to read by a quoted key: the
 //! upstream can then find the key among all of them at a size it reads.
 
+use super::pixels::luma;
 use crate::geom::Rect;
 use image::RgbImage;
 
@@ -46,12 +47,7 @@ impl Blob {
 /// padded by a quarter of its height; empty when there are more than [`MAX_LINES`].
 pub fn text_lines(img: &RgbImage) -> Vec<Rect> {
     let (w, h) = img.dimensions();
-    let ink: Vec<bool> = img
-        .pixels()
-        .map(|p| {
-            ((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000) as u8 <= INK_LUMA
-        })
-        .collect();
+    let ink: Vec<bool> = img.pixels().map(|p| luma(p.0) <= INK_LUMA).collect();
     let mut blobs: Vec<Blob> = blobs_of(&ink, w as usize, h as usize)
         .into_iter()
         .filter(Blob::is_letter)
