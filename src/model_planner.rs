@@ -11,8 +11,8 @@ use candle_core::Device;
 use etchr_model::{
     EditingModel, ImageInput, ModelError, ModelHandle, ModelWorker, PlanInput, WorkerConfig,
 };
-use etchr_ops::{Op, Program, Rect, RgbImage, Transform};
-use etchr_reason::planner::{crop_zoomed, PlanError, PlanRequest, Planner, TileSearch};
+use etchr_ops::{Color, Op, Piece, Program, Rect, RgbImage, Transform};
+use etchr_reason::planner::{crop_zoomed, enlarging, PlanError, PlanRequest, Planner, TileSearch};
 use etchr_server::config::{Alternatives, EditingModelConfig, ModelDevice};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -304,6 +304,34 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
 /// The long side, in pixels, at which upstreams commonly look at an image (larger ones are
 /// shrunk to it): what the planner's views are sized for.
 const READING_SIDE: f64 = 1024.0;
+
+/// `pieces` on a white `collage`, then `turn` if any, then a zoom by `factor` if it enlarges:
+/// the planner's layouts that show several candidates in one view.
+fn collage_zoomed(pieces: Vec<Piece>, turn: Option<Op>, factor: f64) -> Program {
+    let collage = Op::Collage {
+        pieces,
+        background: Color([255, 255, 255]),
+    };
+    Program(
+        std::iter::once(collage)
+            .chain(turn)
+            .chain(enlarging(factor))
+            .collect(),
+    )
+}
+
+/// Whether the question quotes a key (`"Pump 7"`, or in curly quotes), as upstreams and the
+/// reader emulator look lines up by.
+fn quotes_a_key(question: &str) -> bool {
+    [('"', '"'), ('\u{201c}', '\u{201d}')]
+        .iter()
+        .any(|&(open, close)| {
+            question
+                .split_once(open)
+                .and_then(|(_, rest)| rest.split_once(close))
+                .is_some_and(|(key, _)| !key.trim().is_empty())
+        })
+}
 
 /// A crop of `region` zoomed to about the upstream's reading size, at most 4×.
 fn crop_for_reading(region: Rect) -> Program {

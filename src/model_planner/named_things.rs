@@ -7,10 +7,10 @@
 //! crop moved onto one of them, then the others one by one, ranked by the place the question
 //! names ("in the top left"), the model's pointer and size.
 
-use super::{crop_for_reading, restores_a_jigsaw, READING_SIDE};
+use super::{collage_zoomed, crop_for_reading, restores_a_jigsaw, READING_SIDE};
 use etchr_ops::program::Axis;
 use etchr_ops::render::NamedColour;
-use etchr_ops::{Color, Op, Point, Program, Rect};
+use etchr_ops::{Color, Op, Piece, Point, Program, Rect};
 use etchr_reason::planner::{shown_as_closely, PlanRequest};
 
 /// How many things of the named colour the alternatives visit one by one; with more, the
@@ -259,7 +259,7 @@ pub(super) fn turned_sheet(
         } else {
             Point::new(0.0, at)
         };
-        pieces.push(etchr_ops::Piece {
+        pieces.push(Piece {
             region: cut,
             at: place,
         });
@@ -274,24 +274,8 @@ pub(super) fn turned_sheet(
         .filter(|a| a.iou(&source) > 0.9)
         .count();
     let turn = turns.get(tried)?.clone()?;
-    let long = at.max(extent);
-    let mut ops = vec![
-        Op::Collage {
-            pieces,
-            background: Color([255, 255, 255]),
-        },
-        turn,
-    ];
-    let zoom = (READING_SIDE / long.max(1.0)).min(4.0);
-    if zoom > 1.0 {
-        ops.push(Op::Zoom {
-            factor: Some((zoom * 100.0).floor() / 100.0),
-            width: None,
-            height: None,
-            filter: Default::default(),
-        });
-    }
-    Some(Program(ops))
+    let zoom = (READING_SIDE / at.max(extent).max(1.0)).min(4.0);
+    Some(collage_zoomed(pieces, Some(turn), zoom))
 }
 
 /// The turns that could set the model's target upright, the model's own first: a quarter turn

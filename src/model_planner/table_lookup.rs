@@ -12,10 +12,10 @@
 //! with as many of its neighbours as stay legible, the first group first and the next groups
 //! as alternatives.
 
-use super::READING_SIDE;
+use super::{collage_zoomed, quotes_a_key, READING_SIDE};
 use etchr_ops::render::{ruled_tables, Table};
-use etchr_ops::{Color, Op, Piece, Point, Program, Rect};
-use etchr_reason::planner::{crop_zoomed, PlanRequest};
+use etchr_ops::{Piece, Point, Program, Rect};
+use etchr_reason::planner::PlanRequest;
 
 /// A row at least this tall (in pixels at the upstream's reading size) stays legible; about
 /// twice the capital height of its text.
@@ -60,13 +60,9 @@ pub(super) fn plan(request: &PlanRequest<'_>) -> Option<Program> {
 /// The column a lookup question asks for, if it is a lookup: a quoted key and a word for
 /// tables ("row", "column", "table", "register").
 fn asked_column(question: &str) -> Option<Column> {
-    let quoted = question.split('"').nth(1).filter(|k| !k.trim().is_empty());
-    quoted.or_else(|| {
-        question
-            .split(['\u{201c}', '\u{201d}'])
-            .nth(1)
-            .filter(|k| !k.trim().is_empty())
-    })?;
+    if !quotes_a_key(question) {
+        return None;
+    }
     let lower = question.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
@@ -192,7 +188,7 @@ impl Layout {
                 width = x;
                 height = height.max(header_h + y1 - y0);
             }
-            let bottom = table.row_span(0, data_rows + 1).1;
+            let bottom = table.bounds().y1;
             let extent = columns
                 .iter()
                 .map(|&(c0, c1)| Rect::new(c0, top, c1, bottom))
@@ -220,18 +216,7 @@ impl Layout {
 
     fn program(self) -> Program {
         let zoom = self.scale();
-        let mut ops = vec![Op::Collage {
-            pieces: self.pieces,
-            background: Color([255, 255, 255]),
-        }];
-        // The zoom of a crop-and-zoom, without the crop.
-        ops.extend(
-            crop_zoomed(Rect::new(0.0, 0.0, 1.0, 1.0), zoom)
-                .0
-                .into_iter()
-                .skip(1),
-        );
-        Program(ops)
+        collage_zoomed(self.pieces, None, zoom)
     }
 }
 
@@ -254,7 +239,7 @@ fn columns_of(table: &Table, cols: &[usize]) -> Option<Vec<(f64, f64)>> {
 mod tests {
     use super::*;
     use etchr_data::Family;
-    use etchr_ops::{RgbImage, Transform};
+    use etchr_ops::{Op, RgbImage, Transform};
 
     fn request<'a>(
         image: &'a RgbImage,

@@ -6,9 +6,9 @@
 //! it reads, in one look. The cue ("the tallest bar", "the brown triangle") is not needed to
 //! find a quoted key, and the other candidates still follow it.
 
-use super::{restores_a_jigsaw, READING_SIDE};
-use etchr_ops::{Color, Op, Piece, Point, Program, Rect};
-use etchr_reason::planner::{crop_zoomed, PlanRequest};
+use super::{collage_zoomed, quotes_a_key, restores_a_jigsaw, READING_SIDE};
+use etchr_ops::{Op, Piece, Point, Program, Rect};
+use etchr_reason::planner::PlanRequest;
 
 /// A line at least this tall (padding included, in pixels at the upstream's reading size)
 /// reads; smaller sheets are not worth a look.
@@ -22,7 +22,7 @@ const MIN_LINES: usize = 2;
 /// neither turns, mirrors, restores nor walks (a turned target's text is not found upright,
 /// and a jigsaw's or maze's lines need the restore or the walk first).
 pub(super) fn plan(request: &PlanRequest<'_>, model: &Program) -> Option<Program> {
-    let turns = model.ops().iter().any(|op| {
+    let turns_or_walks = model.ops().iter().any(|op| {
         matches!(
             op,
             Op::Rotate { .. } | Op::Flip { .. } | Op::Path { .. } | Op::Flood { .. }
@@ -30,9 +30,9 @@ pub(super) fn plan(request: &PlanRequest<'_>, model: &Program) -> Option<Program
     });
     if !request.avoid.is_empty()
         || !request.transform.is_identity()
-        || turns
+        || turns_or_walks
         || restores_a_jigsaw(model)
-        || !has_quoted_key(request.question)
+        || !quotes_a_key(request.question)
     {
         return None;
     }
@@ -41,17 +41,6 @@ pub(super) fn plan(request: &PlanRequest<'_>, model: &Program) -> Option<Program
         return None;
     }
     sheet(&lines)
-}
-
-fn has_quoted_key(question: &str) -> bool {
-    [('"', '"'), ('\u{201c}', '\u{201d}')]
-        .iter()
-        .any(|&(open, close)| {
-            question
-                .split_once(open)
-                .and_then(|(_, rest)| rest.split_once(close))
-                .is_some_and(|(key, _)| !key.trim().is_empty())
-        })
 }
 
 /// `lines` packed on shelves, in order, into a roughly square collage and zoomed to the
@@ -89,23 +78,13 @@ fn sheet(lines: &[Rect]) -> Option<Program> {
     if line_h * zoom < MIN_LINE_PX {
         return None;
     }
-    let mut ops = vec![Op::Collage {
-        pieces,
-        background: Color([255, 255, 255]),
-    }];
-    // The zoom of a crop-and-zoom, without the crop.
-    ops.extend(
-        crop_zoomed(Rect::new(0.0, 0.0, 1.0, 1.0), zoom)
-            .0
-            .into_iter()
-            .skip(1),
-    );
-    Some(Program(ops))
+    Some(collage_zoomed(pieces, None, zoom))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use etchr_ops::Color;
 
     #[test]
     fn lines_are_packed_apart_in_order_and_zoomed_to_read() {
@@ -190,11 +169,9 @@ mod tests {
 
     #[test]
     fn only_questions_with_a_quoted_key() {
-        assert!(has_quoted_key(r#"the number next to "Bunting"?"#));
-        assert!(has_quoted_key(
-            "the number next to \u{201c}Bunting\u{201d}?"
-        ));
-        assert!(!has_quoted_key("which exit do you reach?"));
-        assert!(!has_quoted_key(r#"an empty "" key"#));
+        assert!(quotes_a_key(r#"the number next to "Bunting"?"#));
+        assert!(quotes_a_key("the number next to \u{201c}Bunting\u{201d}?"));
+        assert!(!quotes_a_key("which exit do you reach?"));
+        assert!(!quotes_a_key(r#"an empty "" key"#));
     }
 }

@@ -201,16 +201,21 @@ pub fn shown_as_closely(region: &Rect, shown: &[Rect], larger: f64) -> bool {
 
 /// A crop of `region`, then a zoom by `factor` (floored to hundredths) when it enlarges.
 pub fn crop_zoomed(region: Rect, factor: f64) -> Program {
-    let mut ops = vec![Op::Crop { region }];
-    if factor > 1.0 {
-        ops.push(Op::Zoom {
-            factor: Some((factor * 100.0).floor() / 100.0),
-            width: None,
-            height: None,
-            filter: Default::default(),
-        });
-    }
-    Program(ops)
+    Program(
+        std::iter::once(Op::Crop { region })
+            .chain(enlarging(factor))
+            .collect(),
+    )
+}
+
+/// A zoom by `factor` (floored to hundredths), if it enlarges.
+pub fn enlarging(factor: f64) -> Option<Op> {
+    (factor > 1.0).then(|| Op::Zoom {
+        factor: Some((factor * 100.0).floor() / 100.0),
+        width: None,
+        height: None,
+        filter: Default::default(),
+    })
 }
 
 impl Planner for TileSearch {

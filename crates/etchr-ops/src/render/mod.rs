@@ -920,8 +920,8 @@ impl<'a> Canvas<'a> {
         self.set_view(image, self.width, self.height, step);
     }
 
-    /// Most pieces in one collage: a table laid out in bands needs two columns (plus a
-    /// header) per band, so a few dozen; the cap keeps a hostile program cheap to check.
+    /// Most pieces in one collage: a table laid out in bands needs a few dozen, a sheet of a
+    /// page's text lines a few hundred; the cap keeps a hostile program cheap to check.
     const MAX_PIECES: usize = 1024;
 
     fn apply_collage(
@@ -967,8 +967,9 @@ impl<'a> Canvas<'a> {
             let from = Rect::new(x as f64, y as f64, (x + pw) as f64, (y + ph) as f64);
             piece.region = self.frame.rect_to_original(&from);
             piece.at = Point::new(piece.at.x.round(), piece.at.y.round());
-            w = w.max(piece.at.x as u64 + pw as u64);
-            h = h.max(piece.at.y as u64 + ph as u64);
+            // Saturating: a huge `at` must be refused by `check_output`, not overflow.
+            w = w.max((piece.at.x as u64).saturating_add(pw as u64));
+            h = h.max((piece.at.y as u64).saturating_add(ph as u64));
             moved.push(Moved { from, to: piece.at });
         }
         self.check_output(index, name, w, h)?;

@@ -555,6 +555,12 @@ fn collage_later_pieces_lie_on_top_and_bad_ones_are_refused() {
         r#"[{"op":"collage","pieces":[{"box":[200,200,300,300],"at":[0,0]}]}]"#
     )
     .contains("no area"));
+    // A position far off the canvas is a result too large, not an overflow.
+    assert!(err(
+        &img,
+        r#"[{"op":"collage","pieces":[{"box":[0,0,5,5],"at":[1e300,0]}]}]"#
+    )
+    .contains("at most"));
     // Pieces of a zoomed view keep the view's scale, and the program maps back to the
     // original's pixels.
     let r = run(
