@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod best_guess;
 mod named_things;
 mod table_lookup;
 mod text_sheet;
@@ -121,7 +122,7 @@ impl ModelPlanner {
                 &out.first_pointer[..]
             };
             let things = things_named(&out.program, request);
-            if let Some(sheet) = turned_sheet(&things, request, &out.program) {
+            if let Some(sheet) = turned_sheet(&things, request, &out.program, pointer) {
                 return Ok(sheet);
             }
             if let Some(thing) = next_thing(&things, request, pointer, &out.program) {
@@ -135,7 +136,7 @@ impl ModelPlanner {
         }
         let first = self.call(request.image.clone(), request.transform.clone(), request)?;
         // A quoted key: every text line, gathered where the upstream reads them all at once.
-        if let Some(sheet) = text_sheet::plan(request, &first.program) {
+        if let Some(sheet) = text_sheet::plan(request, &first.program, &first.first_pointer) {
             return Ok(sheet);
         }
         if !self.refine {
@@ -298,7 +299,14 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
         wall_luma,
     }];
     ops.extend(crop_for_reading(region).0);
-    Program(ops)
+    let lines = etchr_ops::render::text_lines(request.image);
+    match best_guess::exit_label(&lines, exit, region) {
+        Some(label) => {
+            let pocket = best_guess::panel_around(request.image, label, wall_luma);
+            best_guess::marked(Program(ops), pocket)
+        }
+        None => Program(ops),
+    }
 }
 
 /// The long side, in pixels, at which upstreams commonly look at an image (larger ones are
@@ -777,7 +785,12 @@ mod tests {
             let program = if shown.is_empty() {
                 with_the_cue_in_view(mirrored.clone(), &request, &pointer)
             } else {
-                match turned_sheet(&things_named(&mirrored, &request), &request, &mirrored) {
+                match turned_sheet(
+                    &things_named(&mirrored, &request),
+                    &request,
+                    &mirrored,
+                    &pointer,
+                ) {
                     Some(p) => p,
                     None => break,
                 }
@@ -793,6 +806,8 @@ mod tests {
             assert!(pieces
                 .windows(2)
                 .all(|w| w[1].at.y > w[0].at.y && w[1].at.x == 0.0));
+            // The tag the model points at is boxed.
+            assert!(program.focus().unwrap().contains(tags[1]), "{program:?}");
             turns.push(program.ops()[1].clone());
             let rendered = etchr_ops::render(&image, &program, &Default::default()).unwrap();
             let view = &rendered.views[0];
@@ -1191,6 +1206,20 @@ mod tests {
             ..request
         };
         assert_eq!(with_the_restore_tiled(model.clone(), &on_a_view), model);
+    }
+
+    #[test]
+    fn the_reached_exits_label_is_boxed() {
+        // A generated maze: the model's path starts at the gold start but heads elsewhere.
+        let (item, image) = etchr_data::generate(etchr_data::Family::Maze, 4, 0);
+        let mut guess = Program(item.gold_program.ops()[..1].to_vec());
+        if let Op::Path { to, .. } = &mut guess.0[0] {
+            *to = etchr_ops::Point::new(0.0, 0.0);
+        }
+        let found = with_the_exit_found(guess, &first_plan(&image, &item.question));
+        let focus = found.focus().expect("a focus");
+        assert!(focus.iou(&item.gold_region) > 0.5, "{focus:?} {found:?}");
+        assert!(matches!(found.ops().last(), Some(Op::DrawBox { .. })));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! crop moved onto one of them, then the others one by one, ranked by the place the question
 //! names ("in the top left"), the model's pointer and size.
 
-use super::{collage_zoomed, crop_for_reading, restores_a_jigsaw, READING_SIDE};
+use super::{best_guess, collage_zoomed, crop_for_reading, restores_a_jigsaw, READING_SIDE};
 use etchr_ops::program::Axis;
 use etchr_ops::render::NamedColour;
 use etchr_ops::{Color, Op, Piece, Point, Program, Rect};
@@ -231,6 +231,7 @@ pub(super) fn turned_sheet(
     things: &[Rect],
     request: &PlanRequest<'_>,
     model: &Program,
+    pointer: &[(Point, f32)],
 ) -> Option<Program> {
     let turns = turns_to_try(model);
     if turns[0].is_none() || !(2..=SHEET_THINGS).contains(&things.len()) {
@@ -275,7 +276,12 @@ pub(super) fn turned_sheet(
         .count();
     let turn = turns.get(tried)?.clone()?;
     let zoom = (READING_SIDE / at.max(extent).max(1.0)).min(4.0);
-    Some(collage_zoomed(pieces, Some(turn), zoom))
+    let sheet = collage_zoomed(pieces, Some(turn), zoom);
+    // The thing the model's pointer weighs most is the bet.
+    let (best, _) = crops_around(things, request, pointer)[0];
+    let pad = 2.0;
+    let mark = Rect::new(best.x0 - pad, best.y0 - pad, best.x1 + pad, best.y1 + pad);
+    Some(best_guess::marked(sheet, mark))
 }
 
 /// The turns that could set the model's target upright, the model's own first: a quarter turn
@@ -354,7 +360,7 @@ pub(super) fn with_the_cue_in_view(
     pointer: &[(Point, f32)],
 ) -> Program {
     let things = things_named(&program, request);
-    if let Some(sheet) = turned_sheet(&things, request, &program) {
+    if let Some(sheet) = turned_sheet(&things, request, &program, pointer) {
         return sheet;
     }
     if things.is_empty() || things.len() > FEW_THINGS {

@@ -6,7 +6,7 @@
 //! it reads, in one look. The cue ("the tallest bar", "the brown triangle") is not needed to
 //! find a quoted key, and the other candidates still follow it.
 
-use super::{collage_zoomed, quotes_a_key, restores_a_jigsaw, READING_SIDE};
+use super::{best_guess, collage_zoomed, quotes_a_key, restores_a_jigsaw, READING_SIDE};
 use etchr_ops::{Op, Piece, Point, Program, Rect};
 use etchr_reason::planner::PlanRequest;
 
@@ -21,7 +21,11 @@ const MIN_LINES: usize = 2;
 /// The sheet for a first plan of a question with a quoted key, when the model's program
 /// neither turns, mirrors, restores nor walks (a turned target's text is not found upright,
 /// and a jigsaw's or maze's lines need the restore or the walk first).
-pub(super) fn plan(request: &PlanRequest<'_>, model: &Program) -> Option<Program> {
+pub(super) fn plan(
+    request: &PlanRequest<'_>,
+    model: &Program,
+    pointer: &[(Point, f32)],
+) -> Option<Program> {
     let turns_or_walks = model.ops().iter().any(|op| {
         matches!(
             op,
@@ -40,7 +44,14 @@ pub(super) fn plan(request: &PlanRequest<'_>, model: &Program) -> Option<Program
     if lines.len() < MIN_LINES {
         return None;
     }
-    sheet(&lines)
+    let sheet = sheet(&lines)?;
+    // The tag of the thing the question names by colour and shape, when one is found.
+    Some(
+        match best_guess::tag_of_the_named_thing(request, pointer, &lines) {
+            Some(tag) => best_guess::marked(sheet, tag),
+            None => sheet,
+        },
+    )
 }
 
 /// `lines` packed on shelves, in order, into a roughly square collage and zoomed to the
@@ -140,7 +151,13 @@ mod tests {
             step: 0,
             avoid: &[],
         };
-        let program = plan(&request, &Program::default()).expect("a sheet");
+        // The model points near the target (one of two brown triangles).
+        let near = item.gold_region.center();
+        let pointer = [(Point::new(near.x, near.y - 60.0), 1.0)];
+        let program = plan(&request, &Program::default(), &pointer).expect("a sheet");
+        // Its tag is boxed: the box is the program's focus.
+        let focus = program.focus().expect("a mark");
+        assert!(focus.iou(&item.gold_region) > 0.6, "{focus:?}");
         let rendered = etchr_ops::render(&image, &program, &Default::default()).unwrap();
         let view = &rendered.views[0];
         let tag = view.transform.rect_to_view(&item.gold_region);
@@ -153,18 +170,18 @@ mod tests {
             angle: 90.0,
             fill: Color([255, 255, 255]),
         }]);
-        assert!(plan(&request, &turned).is_none());
+        assert!(plan(&request, &turned, &pointer).is_none());
         let no_key = PlanRequest {
             question: "which tag is brown?",
             ..request
         };
-        assert!(plan(&no_key, &Program::default()).is_none());
+        assert!(plan(&no_key, &Program::default(), &pointer).is_none());
         let shown = [item.gold_region];
         let later = PlanRequest {
             avoid: &shown,
             ..request
         };
-        assert!(plan(&later, &Program::default()).is_none());
+        assert!(plan(&later, &Program::default(), &pointer).is_none());
     }
 
     #[test]

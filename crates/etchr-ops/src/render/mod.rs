@@ -17,7 +17,7 @@ pub use jigsaw::{
     solve as jigsaw_solve,
 };
 pub use maze::{exit_from as maze_exit, nearest_marker as maze_marker};
-pub use pixels::resize;
+pub use pixels::{luma, resize};
 pub use table::{ruled_tables, Table};
 pub use text_lines::text_lines;
 

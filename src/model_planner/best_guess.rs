@@ -1,0 +1,307 @@
+//! The one candidate the planner bets on, boxed in red.
+//!
+//! Several of the planner's views show every candidate at once: a sheet of every text line, a
+//! turned sheet of look-alike tags, an exit's pocket. The upstream still sees them all; the box
+//! says which one the cue and the model's pointer favour (as the generator's gold programs box
+//! their target), and it is the region `Program::focus` scores.
+
+use super::named_things::{crops_around, Place};
+use etchr_ops::render::{luma, ColourRegion, NamedColour};
+use etchr_ops::{Color, Op, Point, Program, Rect, RgbImage};
+use etchr_reason::planner::PlanRequest;
+
+/// The mark's colour and stroke (output pixels): the generator's gold programs'.
+const MARK: Color = Color([230, 25, 25]);
+const MARK_WIDTH: f64 = 3.0;
+
+/// `program` with `region` boxed at the end, so the stroke is [`MARK_WIDTH`] pixels of the view
+/// whatever the zoom (boxes are given in original pixels and mapped through every op before).
+pub(super) fn marked(program: Program, region: Rect) -> Program {
+    let mut ops = program.0;
+    ops.push(Op::DrawBox {
+        region,
+        color: MARK,
+        width: MARK_WIDTH,
+        label: None,
+    });
+    Program(ops)
+}
+
+/// A shape a question names ("the brown triangle").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    Circle,
+    Square,
+    Triangle,
+    Diamond,
+    Hexagon,
+}
+
+impl Shape {
+    /// Each shape's word and what a patch of it looks like: how much of its box it fills, and
+    /// its box's width over its height (a triangle standing on its base and a hexagon with a
+    /// flat top are wider than tall; the fills are the polygons' own).
+    const ALL: [(Shape, &'static str, f64, f64); 5] = [
+        (Shape::Circle, "circle", std::f64::consts::FRAC_PI_4, 1.0),
+        (Shape::Square, "square", 1.0, 1.0),
+        (Shape::Triangle, "triangle", 0.5, 1.155),
+        (Shape::Diamond, "diamond", 0.5, 1.0),
+        (Shape::Hexagon, "hexagon", 0.75, 1.155),
+    ];
+
+    /// The first shape `text` names outside quotes, if any.
+    pub(super) fn in_text(text: &str) -> Option<Shape> {
+        text.split('"')
+            .step_by(2)
+            .flat_map(|part| part.split(|c: char| !c.is_ascii_alphabetic()))
+            .find_map(|word| {
+                let word = word.to_ascii_lowercase();
+                Self::ALL
+                    .iter()
+                    .find(|(_, name, ..)| word == *name || word == format!("{name}s"))
+                    .map(|&(shape, ..)| shape)
+            })
+    }
+
+    /// The shape a patch of colour looks most like, by its fill and its box's proportions.
+    pub(super) fn of(region: &ColourRegion) -> Shape {
+        let (w, h) = (region.bounds.width(), region.bounds.height());
+        let fill = region.area as f64 / (w * h).max(1.0);
+        let aspect = w / h.max(1.0);
+        // A tenth of fill weighs as much as a twentieth of proportion.
+        let distance = |&(_, _, f, a): &(Shape, &str, f64, f64)| {
+            ((fill - f) / 0.1).powi(2) + ((aspect - a) / 0.05).powi(2)
+        };
+        Self::ALL
+            .iter()
+            .min_by(|a, b| distance(a).total_cmp(&distance(b)))
+            .map_or(Shape::Circle, |&(shape, ..)| shape)
+    }
+}
+
+/// For a question that names a thing by colour and shape ("the tag of the brown triangle"), the
+/// line of `lines` that is that thing's tag: the things of that colour and shape (in the place
+/// the question names, when some lie there), the one the model's `pointer` weighs most, and the
+/// line just under it that spans its centre. `None` when the question names no colour or no
+/// shape, or no such thing has a line under it.
+pub(super) fn tag_of_the_named_thing(
+    request: &PlanRequest<'_>,
+    pointer: &[(Point, f32)],
+    lines: &[Rect],
+) -> Option<Rect> {
+    let colour = NamedColour::in_text(request.question)?;
+    let shape = Shape::in_text(request.question)?;
+    let mut things: Vec<Rect> = etchr_ops::render::colour_regions(request.image, colour)
+        .iter()
+        .filter(|r| Shape::of(r) == shape)
+        .map(|r| r.bounds)
+        .collect();
+    let (w, h) = request.image.dimensions();
+    if let Some(place) = Place::in_text(request.question) {
+        if things.iter().any(|t| place.holds(t.center(), w, h)) {
+            things.retain(|t| place.holds(t.center(), w, h));
+        }
+    }
+    crops_around(&things, request, pointer)
+        .into_iter()
+        .find_map(|(thing, _)| line_under(thing, lines))
+        .map(|line| framed(request.image, line, lines))
+}
+
+/// The line of `lines` nearest below `thing` (starting under its centre, within two of the
+/// thing's heights) that lies across its middle half (a large tag's key and value can be two
+/// lines, with the thing's centre above the space between them).
+fn line_under(thing: Rect, lines: &[Rect]) -> Option<Rect> {
+    let c = thing.center();
+    let quarter = thing.width() / 4.0;
+    lines
+        .iter()
+        .filter(|l| l.y0 >= c.y && l.y0 <= thing.y1 + 2.0 * thing.height())
+        .filter(|l| l.x0 < c.x + quarter && l.x1 > c.x - quarter)
+        .min_by(|a, b| a.y0.total_cmp(&b.y0))
+        .copied()
+}
+
+/// The label of a maze's exit: of the text `lines` inside `pocket`, the one nearest `exit`,
+/// with the words beside it on its baseline (a wide space can split "Exit" from its code).
+pub(super) fn exit_label(lines: &[Rect], exit: Point, pocket: Rect) -> Option<Rect> {
+    let nearest = *lines
+        .iter()
+        .filter(|l| pocket.contains(l.center()))
+        .min_by(|a, b| {
+            a.center()
+                .distance(exit)
+                .total_cmp(&b.center().distance(exit))
+        })?;
+    Some(with_its_words(nearest, lines))
+}
+
+/// `line` united with the lines beside it on its baseline, at most one and a half line heights
+/// apart (a wide space splits a key from its value into two lines), snug (see [`unpadded`]).
+fn with_its_words(line: Rect, lines: &[Rect]) -> Rect {
+    let h = line.height();
+    let beside = |l: &&Rect| {
+        (l.center().y - line.center().y).abs() < h / 2.0
+            && l.x0 < line.x1 + 1.5 * h
+            && l.x1 > line.x0 - 1.5 * h
+    };
+    unpadded(
+        lines
+            .iter()
+            .filter(beside)
+            .fold(line, |label, l| label.union(l)),
+    )
+}
+
+/// The tag `line` is printed on: the line itself, snug, when its own edges hold the tag's
+/// outline (a small tag's outline is one of the line's blobs); else the light panel inside the
+/// outline around the line and the words beside it ([`panel_around`]; a large tag's outline is
+/// too tall to count as a letter, and a wide space can split its key from its value).
+fn framed(image: &RgbImage, line: Rect, lines: &[Rect]) -> Rect {
+    let snug = unpadded(line);
+    if holds_its_frame(image, snug, FRAME_LUMA) {
+        snug
+    } else {
+        panel_around(image, with_its_words(line, lines), FRAME_LUMA)
+    }
+}
+
+/// Outlines: at most this bright. A thin grey outline on a white tag blurs to about this in a
+/// JPEG, while the paper and its faint clutter stay brighter.
+const FRAME_LUMA: u8 = 160;
+
+/// Whether rows near both the top and the bottom of `r` are mostly (60 %) dark across its
+/// middle: an outline drawn inside it.
+fn holds_its_frame(image: &RgbImage, r: Rect, dark: u8) -> bool {
+    let (w, h) = image.dimensions();
+    let x0 = (r.x0 + 0.1 * r.width()).max(0.0) as u32;
+    let x1 = ((r.x1 - 0.1 * r.width()).max(0.0) as u32).min(w);
+    let dark_row = |y: u32| {
+        let n = (x0..x1)
+            .filter(|&x| luma(image.get_pixel(x, y).0) <= dark)
+            .count();
+        x1 > x0 && n * 10 >= (x1 - x0) as usize * 6
+    };
+    let band = (r.height() / 3.0).ceil() as u32;
+    let top = r.y0.max(0.0) as u32;
+    let bottom = (r.y1.max(0.0) as u32).min(h);
+    let near_top = (top..(top + band).min(bottom)).any(dark_row);
+    let near_bottom = (bottom.saturating_sub(band).max(top)..bottom).any(dark_row);
+    near_top && near_bottom
+}
+
+/// The light panel `label` is printed on (a pocket, a tag): `label` grown a pixel at a time on
+/// each side while the strip it would add is light (at most 2 % of it darker than `dark`), at
+/// most `label`'s height on each side.
+pub(super) fn panel_around(image: &RgbImage, label: Rect, dark: u8) -> Rect {
+    let (w, h) = image.dimensions();
+    let light = |x0: u32, y0: u32, x1: u32, y1: u32| {
+        let mut dark_px = 0;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                dark_px += usize::from(luma(image.get_pixel(x, y).0) <= dark);
+            }
+        }
+        dark_px * 50 <= ((x1 - x0) * (y1 - y0)) as usize
+    };
+    let reach = label.height().ceil() as u32;
+    let [mut x0, mut y0] = [label.x0, label.y0].map(|v| v.max(0.0).floor() as u32);
+    let mut x1 = (label.x1.ceil() as u32).min(w);
+    let mut y1 = (label.y1.ceil() as u32).min(h);
+    let (ox0, oy0, ox1, oy1) = (x0, y0, x1, y1);
+    while x0 > 0 && ox0 - x0 < reach && light(x0 - 1, y0, x0, y1) {
+        x0 -= 1;
+    }
+    while x1 < w && x1 - ox1 < reach && light(x1, y0, x1 + 1, y1) {
+        x1 += 1;
+    }
+    while y0 > 0 && oy0 - y0 < reach && light(x0, y0 - 1, x1, y0) {
+        y0 -= 1;
+    }
+    while y1 < h && y1 - oy1 < reach && light(x0, y1, x1, y1 + 1) {
+        y1 += 1;
+    }
+    Rect::new(x0 as f64, y0 as f64, x1 as f64, y1 as f64)
+}
+
+/// A line of `etchr_ops::render::text_lines` (padded by a quarter of its height) with half that
+/// padding left: snug around the text (or the tag's outline) without touching it.
+fn unpadded(line: Rect) -> Rect {
+    let pad = line.height() / 12.0;
+    Rect::new(line.x0 + pad, line.y0 + pad, line.x1 - pad, line.y1 - pad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etchr_data::{generate_sample, Family};
+
+    #[test]
+    fn a_named_shape_is_read_outside_quotes_only() {
+        assert_eq!(
+            Shape::in_text(r#"What is the code on the tag "Circle 4" of the brown triangle?"#),
+            Some(Shape::Triangle)
+        );
+        assert_eq!(Shape::in_text("two hexagons"), Some(Shape::Hexagon));
+        assert_eq!(Shape::in_text("the tallest bar"), None);
+    }
+
+    #[test]
+    fn patches_of_colour_are_told_apart_by_shape() {
+        // Every shape the generator drew that a colour patch was found for: the patch's shape
+        // must be the drawn one (stars fill too little of their box to be found as things).
+        let (mut right, mut all) = (0, 0);
+        for index in 0..6 {
+            let s = generate_sample(Family::FineGrained, 7, index);
+            for colour in ["red", "blue", "green", "orange", "purple", "brown"] {
+                let named = NamedColour::from_word(colour).unwrap();
+                for region in etchr_ops::render::colour_regions(&s.image, named) {
+                    let Some(o) = s
+                        .objects
+                        .iter()
+                        .find(|o| o.colour == colour && o.region.contains(region.bounds.center()))
+                    else {
+                        continue;
+                    };
+                    let drawn = Shape::in_text(o.kind);
+                    if drawn.is_none() {
+                        continue;
+                    }
+                    all += 1;
+                    if drawn == Some(Shape::of(&region)) {
+                        right += 1;
+                    } else {
+                        eprintln!(
+                            "{} {colour}: {:?} as {:?}",
+                            o.kind,
+                            region,
+                            Shape::of(&region)
+                        );
+                    }
+                }
+            }
+        }
+        assert!(all >= 30, "{all}");
+        assert!(right * 10 >= all * 9, "{right} of {all}");
+    }
+
+    #[test]
+    fn the_line_under_a_thing_is_its_tag() {
+        let thing = Rect::new(100.0, 100.0, 160.0, 160.0);
+        let lines = [
+            Rect::new(80.0, 40.0, 180.0, 60.0),    // above
+            Rect::new(300.0, 175.0, 400.0, 195.0), // beside
+            Rect::new(90.0, 175.0, 170.0, 195.0),  // its tag
+            Rect::new(90.0, 215.0, 170.0, 235.0),  // further down
+        ];
+        assert_eq!(line_under(thing, &lines), Some(lines[2]));
+        assert_eq!(line_under(thing, &lines[..2]), None);
+        let pocket = Rect::new(0.0, 150.0, 500.0, 250.0);
+        // The nearest line with the words on its baseline (not the tag far to its left), snug.
+        let code = Rect::new(410.0, 176.0, 470.0, 194.0);
+        let with_code = [lines[0], lines[1], lines[2], code];
+        let label = exit_label(&with_code, Point::new(380.0, 185.0), pocket).unwrap();
+        assert_eq!(label, unpadded(lines[1].union(&code)));
+        assert_eq!(exit_label(&lines[..1], Point::new(0.0, 0.0), pocket), None);
+    }
+}
