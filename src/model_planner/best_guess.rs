@@ -6,6 +6,7 @@
 //! their target), and it is the region `Program::focus` scores.
 
 use super::named_things::{crops_around, Place};
+use super::table_lookup::ordinal_number;
 use etchr_ops::render::{luma, ColourRegion, NamedColour};
 use etchr_ops::{Color, Op, Point, Program, Rect, RgbImage};
 use etchr_reason::planner::PlanRequest;
@@ -108,6 +109,102 @@ pub(super) fn tag_of_the_named_thing(
         .map(|line| framed(request.image, line, lines))
 }
 
+/// For a chart question that names its mark by a cue, the annotation of that mark: the bar
+/// named by its place or height ("the third bar from the left", "the tallest pink bar", in the
+/// bar chart of the named colour, else the one the model's pointer weighs most) and the line
+/// just above it; or the highest or lowest point of the named colour's series (its round
+/// markers) and the line nearest it. `None` for other cues ("a point of the blue group"), which
+/// fit several marks.
+pub(super) fn chart_annotation(
+    request: &PlanRequest<'_>,
+    pointer: &[(Point, f32)],
+    lines: &[Rect],
+) -> Option<Rect> {
+    let words: Vec<String> = request
+        .question
+        .split('"')
+        .step_by(2)
+        .flat_map(|part| part.split(|c: char| !c.is_ascii_alphanumeric()))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let has = |w: &str| words.iter().any(|x| x == w);
+    let colour = NamedColour::in_text(request.question);
+    let (highest, lowest) = (
+        has("tallest") || has("highest"),
+        has("shortest") || has("lowest"),
+    );
+    let image = request.image;
+    if has("bar") {
+        let mut charts = etchr_ops::render::bar_charts(image);
+        if let Some(colour) = colour {
+            charts.retain(|c| c.colour == colour);
+        }
+        let weight = |r: Rect| -> f32 {
+            pointer
+                .iter()
+                .filter(|(p, _)| r.contains(*p))
+                .map(|(_, m)| m)
+                .sum()
+        };
+        // The first (most bars) among equals.
+        let chart = charts
+            .iter()
+            .rev()
+            .max_by(|a, b| weight(a.bounds()).total_cmp(&weight(b.bounds())))?;
+        let bar = if highest {
+            *chart.bars.iter().min_by(|a, b| a.y0.total_cmp(&b.y0))?
+        } else if lowest {
+            *chart.bars.iter().max_by(|a, b| a.y0.total_cmp(&b.y0))?
+        } else {
+            let k = words.iter().find_map(|w| ordinal_number(w))?;
+            let from_the_left = k.checked_sub(1)?;
+            if has("right") {
+                *chart.bars.iter().rev().nth(from_the_left)?
+            } else {
+                *chart.bars.get(from_the_left)?
+            }
+        };
+        return line_above(bar, lines).map(|line| framed(image, line, lines));
+    }
+    if has("point") && (highest || lowest) {
+        let markers: Vec<Rect> = etchr_ops::render::colour_regions(image, colour?)
+            .iter()
+            .filter(|r| Shape::of(r) == Shape::Circle)
+            .map(|r| r.bounds)
+            .collect();
+        let marker = if highest {
+            markers.iter().min_by(|a, b| a.y0.total_cmp(&b.y0))?
+        } else {
+            markers.iter().max_by(|a, b| a.y1.total_cmp(&b.y1))?
+        };
+        let c = marker.center();
+        let gap = |l: &Rect| {
+            let dx = (l.x0 - c.x).max(c.x - l.x1).max(0.0);
+            let dy = (l.y0 - c.y).max(c.y - l.y1).max(0.0);
+            dx.hypot(dy)
+        };
+        let line = lines
+            .iter()
+            .filter(|l| gap(l) <= 2.0 * l.height())
+            .min_by(|a, b| gap(a).total_cmp(&gap(b)))?;
+        return Some(framed(image, *line, lines));
+    }
+    None
+}
+
+/// The line of `lines` nearest above `bar` (within four of its own heights) that lies across
+/// the bar's middle half: its annotation.
+fn line_above(bar: Rect, lines: &[Rect]) -> Option<Rect> {
+    let c = bar.center();
+    let quarter = bar.width() / 4.0;
+    lines
+        .iter()
+        .filter(|l| l.center().y < bar.y0 && l.y1 >= bar.y0 - 4.0 * l.height())
+        .filter(|l| l.x0 < c.x + quarter && l.x1 > c.x - quarter)
+        .max_by(|a, b| a.y1.total_cmp(&b.y1))
+        .copied()
+}
+
 /// The line of `lines` nearest below `thing` (starting under its centre, within two of the
 /// thing's heights) that lies across its middle half (a large tag's key and value can be two
 /// lines, with the thing's centre above the space between them).
@@ -154,15 +251,15 @@ fn with_its_words(line: Rect, lines: &[Rect]) -> Rect {
 }
 
 /// The tag `line` is printed on: the line itself, snug, when its own edges hold the tag's
-/// outline (a small tag's outline is one of the line's blobs); else the light panel inside the
-/// outline around the line and the words beside it ([`panel_around`]; a large tag's outline is
-/// too tall to count as a letter, and a wide space can split its key from its value).
+/// outline (a small tag's outline is one of the line's blobs); else the outline around the line
+/// and the words beside it ([`outline_around`]; a large tag's outline is too tall to count as a
+/// letter, and a wide space can split its key from its value).
 fn framed(image: &RgbImage, line: Rect, lines: &[Rect]) -> Rect {
     let snug = unpadded(line);
     if holds_its_frame(image, snug, FRAME_LUMA) {
         snug
     } else {
-        panel_around(image, with_its_words(line, lines), FRAME_LUMA)
+        outline_around(image, with_its_words(line, lines), FRAME_LUMA)
     }
 }
 
@@ -190,35 +287,95 @@ fn holds_its_frame(image: &RgbImage, r: Rect, dark: u8) -> bool {
     near_top && near_bottom
 }
 
-/// The light panel `label` is printed on (a pocket, a tag): `label` grown a pixel at a time on
-/// each side while the strip it would add is light (at most 2 % of it darker than `dark`), at
-/// most `label`'s height on each side.
+/// The light pocket `label` is printed in: `label` grown a pixel at a time on each side while
+/// the strip it would add is light (at most 2 % of it darker than `dark`), at most `label`'s
+/// height on each side. A pocket's opening (a strip part wall, part passage) stops it too.
 pub(super) fn panel_around(image: &RgbImage, label: Rect, dark: u8) -> Rect {
+    let reach = label.height().ceil() as u32;
+    grown(image, label, dark, (reach, reach), |share| share > 0.02)
+}
+
+/// The outline around `label`: `label` grown a pixel at a time on each side until the strip it
+/// would add is an outline (at least 85 % of it darker than `dark`; a letter's stroke covers
+/// less of a line's height), which is then included; at most `label`'s height above and below
+/// and four times that to each side (a value too short to count as a line, "42.7", can follow
+/// the key). A side that meets no outline stays where it was.
+fn outline_around(image: &RgbImage, label: Rect, dark: u8) -> Rect {
+    let reach = label.height().ceil() as u32;
+    let inside = grown(image, label, dark, (4 * reach, reach), |share| {
+        share >= 0.85
+    });
     let (w, h) = image.dimensions();
-    let light = |x0: u32, y0: u32, x1: u32, y1: u32| {
+    let side = |grew: bool, edge: f64, step: f64, limit: f64| {
+        if grew {
+            (edge + step).clamp(0.0, limit)
+        } else {
+            edge
+        }
+    };
+    let reached = |a: f64, b: f64, r: u32| (a - b).abs() < r as f64;
+    Rect::new(
+        side(
+            reached(inside.x0, label.x0, 4 * reach),
+            inside.x0,
+            -1.0,
+            w as f64,
+        ),
+        side(
+            reached(inside.y0, label.y0, reach),
+            inside.y0,
+            -1.0,
+            h as f64,
+        ),
+        side(
+            reached(inside.x1, label.x1, 4 * reach),
+            inside.x1,
+            1.0,
+            w as f64,
+        ),
+        side(
+            reached(inside.y1, label.y1, reach),
+            inside.y1,
+            1.0,
+            h as f64,
+        ),
+    )
+    .union(&label)
+}
+
+/// `label` grown a pixel at a time on each side, at most `(across, up_down)` pixels, until the
+/// strip it would add `stops` (given the share of it darker than `dark`).
+fn grown(
+    image: &RgbImage,
+    label: Rect,
+    dark: u8,
+    (across, up_down): (u32, u32),
+    stops: impl Fn(f64) -> bool,
+) -> Rect {
+    let (w, h) = image.dimensions();
+    let open = |x0: u32, y0: u32, x1: u32, y1: u32| {
         let mut dark_px = 0;
         for y in y0..y1 {
             for x in x0..x1 {
                 dark_px += usize::from(luma(image.get_pixel(x, y).0) <= dark);
             }
         }
-        dark_px * 50 <= ((x1 - x0) * (y1 - y0)) as usize
+        !stops(dark_px as f64 / ((x1 - x0) * (y1 - y0)).max(1) as f64)
     };
-    let reach = label.height().ceil() as u32;
     let [mut x0, mut y0] = [label.x0, label.y0].map(|v| v.max(0.0).floor() as u32);
     let mut x1 = (label.x1.ceil() as u32).min(w);
     let mut y1 = (label.y1.ceil() as u32).min(h);
     let (ox0, oy0, ox1, oy1) = (x0, y0, x1, y1);
-    while x0 > 0 && ox0 - x0 < reach && light(x0 - 1, y0, x0, y1) {
+    while x0 > 0 && ox0 - x0 < across && open(x0 - 1, y0, x0, y1) {
         x0 -= 1;
     }
-    while x1 < w && x1 - ox1 < reach && light(x1, y0, x1 + 1, y1) {
+    while x1 < w && x1 - ox1 < across && open(x1, y0, x1 + 1, y1) {
         x1 += 1;
     }
-    while y0 > 0 && oy0 - y0 < reach && light(x0, y0 - 1, x1, y0) {
+    while y0 > 0 && oy0 - y0 < up_down && open(x0, y0 - 1, x1, y0) {
         y0 -= 1;
     }
-    while y1 < h && y1 - oy1 < reach && light(x0, y1, x1, y1 + 1) {
+    while y1 < h && y1 - oy1 < up_down && open(x0, y1, x1, y1 + 1) {
         y1 += 1;
     }
     Rect::new(x0 as f64, y0 as f64, x1 as f64, y1 as f64)
@@ -283,6 +440,42 @@ mod tests {
         }
         assert!(all >= 30, "{all}");
         assert!(right * 10 >= all * 9, "{right} of {all}");
+    }
+
+    fn first_plan<'a>(
+        image: &'a RgbImage,
+        question: &'a str,
+        identity: &'a etchr_ops::Transform,
+    ) -> PlanRequest<'a> {
+        PlanRequest {
+            image,
+            transform: identity,
+            original_size: image.dimensions(),
+            question,
+            context: None,
+            step: 0,
+            avoid: &[],
+        }
+    }
+
+    #[test]
+    fn a_bar_named_by_its_place_or_height_gives_its_annotation() {
+        // Generated charts: "the shortest pink bar" (8), "the fourth bar from the left" (13),
+        // "the lowest point of the teal Evening series" (19).
+        let identity = etchr_ops::Transform::identity();
+        for index in [8, 13, 19] {
+            let (item, image) = etchr_data::generate(Family::Chart, 4, index);
+            let lines = etchr_ops::render::text_lines(&image);
+            let request = first_plan(&image, &item.question, &identity);
+            let mark = chart_annotation(&request, &[], &lines).expect(&item.question);
+            assert!(mark.iou(&item.gold_region) > 0.8, "{mark:?} {item:?}");
+        }
+        // A cue that fits several marks: no bet.
+        let (item, image) = etchr_data::generate(Family::Chart, 4, 0);
+        assert!(item.question.contains("a point of"), "{}", item.question);
+        let lines = etchr_ops::render::text_lines(&image);
+        let request = first_plan(&image, &item.question, &identity);
+        assert_eq!(chart_annotation(&request, &[], &lines), None);
     }
 
     #[test]

@@ -96,7 +96,8 @@ fn asked_column(question: &str) -> Option<Column> {
     Some(Column::Named)
 }
 
-fn ordinal_number(word: &str) -> Option<usize> {
+/// The number an ordinal word names: "third" or "3rd" is 3.
+pub(super) fn ordinal_number(word: &str) -> Option<usize> {
     const WORDS: [&str; 10] = [
         "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
         "tenth",

@@ -45,13 +45,14 @@ pub(super) fn plan(
         return None;
     }
     let sheet = sheet(&lines)?;
-    // The tag of the thing the question names by colour and shape, when one is found.
-    Some(
-        match best_guess::tag_of_the_named_thing(request, pointer, &lines) {
-            Some(tag) => best_guess::marked(sheet, tag),
-            None => sheet,
-        },
-    )
+    // The tag of the thing the question names by colour and shape, or the annotation of the
+    // chart mark it names by its cue, when one is found.
+    let bet = best_guess::tag_of_the_named_thing(request, pointer, &lines)
+        .or_else(|| best_guess::chart_annotation(request, pointer, &lines));
+    Some(match bet {
+        Some(mark) => best_guess::marked(sheet, mark),
+        None => sheet,
+    })
 }
 
 /// `lines` packed on shelves, in order, into a roughly square collage and zoomed to the

@@ -2,13 +2,16 @@
 //! search for things of a named colour (`colour_regions`, run on every plan whose question
 //! names a colour), the jigsaw seam grid (`jigsaw_grid`) and the ruled-table search
 //! (`ruled_tables`, run on every plan for a table lookup question) and the text-line search
-//! (`text_lines`, on every first plan of a question with a quoted key), on a 4000 × 3000 board with
-//! 60 outlined tags on a soft gradient (ten of them grey, the colour searched for).
+//! (`text_lines`, on every first plan of a question with a quoted key) and the bar-chart search
+//! (`bar_charts`, for a chart question that names a bar), on a 4000 × 3000 board with 60 outlined
+//! tags on a soft gradient (ten of them grey, the colour searched for).
 //!
 //! `cargo bench -p etchr-ops --bench find` prints the medians as JSON and writes them to
 //! `bench/out/find-rust.json`.
 
-use etchr_ops::render::{colour_regions, jigsaw_grid, ruled_tables, text_lines, NamedColour};
+use etchr_ops::render::{
+    bar_charts, colour_regions, jigsaw_grid, ruled_tables, text_lines, NamedColour,
+};
 use etchr_ops::{decode_image, encode_image, DecodeLimits, OutputFormat};
 use image::{Rgb, RgbImage};
 use std::path::PathBuf;
@@ -60,8 +63,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let jpeg = encode_image(&board(4000, 3000), OutputFormat::Jpeg(90)).expect("encode");
     let limits = DecodeLimits::default();
-    let (mut decode, mut colour, mut grid, mut tables, mut lines) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut decode, mut colour, mut grid, mut tables, mut lines, mut bars) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut found = 0;
     for _ in 0..ITERATIONS {
         let t0 = Instant::now();
@@ -75,12 +78,15 @@ fn main() {
         let t4 = Instant::now();
         let _ = text_lines(&img);
         let t5 = Instant::now();
+        let _ = bar_charts(&img);
+        let t6 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
         decode.push(ms(t0, t1));
         colour.push(ms(t1, t2));
         grid.push(ms(t2, t3));
         tables.push(ms(t3, t4));
         lines.push(ms(t4, t5));
+        bars.push(ms(t5, t6));
     }
     let (decode, colour, grid, tables) =
         (median(decode), median(colour), median(grid), median(tables));
@@ -94,6 +100,7 @@ fn main() {
             "jigsaw_grid": grid,
             "ruled_tables": tables,
             "text_lines": median(lines),
+            "bar_charts": median(bars),
         },
         "colour_regions_over_decode": colour / decode,
     });

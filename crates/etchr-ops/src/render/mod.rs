@@ -3,6 +3,7 @@
 //! then applying it. [`validate`] runs the same walk without pixels, so the two can never
 //! disagree about what a program means.
 
+mod bars;
 mod colour;
 mod draw;
 mod jigsaw;
@@ -11,6 +12,7 @@ mod pixels;
 mod table;
 mod text_lines;
 
+pub use bars::{bar_charts, BarChart};
 pub use colour::{regions_of as colour_regions, ColourRegion, NamedColour};
 pub use jigsaw::{
     detect_grid as jigsaw_grid, inverse as jigsaw_inverse, permute as jigsaw_permute,
