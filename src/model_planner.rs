@@ -228,15 +228,19 @@ fn with_the_grid_seen(mut program: Program, request: &PlanRequest<'_>) -> Progra
 /// restore name pixels of the shuffled picture (it cannot read which line the question means,
 /// and `reframe` is not in its vocabulary), so its crop lands on arbitrary restored content.
 /// The first candidate is the first zoomed tile of the restored picture, and the alternatives
-/// then show the next ones. (The whole restored picture as the first candidate was measured too:
-/// the upstream accepts it and then cannot read a line of a large 8-column sign; see
-/// bench/RESULTS.md.) Only for a leading restore of the original, and only for the first
-/// candidate (an alternative's tile already follows the restore with a `reframe`).
+/// then show the next ones. The whole restored picture is the first candidate only when its
+/// text reads at the upstream's reading size ([`reads_whole`]): on a sign in small print the
+/// upstream accepts the whole picture and then cannot read a line of it (see bench/RESULTS.md).
+/// Only for a leading restore of the original, and only for the first candidate (an
+/// alternative's tile already follows the restore with a `reframe`).
 fn with_the_restore_tiled(program: Program, request: &PlanRequest<'_>) -> Program {
     match program.ops().first() {
         Some(op)
             if is_restore(op) && request.avoid.is_empty() && request.transform.is_identity() =>
         {
+            if reads_whole(request.image) {
+                return Program(vec![op.clone()]);
+            }
             let (w, h) = request.original_size;
             match TileSearch::default().ranked(w, h, &[], &[]) {
                 Some(tile) => borrowing_from(tile, &Program(vec![op.clone()])),
@@ -245,6 +249,27 @@ fn with_the_restore_tiled(program: Program, request: &PlanRequest<'_>) -> Progra
         }
         _ => program,
     }
+}
+
+/// Letters at least this tall (pixels at the upstream's reading size) read comfortably.
+const READABLE_LETTER_PX: f64 = 8.0;
+
+/// Whether the text of `image` reads when the whole of it is shown at the upstream's reading
+/// size: the median line's letters (`etchr_ops::render::text_lines` pads a line by half its
+/// letters' height) are then at least [`READABLE_LETTER_PX`] tall. Shuffled tiles cut lines
+/// but keep their letters whole, so this holds for a jigsaw before it is restored.
+fn reads_whole(image: &RgbImage) -> bool {
+    let mut heights: Vec<f64> = etchr_ops::render::text_lines(image)
+        .iter()
+        .map(Rect::height)
+        .collect();
+    if heights.is_empty() {
+        return false;
+    }
+    heights.sort_by(f64::total_cmp);
+    let letter = heights[heights.len() / 2] / 1.5;
+    let long = image.width().max(image.height()) as f64;
+    letter * READING_SIDE.min(long) / long >= READABLE_LETTER_PX
 }
 
 /// `program` with its `path` run to where the maze actually leads from the model's start, and
@@ -1206,6 +1231,29 @@ mod tests {
             ..request
         };
         assert_eq!(with_the_restore_tiled(model.clone(), &on_a_view), model);
+    }
+
+    #[test]
+    fn a_sign_in_large_print_is_restored_whole_first() {
+        // Generated jigsaws: item 3's letters are ~10 px at 1024, item 0's under 3 px.
+        let parse = |t: &str| etchr_ops::text::parse(t).unwrap();
+        let model = parse("jigsaw_solve rows=4 cols=8; crop box=0,40,120,80");
+        for (index, whole) in [(3, true), (0, false)] {
+            let (item, image) = etchr_data::generate(etchr_data::Family::Jigsaw, 4, index);
+            assert_eq!(
+                reads_whole(&image),
+                whole,
+                "{}",
+                item.answer_text_px_at_1024
+            );
+            let first = with_the_restore_tiled(model.clone(), &first_plan(&image, &item.question));
+            let kinds: Vec<&str> = first.ops().iter().map(|op| op.name()).collect();
+            if whole {
+                assert_eq!(kinds, ["jigsaw_solve"]);
+            } else {
+                assert_eq!(kinds[..3], ["jigsaw_solve", "reframe", "crop"]);
+            }
+        }
     }
 
     #[test]
