@@ -366,6 +366,15 @@ fn quotes_a_key(question: &str) -> bool {
         })
 }
 
+/// The words of `text` outside double quotes: a quoted key ("Red 4") is a label to read, not a
+/// cue to look for.
+fn words_outside_quotes(text: &str) -> impl Iterator<Item = &str> {
+    text.split('"')
+        .step_by(2)
+        .flat_map(|part| part.split(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|word| !word.is_empty())
+}
+
 /// A crop of `region` zoomed to about the upstream's reading size, at most 4×.
 fn crop_for_reading(region: Rect) -> Program {
     let factor = READING_SIDE / region.width().max(region.height()).max(1.0);

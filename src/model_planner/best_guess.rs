@@ -5,9 +5,10 @@
 //! says which one the cue and the model's pointer favour (as the generator's gold programs box
 //! their target), and it is the region `Program::focus` scores.
 
-use super::named_things::{crops_around, Place};
+use super::named_things::{crops_around, in_the_named_place, pointer_mass};
 use super::table_lookup::ordinal_number;
-use etchr_ops::render::{luma, ColourRegion, NamedColour};
+use super::words_outside_quotes;
+use etchr_ops::render::{luma, BarChart, ColourRegion, NamedColour};
 use etchr_ops::{Color, Op, Point, Program, Rect, RgbImage};
 use etchr_reason::planner::PlanRequest;
 
@@ -15,16 +16,21 @@ use etchr_reason::planner::PlanRequest;
 const MARK: Color = Color([230, 25, 25]);
 const MARK_WIDTH: f64 = 3.0;
 
-/// `program` with `region` boxed at the end, so the stroke is [`MARK_WIDTH`] pixels of the view
-/// whatever the zoom (boxes are given in original pixels and mapped through every op before).
-pub(super) fn marked(program: Program, region: Rect) -> Program {
-    let mut ops = program.0;
-    ops.push(Op::DrawBox {
+/// The red box round `region` (original pixels).
+pub(super) fn mark(region: Rect) -> Op {
+    Op::DrawBox {
         region,
         color: MARK,
         width: MARK_WIDTH,
         label: None,
-    });
+    }
+}
+
+/// `program` with `region` boxed at the end, so the stroke is [`MARK_WIDTH`] pixels of the view
+/// whatever the zoom (boxes are given in original pixels and mapped through every op before).
+pub(super) fn marked(program: Program, region: Rect) -> Program {
+    let mut ops = program.0;
+    ops.push(mark(region));
     Program(ops)
 }
 
@@ -52,16 +58,13 @@ impl Shape {
 
     /// The first shape `text` names outside quotes, if any.
     pub(super) fn in_text(text: &str) -> Option<Shape> {
-        text.split('"')
-            .step_by(2)
-            .flat_map(|part| part.split(|c: char| !c.is_ascii_alphabetic()))
-            .find_map(|word| {
-                let word = word.to_ascii_lowercase();
-                Self::ALL
-                    .iter()
-                    .find(|(_, name, ..)| word == *name || word == format!("{name}s"))
-                    .map(|&(shape, ..)| shape)
-            })
+        words_outside_quotes(text).find_map(|word| {
+            let word = word.to_ascii_lowercase();
+            Self::ALL
+                .iter()
+                .find(|(_, name, ..)| word == *name || word == format!("{name}s"))
+                .map(|&(shape, ..)| shape)
+        })
     }
 
     /// The shape a patch of colour looks most like, by its fill and its box's proportions.
@@ -92,18 +95,12 @@ pub(super) fn tag_of_the_named_thing(
 ) -> Option<Rect> {
     let colour = NamedColour::in_text(request.question)?;
     let shape = Shape::in_text(request.question)?;
-    let mut things: Vec<Rect> = etchr_ops::render::colour_regions(request.image, colour)
+    let things: Vec<Rect> = etchr_ops::render::colour_regions(request.image, colour)
         .iter()
         .filter(|r| Shape::of(r) == shape)
         .map(|r| r.bounds)
         .collect();
-    let (w, h) = request.image.dimensions();
-    if let Some(place) = Place::in_text(request.question) {
-        if things.iter().any(|t| place.holds(t.center(), w, h)) {
-            things.retain(|t| place.holds(t.center(), w, h));
-        }
-    }
-    crops_around(&things, request, pointer)
+    crops_around(&in_the_named_place(things, request), request, pointer)
         .into_iter()
         .find_map(|(thing, _)| line_under(thing, lines))
         .map(|line| framed(request.image, line, lines))
@@ -120,11 +117,7 @@ pub(super) fn chart_annotation(
     pointer: &[(Point, f32)],
     lines: &[Rect],
 ) -> Option<Rect> {
-    let words: Vec<String> = request
-        .question
-        .split('"')
-        .step_by(2)
-        .flat_map(|part| part.split(|c: char| !c.is_ascii_alphanumeric()))
+    let words: Vec<String> = words_outside_quotes(request.question)
         .map(str::to_ascii_lowercase)
         .collect();
     let has = |w: &str| words.iter().any(|x| x == w);
@@ -139,18 +132,12 @@ pub(super) fn chart_annotation(
         if let Some(colour) = colour {
             charts.retain(|c| c.colour == colour);
         }
-        let weight = |r: Rect| -> f32 {
-            pointer
-                .iter()
-                .filter(|(p, _)| r.contains(*p))
-                .map(|(_, m)| m)
-                .sum()
-        };
+        let weight = |c: &BarChart| pointer_mass(c.bounds(), pointer);
         // The first (most bars) among equals.
         let chart = charts
             .iter()
             .rev()
-            .max_by(|a, b| weight(a.bounds()).total_cmp(&weight(b.bounds())))?;
+            .max_by(|a, b| weight(a).total_cmp(&weight(b)))?;
         let bar = if highest {
             *chart.bars.iter().min_by(|a, b| a.y0.total_cmp(&b.y0))?
         } else if lowest {
@@ -302,45 +289,24 @@ pub(super) fn panel_around(image: &RgbImage, label: Rect, dark: u8) -> Rect {
 /// the key). A side that meets no outline stays where it was.
 fn outline_around(image: &RgbImage, label: Rect, dark: u8) -> Rect {
     let reach = label.height().ceil() as u32;
-    let inside = grown(image, label, dark, (4 * reach, reach), |share| {
-        share >= 0.85
-    });
-    let (w, h) = image.dimensions();
-    let side = |grew: bool, edge: f64, step: f64, limit: f64| {
-        if grew {
-            (edge + step).clamp(0.0, limit)
+    let (across, up_down) = (4 * reach, reach);
+    let inside = grown(image, label, dark, (across, up_down), |share| share >= 0.85);
+    // A side that stopped short of its reach met an outline (or the image's edge): take the
+    // outline in. A side that ran its whole reach met none: it stays.
+    let side = |grown_to: f64, from: f64, reach: u32, out: f64| {
+        if (grown_to - from).abs() < reach as f64 {
+            grown_to + out
         } else {
-            edge
+            from
         }
     };
-    let reached = |a: f64, b: f64, r: u32| (a - b).abs() < r as f64;
+    let (w, h) = image.dimensions();
     Rect::new(
-        side(
-            reached(inside.x0, label.x0, 4 * reach),
-            inside.x0,
-            -1.0,
-            w as f64,
-        ),
-        side(
-            reached(inside.y0, label.y0, reach),
-            inside.y0,
-            -1.0,
-            h as f64,
-        ),
-        side(
-            reached(inside.x1, label.x1, 4 * reach),
-            inside.x1,
-            1.0,
-            w as f64,
-        ),
-        side(
-            reached(inside.y1, label.y1, reach),
-            inside.y1,
-            1.0,
-            h as f64,
-        ),
+        side(inside.x0, label.x0, across, -1.0).max(0.0),
+        side(inside.y0, label.y0, up_down, -1.0).max(0.0),
+        side(inside.x1, label.x1, across, 1.0).min(w as f64),
+        side(inside.y1, label.y1, up_down, 1.0).min(h as f64),
     )
-    .union(&label)
 }
 
 /// `label` grown a pixel at a time on each side, at most `(across, up_down)` pixels, until the
@@ -385,7 +351,7 @@ fn grown(
 /// padding left: snug around the text (or the tag's outline) without touching it.
 fn unpadded(line: Rect) -> Rect {
     let pad = line.height() / 12.0;
-    Rect::new(line.x0 + pad, line.y0 + pad, line.x1 - pad, line.y1 - pad)
+    line.padded(-pad)
 }
 
 #[cfg(test)]
@@ -476,6 +442,25 @@ mod tests {
         let lines = etchr_ops::render::text_lines(&image);
         let request = first_plan(&image, &item.question, &identity);
         assert_eq!(chart_annotation(&request, &[], &lines), None);
+    }
+
+    #[test]
+    fn a_label_grows_to_its_outline_and_a_side_without_one_stays() {
+        // A white card outlined in grey on the left, top and bottom (x 10..=110, y 10..=40),
+        // open to the right; the label's text box inside it.
+        let mut image = RgbImage::from_pixel(300, 60, image::Rgb([255, 255, 255]));
+        for x in 10..=110 {
+            image.put_pixel(x, 10, image::Rgb([90, 90, 90]));
+            image.put_pixel(x, 40, image::Rgb([90, 90, 90]));
+        }
+        for y in 10..=40 {
+            image.put_pixel(10, y, image::Rgb([90, 90, 90]));
+        }
+        let label = Rect::new(20.0, 18.0, 60.0, 32.0);
+        assert_eq!(
+            outline_around(&image, label, FRAME_LUMA),
+            Rect::new(10.0, 10.0, 60.0, 41.0)
+        );
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! crop moved onto one of them, then the others one by one, ranked by the place the question
 //! names ("in the top left"), the model's pointer and size.
 
-use super::{best_guess, collage_zoomed, crop_for_reading, restores_a_jigsaw, READING_SIDE};
+use super::{
+    best_guess, collage_zoomed, crop_for_reading, restores_a_jigsaw, words_outside_quotes,
+    READING_SIDE,
+};
 use etchr_ops::program::Axis;
 use etchr_ops::render::NamedColour;
 use etchr_ops::{Color, Op, Piece, Point, Program, Rect};
@@ -43,6 +46,12 @@ pub(super) fn things_named(program: &Program, request: &PlanRequest<'_>) -> Vec<
         .map(|region| region.bounds)
         .filter(|b| lies.is_none_or(|on_side| (b.height() > b.width()) == on_side))
         .collect();
+    in_the_named_place(things, request)
+}
+
+/// Of `things`, those in the place the question names ("in the top left", see [`Place`]) when
+/// some lie there; else all of them.
+pub(super) fn in_the_named_place(things: Vec<Rect>, request: &PlanRequest<'_>) -> Vec<Rect> {
     let (w, h) = request.image.dimensions();
     match Place::in_text(request.question) {
         Some(place) if things.iter().any(|t| place.holds(t.center(), w, h)) => things
@@ -94,11 +103,7 @@ impl Place {
     /// centre / center / middle / central for an axis the others leave open.
     pub(super) fn in_text(text: &str) -> Option<Place> {
         let (mut vertical, mut horizontal, mut centre) = (None, None, false);
-        let words = text
-            .split('"')
-            .step_by(2)
-            .flat_map(|part| part.split(|c: char| !c.is_ascii_alphabetic()));
-        for word in words {
+        for word in words_outside_quotes(text) {
             match word.to_ascii_lowercase().as_str() {
                 "top" | "upper" => vertical = Some(Band::First),
                 "bottom" | "lower" => vertical = Some(Band::Second),
@@ -138,12 +143,7 @@ pub(super) fn crops_around(
         .iter()
         .map(|&thing| {
             let crop = square_around(thing, 2.2, w, h);
-            let mass = pointer
-                .iter()
-                .filter(|(p, _)| crop.contains(*p))
-                .map(|(_, m)| m)
-                .sum();
-            (thing, crop, mass)
+            (thing, crop, pointer_mass(crop, pointer))
         })
         .collect();
     crops.sort_by(|a, b| b.2.total_cmp(&a.2));
@@ -153,23 +153,20 @@ pub(super) fn crops_around(
         .collect()
 }
 
+/// How much of the model's `pointer` weight lies in `region`.
+pub(super) fn pointer_mass(region: Rect, pointer: &[(Point, f32)]) -> f32 {
+    pointer
+        .iter()
+        .filter(|(p, _)| region.contains(*p))
+        .map(|(_, m)| m)
+        .sum()
+}
+
 /// The view of one thing: `crop`, the thing boxed in red (as the generator's gold programs mark
 /// their target), `turn` if any, and a zoom to about 1024 px.
 fn thing_view(thing: Rect, crop: Rect, turn: Option<Op>) -> Program {
     let mut ops = crop_for_reading(crop).0;
-    let pad = 3.0;
-    let marked = Rect::new(
-        thing.x0 - pad,
-        thing.y0 - pad,
-        thing.x1 + pad,
-        thing.y1 + pad,
-    );
-    let boxed = Op::DrawBox {
-        region: marked.intersect(&crop).unwrap_or(thing),
-        color: Color([230, 25, 25]),
-        width: 3.0,
-        label: None,
-    };
+    let boxed = best_guess::mark(thing.padded(3.0).intersect(&crop).unwrap_or(thing));
     ops.splice(1..1, std::iter::once(boxed).chain(turn));
     Program(ops)
 }
@@ -279,9 +276,7 @@ pub(super) fn turned_sheet(
     let sheet = collage_zoomed(pieces, Some(turn), zoom);
     // The thing the model's pointer weighs most is the bet.
     let (best, _) = crops_around(things, request, pointer)[0];
-    let pad = 2.0;
-    let mark = Rect::new(best.x0 - pad, best.y0 - pad, best.x1 + pad, best.y1 + pad);
-    Some(best_guess::marked(sheet, mark))
+    Some(best_guess::marked(sheet, best.padded(2.0)))
 }
 
 /// The turns that could set the model's target upright, the model's own first: a quarter turn

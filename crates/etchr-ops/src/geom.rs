@@ -108,6 +108,11 @@ impl Rect {
         )
     }
 
+    /// The same box with `by` added on every side (a negative `by` takes it off).
+    pub fn padded(&self, by: f64) -> Rect {
+        Rect::new(self.x0 - by, self.y0 - by, self.x1 + by, self.y1 + by)
+    }
+
     /// The same box moved by `(dx, dy)`.
     pub fn translated(&self, dx: f64, dy: f64) -> Rect {
         Rect::new(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy)
@@ -316,5 +321,12 @@ mod tests {
         let b = Rect::new(5.0, 0.0, 15.0, 10.0);
         assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-12);
         assert_eq!(a.iou(&Rect::new(20.0, 20.0, 30.0, 30.0)), 0.0);
+    }
+
+    #[test]
+    fn padding_adds_or_takes_off_every_side() {
+        let a = Rect::new(10.0, 20.0, 30.0, 40.0);
+        assert_eq!(a.padded(2.0), Rect::new(8.0, 18.0, 32.0, 42.0));
+        assert_eq!(a.padded(2.0).padded(-2.0), a);
     }
 }
