@@ -61,6 +61,8 @@ enum TrainCommand {
     /// Stage 2: GRPO against edit and downstream rewards, from Stage 1 weights (checkpoints;
     /// `--resume` continues).
     Rl(etchr_train::RlArgs),
+    /// The glyph classifier the planner reads quoted keys with (rendered lines; a few minutes).
+    Glyphs(etchr_train::GlyphArgs),
     /// Write a trained model directory with its weights in a smaller dtype (for `models/`).
     Export(etchr_train::ExportArgs),
     /// Held-out edit metrics of a model directory (JSON on stdout).
@@ -309,6 +311,7 @@ fn main() -> std::process::ExitCode {
             .map_err(Into::into),
         Command::Train(TrainCommand::Sft(args)) => etchr_train::run_sft(args),
         Command::Train(TrainCommand::Rl(args)) => etchr_train::run_rl(args),
+        Command::Train(TrainCommand::Glyphs(args)) => etchr_train::run_glyphs(args),
         Command::Train(TrainCommand::Export(args)) => etchr_train::run_export(args),
         Command::Train(TrainCommand::Metrics(args)) => etchr_train::run_metrics(args).map(|_| ()),
         Command::Train(TrainCommand::Probe(args)) => etchr_train::run_probe(args).map(|_| ()),

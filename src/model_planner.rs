@@ -8,6 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use etchr_model::glyphs::GlyphClassifier;
 use etchr_model::{
     EditingModel, ImageInput, ModelError, ModelHandle, ModelWorker, PlanInput, WorkerConfig,
 };
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 mod best_guess;
 mod named_things;
+mod reading;
 mod table_lookup;
 mod text_sheet;
 
@@ -29,6 +31,9 @@ use named_things::{
 
 /// `config.json` of the default model, built into the binary.
 pub const DEFAULT_CONFIG: &[u8] = include_bytes!("../models/default/config.json");
+/// The built-in glyph classifier (`models/glyphs`), with which the planner reads quoted keys.
+pub const GLYPHS_CONFIG: &[u8] = include_bytes!("../models/glyphs/config.json");
+pub const GLYPHS_WEIGHTS: &[u8] = include_bytes!("../models/glyphs/model.safetensors");
 /// `model.safetensors` of the default model, built into the binary.
 pub const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../models/default/model.safetensors");
 
@@ -44,6 +49,8 @@ pub struct ModelPlanner {
     refine: bool,
     /// How an alternative (a request with regions to avoid) is planned.
     alternatives: Alternatives,
+    /// Reads quoted keys on the image (`reading`); without it, plans show every candidate line.
+    reader: Option<Arc<GlyphClassifier>>,
 }
 
 impl ModelPlanner {
@@ -55,7 +62,14 @@ impl ModelPlanner {
             name: format!("etchr-model:{name}"),
             refine: false,
             alternatives: Alternatives::Tiles,
+            reader: None,
         }
+    }
+
+    /// Reads quoted keys with `reader` (the built-in one is [`built_in_reader`]).
+    pub fn with_reader(mut self, reader: Arc<GlyphClassifier>) -> Self {
+        self.reader = Some(reader);
+        self
     }
 
     /// Turns the coarse-to-fine second call on or off (off by default, as `[model] refine`).
@@ -105,7 +119,7 @@ impl ModelPlanner {
             ));
         }
         // A lookup in a ruled table: the key column beside the column asked for, in bands.
-        if let Some(program) = table_lookup::plan(request) {
+        if let Some(program) = table_lookup::plan(request, self.reader.as_deref()) {
             return Ok(program);
         }
         if !request.avoid.is_empty() && self.alternatives == Alternatives::Tiles {
@@ -136,7 +150,12 @@ impl ModelPlanner {
         }
         let first = self.call(request.image.clone(), request.transform.clone(), request)?;
         // A quoted key: every text line, gathered where the upstream reads them all at once.
-        if let Some(sheet) = text_sheet::plan(request, &first.program, &first.first_pointer) {
+        if let Some(sheet) = text_sheet::plan(
+            request,
+            &first.program,
+            &first.first_pointer,
+            self.reader.as_deref(),
+        ) {
             return Ok(sheet);
         }
         if !self.refine {
@@ -344,6 +363,7 @@ fn collage_zoomed(pieces: Vec<Piece>, turn: Option<Op>, factor: f64) -> Program 
     let collage = Op::Collage {
         pieces,
         background: Color([255, 255, 255]),
+        margin: 0,
     };
     Program(
         std::iter::once(collage)
@@ -477,6 +497,7 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
         warm_up(&handle)?;
     }
     let planner = ModelPlanner::new(handle, &name)
+        .with_reader(Arc::new(built_in_reader()?))
         .with_refine(settings.refine)
         .with_alternatives(settings.alternatives);
     tracing::info!(
@@ -489,6 +510,12 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
         "editing model loaded"
     );
     Ok(planner)
+}
+
+/// The built-in glyph classifier, on the CPU (a few hundred glyphs a plan: no GPU needed).
+pub fn built_in_reader() -> Result<GlyphClassifier> {
+    GlyphClassifier::load_bytes(GLYPHS_CONFIG, GLYPHS_WEIGHTS, &Device::Cpu)
+        .context("the built-in glyph classifier does not load (a broken build?)")
 }
 
 /// Caps candle's CPU compute threads at `threads` (0: leave candle's default) through
@@ -605,6 +632,41 @@ mod tests {
             "the shipped weights plan differently; if models/default was replaced on purpose, \
              rerun with ETCHR_BLESS=1 and update SHIPPED_EXPECTED"
         );
+    }
+
+    #[test]
+    fn the_shipped_glyph_classifier_reads_keys_and_codes_in_every_face() {
+        use etchr_data::draw::{Canvas, Face};
+        let reader = built_in_reader().expect("the built-in glyph classifier loads");
+        let lines = ["Juniper 51 FHT4G", "Harbor 7: KQJUT7", "Willow 87 VGEFD6"];
+        for face in Face::ALL {
+            let mut canvas = Canvas::new(420, 40 * lines.len() as u32, [236, 240, 232]);
+            let boxes: Vec<Rect> = lines
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    // Serif letters touch below about 14 px (their serifs join), and a
+                    // joined pair is one glyph the classifier never saw: not read.
+                    let cap = if face == Face::Serif { 14.0 } else { 10.0 };
+                    let size = face.size_for_cap(cap);
+                    let b =
+                        canvas.text(12.0, 8.0 + 40.0 * i as f64, text, face, size, [30, 30, 30]);
+                    b.layout.padded(3.0)
+                })
+                .collect();
+            let read = reader.read(&canvas.img, &boxes).unwrap();
+            for (line, text) in read.iter().zip(lines) {
+                // Codes (no look-alikes) read exactly, word spaces aside; keys (`l` and `I`
+                // are one stroke in some faces) are found.
+                let (key, code) = text.rsplit_once(' ').unwrap();
+                let letters = line.text().replace(' ', "");
+                assert!(letters.ends_with(code), "{face:?}: {letters}");
+                let texts: Vec<String> = read.iter().map(|l| l.text()).collect();
+                let found = etchr_model::glyphs::find_text(&read, key)
+                    .unwrap_or_else(|| panic!("{face:?}: {key} not found in {texts:?}"));
+                assert_eq!(read[found.line].text(), line.text(), "{face:?}");
+            }
+        }
     }
 
     #[test]

@@ -222,7 +222,7 @@ pub(super) fn exit_label(lines: &[Rect], exit: Point, pocket: Rect) -> Option<Re
 
 /// `line` united with the lines beside it on its baseline, at most one and a half line heights
 /// apart (a wide space splits a key from its value into two lines), snug (see [`unpadded`]).
-fn with_its_words(line: Rect, lines: &[Rect]) -> Rect {
+pub(super) fn with_its_words(line: Rect, lines: &[Rect]) -> Rect {
     let h = line.height();
     let beside = |l: &&Rect| {
         (l.center().y - line.center().y).abs() < h / 2.0
@@ -241,7 +241,7 @@ fn with_its_words(line: Rect, lines: &[Rect]) -> Rect {
 /// outline (a small tag's outline is one of the line's blobs); else the outline around the line
 /// and the words beside it ([`outline_around`]; a large tag's outline is too tall to count as a
 /// letter, and a wide space can split its key from its value).
-fn framed(image: &RgbImage, line: Rect, lines: &[Rect]) -> Rect {
+pub(super) fn framed(image: &RgbImage, line: Rect, lines: &[Rect]) -> Rect {
     let snug = unpadded(line);
     if holds_its_frame(image, snug, FRAME_LUMA) {
         snug

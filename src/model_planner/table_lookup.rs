@@ -12,16 +12,24 @@
 //! with as many of its neighbours as stay legible, the first group first and the next groups
 //! as alternatives.
 
-use super::{collage_zoomed, quotes_a_key, READING_SIDE};
+use super::{
+    best_guess, collage_zoomed, quotes_a_key, reading, words_outside_quotes, READING_SIDE,
+};
+use etchr_model::glyphs::{cost_within, GlyphClassifier, MAX_MATCH_COST, MIN_MATCH_MARGIN};
 use etchr_ops::render::{ruled_tables, Table};
-use etchr_ops::{Piece, Point, Program, Rect};
-use etchr_reason::planner::PlanRequest;
+use etchr_ops::{Color, Op, Piece, Point, Program, Rect};
+use etchr_reason::planner::{enlarging, PlanRequest};
 
 /// A row at least this tall (in pixels at the upstream's reading size) stays legible; about
 /// twice the capital height of its text.
 const MIN_ROW_PX: f64 = 24.0;
 /// The most a layout is enlarged.
 const MAX_ZOOM: f64 = 3.0;
+/// Paper around a read row's cells (original pixels): text that touches the image's edge is
+/// easily missed.
+const READ_ROW_MARGIN: u32 = 12;
+/// A read row's height at the upstream's reading size (pixels), rules included.
+const READ_ROW_PX: f64 = 40.0;
 /// The most bands one table is cut into.
 const MAX_BANDS: usize = 16;
 
@@ -36,10 +44,12 @@ enum Column {
     Named,
 }
 
-/// The plan for a lookup question on a view of ruled tables: the next group of columns not
-/// yet shown (`request.avoid`), laid out to read. `None` when the question is no lookup, the
-/// view is not the original, it holds no ruled table, or every group has been shown.
-pub(super) fn plan(request: &PlanRequest<'_>) -> Option<Program> {
+/// The plan for a lookup question on a view of ruled tables. First, when `reader` reads the
+/// key's row and the column asked for: that row's key and value cells side by side under their
+/// headers, the pair boxed ([`read_row`]). Then the next group of columns not yet shown
+/// (`request.avoid`), laid out to read. `None` when the question is no lookup, the view is not
+/// the original, it holds no ruled table, or everything has been shown.
+pub(super) fn plan(request: &PlanRequest<'_>, reader: Option<&GlyphClassifier>) -> Option<Program> {
     if !request.transform.is_identity() {
         return None;
     }
@@ -48,6 +58,12 @@ pub(super) fn plan(request: &PlanRequest<'_>) -> Option<Program> {
     if tables.is_empty() {
         return None;
     }
+    if let Some(row) = reader.and_then(|r| read_row(request, &tables, column, r)) {
+        let shown = request.avoid.iter().any(|a| row.source.iou(a) > 0.9);
+        if !shown {
+            return Some(row.program);
+        }
+    }
     let groups = column_groups(&tables, column);
     groups.into_iter().find_map(|cols| {
         let layout = Layout::best(&tables, &cols)?;
@@ -55,6 +71,133 @@ pub(super) fn plan(request: &PlanRequest<'_>) -> Option<Program> {
         let shown = request.avoid.iter().any(|a| layout.source.iou(a) > 0.9);
         (!shown).then(|| layout.program())
     })
+}
+
+/// A read lookup: its program and the part of the original its pieces come from.
+struct ReadRow {
+    program: Program,
+    source: Rect,
+}
+
+/// The key's row and the asked column, read: `None` unless the quoted key is read in exactly
+/// one key cell and the column is known by position or its header is read in the question.
+fn read_row(
+    request: &PlanRequest<'_>,
+    tables: &[Table],
+    column: Column,
+    reader: &GlyphClassifier,
+) -> Option<ReadRow> {
+    let image = request.image;
+    let mut at = Vec::new();
+    let mut keys = Vec::new();
+    for (t, table) in tables.iter().enumerate() {
+        for r in 1..table.rows() {
+            at.push((t, r));
+            keys.push(inside(table, r, 0));
+        }
+    }
+    let found = reading::find_key(reader, image, &keys, request.question)?;
+    let (t, r) = at[found];
+    let table = &tables[t];
+    let last = table.cols() - 1;
+    let j = match column {
+        Column::At(j) if (1..=last).contains(&j) => j,
+        Column::At(_) => return None,
+        Column::Last => last,
+        Column::Named => named_column(request.question, table, reader, image)?,
+    };
+    let cell = |r: usize, c: usize| {
+        let (x0, x1) = table.col_span(c);
+        let (y0, y1) = table.row_span(r, r + 1);
+        Rect::new(x0, y0, x1, y1)
+    };
+    let (key, value) = (cell(r, 0), cell(r, j));
+    let (key_head, value_head) = (cell(0, 0), cell(0, j));
+    // A value cell without ink is a misread column: nothing to show.
+    reading::ink_of(reader, image, inside(table, r, j))?;
+    let pieces = vec![
+        Piece {
+            region: key_head,
+            at: Point::new(0.0, 0.0),
+        },
+        Piece {
+            region: value_head,
+            at: Point::new(key.width(), 0.0),
+        },
+        Piece {
+            region: key,
+            at: Point::new(0.0, key_head.height()),
+        },
+        Piece {
+            region: value,
+            at: Point::new(key.width(), key_head.height()),
+        },
+    ];
+    let margin = READ_ROW_MARGIN as f64;
+    let (w, h) = (
+        key.width() + value.width() + 2.0 * margin,
+        key_head.height() + key.height() + 2.0 * margin,
+    );
+    // Rows about READ_ROW_PX tall: text much larger than that is split word by word by
+    // upstreams' text detectors, and a key split in two is not found.
+    let zoom = (READING_SIDE / w.max(h))
+        .min(READ_ROW_PX / key.height())
+        .min(MAX_ZOOM);
+    // The box goes on first, in the original's pixels: it frames the key and the value,
+    // which the collage then sets side by side.
+    let mut ops = vec![
+        best_guess::mark(key.union(&value)),
+        Op::Collage {
+            pieces,
+            background: Color([255, 255, 255]),
+            margin: READ_ROW_MARGIN,
+        },
+    ];
+    ops.extend(enlarging(zoom));
+    let source = [key_head, value_head, key, value]
+        .iter()
+        .fold(key, |a, b| a.union(b));
+    Some(ReadRow {
+        program: Program(ops),
+        source,
+    })
+}
+
+/// Cell `(r, c)` of `table` inside its rules.
+fn inside(table: &Table, r: usize, c: usize) -> Rect {
+    Rect::new(
+        table.col_rules[c].1 as f64,
+        table.row_rules[r].1 as f64,
+        table.col_rules[c + 1].0 as f64,
+        table.row_rules[r + 1].0 as f64,
+    )
+}
+
+/// The data column whose header, as read, the question names (outside its quoted key);
+/// `None` when none reads close enough or two read alike.
+fn named_column(
+    question: &str,
+    table: &Table,
+    reader: &GlyphClassifier,
+    image: &etchr_ops::RgbImage,
+) -> Option<usize> {
+    let words: Vec<&str> = words_outside_quotes(question).collect();
+    let unquoted = words.join(" ");
+    let heads: Vec<Rect> = (1..table.cols()).map(|c| inside(table, 0, c)).collect();
+    let read = reading::read(reader, image, &heads);
+    let mut costs: Vec<(usize, f64, usize)> = read
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let text: String = line.chars.iter().map(|c| c.ch).collect();
+            let n = text.chars().filter(|c| c.is_alphanumeric()).count();
+            cost_within(&text, &unquoted).map(|c| (i + 1, c, n))
+        })
+        .collect();
+    costs.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let &(best, cost, n) = costs.first()?;
+    let rival = costs.get(1).map_or(f64::INFINITY, |r| r.1);
+    (cost <= MAX_MATCH_COST && (rival - cost) * n as f64 >= MIN_MATCH_MARGIN).then_some(best)
 }
 
 /// The column a lookup question asks for, if it is a lookup: a quoted key and a word for
@@ -261,7 +404,11 @@ mod tests {
 
     /// The distinct column spans (x0, x1) the collage's pieces are cut from, left to right.
     fn spans(program: &Program) -> Vec<(f64, f64)> {
-        let Some(Op::Collage { pieces, .. }) = program.ops().first() else {
+        let Some(Op::Collage { pieces, .. }) = program
+            .ops()
+            .iter()
+            .find(|op| matches!(op, Op::Collage { .. }))
+        else {
             panic!("not a collage: {program:?}")
         };
         let mut spans: Vec<(f64, f64)> =
@@ -294,7 +441,7 @@ mod tests {
             item.question
         );
         let identity = Transform::identity();
-        let program = plan(&request(&image, &item.question, &identity, &[])).unwrap();
+        let program = plan(&request(&image, &item.question, &identity, &[]), None).unwrap();
         let cell = cell_of(&item);
         // Two tables: each one's key column and its fourth data column, nothing else.
         let spans = spans(&program);
@@ -311,13 +458,13 @@ mod tests {
         assert!(w.max(h) <= 1100, "{w}x{h}");
         // Nothing else to show: alternatives are left to the other searches.
         let shown = [Rect::new(0.0, 0.0, 1.0, 1.0)];
-        assert!(plan(&request(&image, &item.question, &identity, &shown)).is_some());
+        assert!(plan(&request(&image, &item.question, &identity, &shown), None).is_some());
         let rendered = etchr_ops::render(&image, &program, &Default::default()).unwrap();
         let view = &rendered.views[0];
         let region = view
             .transform
             .rect_to_original(&Rect::full(view.image.width(), view.image.height()));
-        assert!(plan(&request(&image, &item.question, &identity, &[region])).is_none());
+        assert!(plan(&request(&image, &item.question, &identity, &[region]), None).is_none());
     }
 
     #[test]
@@ -326,7 +473,7 @@ mod tests {
         let (item, image) = etchr_data::generate(Family::Document, 4, 7);
         assert!(item.question.contains("Case code"), "{}", item.question);
         let identity = Transform::identity();
-        let first = plan(&request(&image, &item.question, &identity, &[])).unwrap();
+        let first = plan(&request(&image, &item.question, &identity, &[]), None).unwrap();
         let first_spans = spans(&first);
         assert!(
             first_spans.len() >= 3,
@@ -340,10 +487,49 @@ mod tests {
         let shown = [view
             .transform
             .rect_to_original(&Rect::full(view.image.width(), view.image.height()))];
-        let next = plan(&request(&image, &item.question, &identity, &shown)).unwrap();
+        let next = plan(&request(&image, &item.question, &identity, &shown), None).unwrap();
         let next_spans = spans(&next);
         assert_eq!(next_spans[0], first_spans[0], "the key column");
         assert!(next_spans[1..].iter().all(|s| !first_spans.contains(s)));
+    }
+
+    #[test]
+    fn a_read_key_shows_its_row_and_value_under_their_headers_then_the_bands() {
+        let reader = super::super::built_in_reader().unwrap();
+        let identity = Transform::identity();
+        // The column named by its header ("Case"), then by position ("fourth data column").
+        for index in [7, 10] {
+            let (item, image) = etchr_data::generate(Family::Document, 4, index);
+            let req = request(&image, &item.question, &identity, &[]);
+            let program = plan(&req, Some(&reader)).unwrap();
+            let focus = program.focus().expect("the key and value are boxed");
+            assert!(
+                focus.iou(&item.gold_region) > 0.5,
+                "{}: {focus:?} vs {:?}",
+                item.question,
+                item.gold_region
+            );
+            let cell = cell_of(&item);
+            let (at, (w, h)) = cell_in_view(&image, &program, cell);
+            assert!(at.x0 >= 0.0 && at.y0 >= 0.0 && at.x1 <= w as f64 && at.y1 <= h as f64);
+            assert!(at.height() > 1.5 * cell.height(), "{at:?} {cell:?}");
+            assert_eq!(
+                spans(&program).len(),
+                2,
+                "the key's and the value's columns"
+            );
+            // Once shown, the bands of whole columns follow.
+            let rendered = etchr_ops::render(&image, &program, &Default::default()).unwrap();
+            let view = &rendered.views[0];
+            let shown = [view
+                .transform
+                .rect_to_original(&Rect::full(view.image.width(), view.image.height()))];
+            let next = plan(
+                &request(&image, &item.question, &identity, &shown),
+                Some(&reader),
+            );
+            assert!(next.unwrap().focus().is_none(), "bands carry no box");
+        }
     }
 
     #[test]
@@ -353,12 +539,12 @@ mod tests {
         let zoomed = Transform::identity().then(etchr_ops::Step::Affine {
             matrix: etchr_ops::Affine::scale(0.5, 0.5),
         });
-        assert!(plan(&request(&image, &item.question, &zoomed, &[])).is_none());
+        assert!(plan(&request(&image, &item.question, &zoomed, &[]), None).is_none());
         let not_a_lookup = "What is the largest code on this page?";
-        assert!(plan(&request(&image, not_a_lookup, &identity, &[])).is_none());
+        assert!(plan(&request(&image, not_a_lookup, &identity, &[]), None).is_none());
         // A lookup question on an image without a ruled table.
         let blank = RgbImage::from_pixel(400, 300, image::Rgb([240, 240, 240]));
-        assert!(plan(&request(&blank, &item.question, &identity, &[])).is_none());
+        assert!(plan(&request(&blank, &item.question, &identity, &[]), None).is_none());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! it reads, in one look. The cue ("the tallest bar", "the brown triangle") is not needed to
 //! find a quoted key, and the other candidates still follow it.
 
-use super::{best_guess, collage_zoomed, quotes_a_key, restores_a_jigsaw, READING_SIDE};
+use super::{best_guess, collage_zoomed, quotes_a_key, reading, restores_a_jigsaw, READING_SIDE};
+use etchr_model::glyphs::GlyphClassifier;
 use etchr_ops::{Op, Piece, Point, Program, Rect};
 use etchr_reason::planner::PlanRequest;
 
@@ -25,6 +26,7 @@ pub(super) fn plan(
     request: &PlanRequest<'_>,
     model: &Program,
     pointer: &[(Point, f32)],
+    reader: Option<&GlyphClassifier>,
 ) -> Option<Program> {
     let turns_or_walks = model.ops().iter().any(|op| {
         matches!(
@@ -45,9 +47,15 @@ pub(super) fn plan(
         return None;
     }
     let sheet = sheet(&lines)?;
-    // The tag of the thing the question names by colour and shape, or the annotation of the
-    // chart mark it names by its cue, when one is found.
-    let bet = best_guess::tag_of_the_named_thing(request, pointer, &lines)
+    // The line the key is read in; else the tag of the thing the question names by colour
+    // and shape, or the annotation of the chart mark it names by its cue, when one is found.
+    let read = reader.and_then(|r| reading::find_key(r, request.image, &lines, request.question));
+    let bet = read
+        .map(|line| {
+            let words = best_guess::with_its_words(lines[line], &lines);
+            best_guess::framed(request.image, words, &lines)
+        })
+        .or_else(|| best_guess::tag_of_the_named_thing(request, pointer, &lines))
         .or_else(|| best_guess::chart_annotation(request, pointer, &lines));
     Some(match bet {
         Some(mark) => best_guess::marked(sheet, mark),
@@ -155,7 +163,7 @@ mod tests {
         // The model points near the target (one of two brown triangles).
         let near = item.gold_region.center();
         let pointer = [(Point::new(near.x, near.y - 60.0), 1.0)];
-        let program = plan(&request, &Program::default(), &pointer).expect("a sheet");
+        let program = plan(&request, &Program::default(), &pointer, None).expect("a sheet");
         // Its tag is boxed: the box is the program's focus.
         let focus = program.focus().expect("a mark");
         assert!(focus.iou(&item.gold_region) > 0.6, "{focus:?}");
@@ -171,18 +179,45 @@ mod tests {
             angle: 90.0,
             fill: Color([255, 255, 255]),
         }]);
-        assert!(plan(&request, &turned, &pointer).is_none());
+        assert!(plan(&request, &turned, &pointer, None).is_none());
         let no_key = PlanRequest {
             question: "which tag is brown?",
             ..request
         };
-        assert!(plan(&no_key, &Program::default(), &pointer).is_none());
+        assert!(plan(&no_key, &Program::default(), &pointer, None).is_none());
         let shown = [item.gold_region];
         let later = PlanRequest {
             avoid: &shown,
             ..request
         };
-        assert!(plan(&later, &Program::default(), &pointer).is_none());
+        assert!(plan(&later, &Program::default(), &pointer, None).is_none());
+    }
+
+    #[test]
+    fn the_line_the_key_is_read_in_is_boxed_wherever_the_model_points() {
+        let reader = super::super::built_in_reader().unwrap();
+        let identity = etchr_ops::Transform::identity();
+        for index in 0..3 {
+            let (item, image) = etchr_data::generate(etchr_data::Family::FineGrained, 4, index);
+            let request = PlanRequest {
+                image: &image,
+                transform: &identity,
+                original_size: image.dimensions(),
+                question: &item.question,
+                context: None,
+                step: 0,
+                avoid: &[],
+            };
+            // The model points at the far corner: reading, not pointing, finds the tag.
+            let far = [(Point::new(0.0, 0.0), 1.0)];
+            let program = plan(&request, &Program::default(), &far, Some(&reader)).unwrap();
+            let focus = program.focus().expect("a mark");
+            assert!(
+                focus.iou(&item.gold_region) > 0.6,
+                "{}: {focus:?}",
+                item.question
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - [`batch`], [`loss`]: teacher-forced training batches and the loss;
 //! - [`refine`]: coarse-to-fine, the zoomed view for a second, refining call;
 //! - [`worker`]: the inference thread behind a bounded queue, with micro-batching;
+//! - [`glyphs`]: reading: a glyph classifier and the search for a quoted key;
 //! - [`init`]: seeded initialisation (candle's CPU init is not seedable).
 
 pub mod batch;
@@ -25,6 +26,7 @@ pub mod decode;
 pub mod decoder;
 pub mod encoder;
 pub mod error;
+pub mod glyphs;
 pub mod grammar;
 pub mod init;
 pub mod loss;

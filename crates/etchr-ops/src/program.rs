@@ -108,6 +108,10 @@ fn magenta() -> Color {
 fn black() -> Color {
     Color::BLACK
 }
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 fn white() -> Color {
     Color::WHITE
 }
@@ -338,12 +342,16 @@ pub enum Op {
     Reframe,
     /// Cut each piece's `box` out of the view and paste it, unscaled, with its top-left corner
     /// at `at` (pixels of the new view) on a canvas of `background` just large enough to hold
-    /// them all; later pieces lie on top. It lays a long, narrow region out to read at its own
-    /// scale: a table's key column and the column asked for, band by band, side by side.
+    /// them all, plus `margin` pixels of `background` on every side; later pieces lie on top.
+    /// It lays a long, narrow region out to read at its own scale: a table's key column and the
+    /// column asked for, band by band, side by side. (Text detectors miss text that touches
+    /// the image's edge: a few pixels of margin keep a small sheet readable.)
     Collage {
         pieces: Vec<Piece>,
         #[serde(default = "white")]
         background: Color,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        margin: u32,
     },
     /// Find the order that restores a shuffled `rows × cols` grid from edge continuity and
     /// apply it. The repaired program records the order found.

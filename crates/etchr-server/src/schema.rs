@@ -279,6 +279,7 @@ const OPS: &[OpDoc] = &[
         fields: &[
             req("pieces", Kind::Pieces, "The pieces, 1 to 1024."),
             opt("background", Kind::Color, "Canvas colour (default white)."),
+            opt("margin", Kind::Integer, "Pixels of background around the pieces (default 0)."),
         ],
     },
     OpDoc {

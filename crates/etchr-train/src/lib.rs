@@ -6,6 +6,7 @@
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod glyphs;
 pub mod optim;
 pub mod probe;
 pub mod reward;
@@ -14,6 +15,7 @@ pub mod rollout;
 pub mod schedule;
 pub mod trajlog;
 
+pub use glyphs::{run_glyphs, GlyphArgs};
 pub use rl::{run_rl, RlArgs};
 
 pub use export::{run_export, run_metrics, ExportArgs, MetricsArgs};

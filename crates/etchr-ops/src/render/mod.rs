@@ -6,6 +6,7 @@
 mod bars;
 mod colour;
 mod draw;
+mod glyphs;
 mod jigsaw;
 mod maze;
 mod pixels;
@@ -14,6 +15,7 @@ mod text_lines;
 
 pub use bars::{bar_charts, BarChart};
 pub use colour::{regions_of as colour_regions, ColourRegion, NamedColour};
+pub use glyphs::{line_glyphs, Glyph, GLYPH_FEATURES, GLYPH_SIDE, PLACEMENT_FEATURES};
 pub use jigsaw::{
     detect_grid as jigsaw_grid, inverse as jigsaw_inverse, permute as jigsaw_permute,
     solve as jigsaw_solve,
@@ -848,9 +850,11 @@ impl<'a> Canvas<'a> {
                 }
                 self.apply_jigsaw(*rows, *cols, found);
             }
-            Op::Collage { pieces, background } => {
-                self.apply_collage(index, name, pieces, rgb(*background))?
-            }
+            Op::Collage {
+                pieces,
+                background,
+                margin,
+            } => self.apply_collage(index, name, pieces, rgb(*background), *margin)?,
             Op::Reframe => self.frame = Transform::identity(),
             Op::Flood {
                 from,
@@ -932,6 +936,7 @@ impl<'a> Canvas<'a> {
         name: &'static str,
         pieces: &mut [Piece],
         background: Rgb<u8>,
+        margin: u32,
     ) -> Result<(), OpsError> {
         if pieces.is_empty() || pieces.len() > Self::MAX_PIECES {
             return Err(OpsError::op(
@@ -969,11 +974,16 @@ impl<'a> Canvas<'a> {
             let from = Rect::new(x as f64, y as f64, (x + pw) as f64, (y + ph) as f64);
             piece.region = self.frame.rect_to_original(&from);
             piece.at = Point::new(piece.at.x.round(), piece.at.y.round());
+            let to = Point::new(piece.at.x + margin as f64, piece.at.y + margin as f64);
             // Saturating: a huge `at` must be refused by `check_output`, not overflow.
-            w = w.max((piece.at.x as u64).saturating_add(pw as u64));
-            h = h.max((piece.at.y as u64).saturating_add(ph as u64));
-            moved.push(Moved { from, to: piece.at });
+            w = w.max((to.x as u64).saturating_add(pw as u64));
+            h = h.max((to.y as u64).saturating_add(ph as u64));
+            moved.push(Moved { from, to });
         }
+        let (w, h) = (
+            w.saturating_add(margin as u64),
+            h.saturating_add(margin as u64),
+        );
         self.check_output(index, name, w, h)?;
         let image = self.image.as_ref().map(|src| {
             let mut out = RgbImage::from_pixel(w as u32, h as u32, background);

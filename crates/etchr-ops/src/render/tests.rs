@@ -530,6 +530,32 @@ fn collage_pastes_pieces_unscaled_and_maps_back() {
 }
 
 #[test]
+fn a_collage_margin_surrounds_the_pieces_and_round_trips_as_text() {
+    let img = coded(200, 100);
+    let ops = r##"[{"op":"collage","pieces":[{"box":[10,20,40,60],"at":[0,0]}],"margin":6,
+        "background":"#000000"}]"##;
+    let r = run(&img, ops);
+    let v = &r.views[0];
+    assert_eq!(v.image.dimensions(), (42, 52));
+    assert_eq!(*v.image.get_pixel(2, 2), Rgb([0, 0, 0]), "margin");
+    assert_eq!(*v.image.get_pixel(39, 49), Rgb([0, 0, 0]), "margin");
+    assert_eq!(decode_pos(v.image.get_pixel(6, 6)), (10, 20));
+    assert_eq!(
+        v.transform.to_original(Point::new(7.0, 8.0)),
+        Point::new(11.0, 22.0)
+    );
+    let text = crate::text::to_text(&r.program);
+    assert!(text.contains("margin=6"), "{text}");
+    assert_eq!(crate::text::parse(&text).unwrap(), r.program);
+    // No margin, none written: older programs read the same.
+    let plain = run(
+        &img,
+        r#"[{"op":"collage","pieces":[{"box":[10,20,40,60],"at":[0,0]}]}]"#,
+    );
+    assert!(!crate::text::to_text(&plain.program).contains("margin"));
+}
+
+#[test]
 fn collage_later_pieces_lie_on_top_and_bad_ones_are_refused() {
     let img = coded(100, 100);
     let r = run(

@@ -1,0 +1,72 @@
+//! Reading a quoted key on the image with the editing model's glyph classifier
+//! (`etchr_model::glyphs`): which text line, or which table cell, holds it.
+//!
+//! The editor reads the image at full resolution, where the upstream's 1024 px view has
+//! blurred the key away. A key read with confidence turns a plan that shows every line (a
+//! sheet, bands of a table) into one that boxes, or shows, the line that holds the answer;
+//! a key not found, or found in two places alike, leaves the plan as it was.
+
+use etchr_model::glyphs::{find_text, GlyphClassifier, ReadLine};
+use etchr_ops::{Rect, RgbImage};
+
+/// The question's quoted key: the text between its first pair of double quotes (straight or
+/// curly), trimmed; `None` when it quotes nothing.
+pub(super) fn quoted_key(question: &str) -> Option<&str> {
+    [('"', '"'), ('\u{201c}', '\u{201d}')]
+        .iter()
+        .filter_map(|&(open, close)| {
+            let (_, rest) = question.split_once(open)?;
+            let (key, _) = rest.split_once(close)?;
+            Some(key.trim()).filter(|k| !k.is_empty())
+        })
+        .next()
+}
+
+/// Reads `boxes` of `image`; a classifier error is logged and reads as nothing (the plan
+/// then falls back to showing every line).
+pub(super) fn read(reader: &GlyphClassifier, image: &RgbImage, boxes: &[Rect]) -> Vec<ReadLine> {
+    reader.read(image, boxes).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the glyph classifier failed; reading nothing");
+        Vec::new()
+    })
+}
+
+/// Which of `lines` (boxes of `image`) the question's quoted key is read in.
+pub(super) fn find_key(
+    reader: &GlyphClassifier,
+    image: &RgbImage,
+    lines: &[Rect],
+    question: &str,
+) -> Option<usize> {
+    let key = quoted_key(question)?;
+    let read = read(reader, image, lines);
+    let found = find_text(&read, key)?;
+    tracing::debug!(key, line = %read[found.line].text(), cost = found.cost, "read the key");
+    Some(found.line)
+}
+
+/// The box of the ink in `region` of `image` as read (its glyphs), if it holds any.
+pub(super) fn ink_of(reader: &GlyphClassifier, image: &RgbImage, region: Rect) -> Option<Rect> {
+    let read = read(reader, image, &[region]);
+    let line = read.first()?;
+    line.span(0, line.chars.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quoted_key_is_the_first_quoted_text() {
+        assert_eq!(
+            quoted_key(r#"Look up "Juniper 51" in "the" table"#),
+            Some("Juniper 51")
+        );
+        assert_eq!(
+            quoted_key("the tag \u{201c} Shaft 54 \u{201d} here"),
+            Some("Shaft 54")
+        );
+        assert_eq!(quoted_key(r#"no "" key, no "unclosed"#), None);
+        assert_eq!(quoted_key("nothing quoted"), None);
+    }
+}
