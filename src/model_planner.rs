@@ -187,6 +187,10 @@ impl Planner for ModelPlanner {
     fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
         let program = self.plan_program(request)?;
         let program = with_the_restore_tiled(with_the_grid_seen(program, request), request);
+        let program = match self.reader.as_deref() {
+            Some(reader) => with_the_line_marked(program, request, reader),
+            None => program,
+        };
         Ok(with_the_exit_found(program, request))
     }
 }
@@ -267,6 +271,67 @@ fn with_the_restore_tiled(program: Program, request: &PlanRequest<'_>) -> Progra
             }
         }
         _ => program,
+    }
+}
+
+/// A whole restored sign (a first plan of only a restore, [`with_the_restore_tiled`]) with the
+/// line the question quotes boxed, when it is read on the restored picture: the box is the
+/// plan's bet, the upstream still sees the whole sign. The box is given, as every box after a
+/// restore without `reframe`, in the shuffled original's pixels: the tiles that hold the line
+/// there (the renderer maps them onto the restored picture). (Showing only those tiles
+/// instead cost more than it gained: on small print the lines are rarely found and a wrong
+/// line's tiles came first; see bench/RESULTS.md.)
+fn with_the_line_marked(
+    program: Program,
+    request: &PlanRequest<'_>,
+    reader: &GlyphClassifier,
+) -> Program {
+    if !matches!(program.ops(), [op] if is_restore(op))
+        || !request.avoid.is_empty()
+        || !request.transform.is_identity()
+    {
+        return program;
+    }
+    let Ok(rendered) = etchr_ops::render(request.image, &program, &Default::default()) else {
+        return program;
+    };
+    // Restored position `p` shows the shuffled original's tile `order[p]`.
+    let (rows, cols, order) = match rendered.program.ops() {
+        [Op::Jigsaw { rows, cols, order }]
+        | [Op::JigsawSolve {
+            rows,
+            cols,
+            order: Some(order),
+        }] => (*rows as usize, *cols as usize, order.clone()),
+        _ => return program,
+    };
+    let view = &rendered.views[0].image;
+    let lines = etchr_ops::render::text_lines(view);
+    let Some(line) = reading::find_key(reader, view, &lines, request.question) else {
+        return program;
+    };
+    let words = best_guess::with_its_words(lines[line], &lines);
+    let (w, h) = (view.width() as f64, view.height() as f64);
+    let tile = |t: usize| {
+        let (r, c) = ((t / cols) as f64, (t % cols) as f64);
+        let (n, m) = (rows as f64, cols as f64);
+        Rect::new(
+            (c * w / m).round(),
+            (r * h / n).round(),
+            ((c + 1.0) * w / m).round(),
+            ((r + 1.0) * h / n).round(),
+        )
+    };
+    let (tw, th) = (w / cols as f64, h / rows as f64);
+    let (c0, c1) = ((words.x0 / tw) as usize, ((words.x1 - 1.0) / tw) as usize);
+    let (r0, r1) = ((words.y0 / th) as usize, ((words.y1 - 1.0) / th) as usize);
+    let shuffled = (r0..=r1.min(rows - 1))
+        .flat_map(|r| (c0..=c1.min(cols - 1)).map(move |c| r * cols + c))
+        .filter_map(|p| order.get(p).map(|&t| tile(t as usize)))
+        .reduce(|a, b| a.union(&b));
+    match shuffled {
+        Some(region) => best_guess::marked(rendered.program, region),
+        None => program,
     }
 }
 
@@ -1325,6 +1390,42 @@ mod tests {
                 assert_eq!(kinds[..3], ["jigsaw_solve", "reframe", "crop"]);
             }
         }
+    }
+
+    #[test]
+    fn the_quoted_line_of_a_sign_restored_whole_is_read_and_its_tiles_boxed() {
+        let reader = built_in_reader().unwrap();
+        // Item 3: a sign in large print, restored whole.
+        let (item, image) = etchr_data::generate(etchr_data::Family::Jigsaw, 4, 3);
+        let (rows, cols) = match &item.gold_program.ops()[0] {
+            Op::Jigsaw { rows, cols, .. } => (*rows, *cols),
+            op => panic!("{op:?}"),
+        };
+        let whole = etchr_ops::text::parse(&format!("jigsaw_solve rows={rows} cols={cols}"));
+        let whole = whole.unwrap();
+        let request = first_plan(&image, &item.question);
+        let marked = with_the_line_marked(whole.clone(), &request, &reader);
+        let kinds: Vec<&str> = marked.ops().iter().map(|op| op.name()).collect();
+        assert_eq!(kinds, ["jigsaw_solve", "box"], "{}", item.question);
+        let focus = marked.focus().unwrap();
+        assert!(
+            focus.iou(&item.gold_region) > 0.5,
+            "{}: {focus:?} vs {:?}",
+            item.question,
+            item.gold_region
+        );
+        // The whole sign is still shown: the box is drawn on the restored picture.
+        let rendered = etchr_ops::render(&image, &marked, &Default::default()).unwrap();
+        assert_eq!(rendered.views[0].image.dimensions(), image.dimensions());
+        // Alternatives, tiles and other plans are left alone.
+        let shown = [item.gold_region];
+        let later = PlanRequest {
+            avoid: &shown,
+            ..request
+        };
+        assert_eq!(with_the_line_marked(whole.clone(), &later, &reader), whole);
+        let tile = etchr_ops::text::parse("crop box=0,0,100,100").unwrap();
+        assert_eq!(with_the_line_marked(tile.clone(), &request, &reader), tile);
     }
 
     #[test]
