@@ -19,8 +19,8 @@ use etchr_ops::{Rect, RgbImage};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const GLYPH_CONFIG_FILE: &str = "config.json";
-pub const GLYPH_WEIGHTS_FILE: &str = "model.safetensors";
+/// A glyph classifier's directory holds the same two files as an editing model's.
+pub use crate::model::{CONFIG_FILE as GLYPH_CONFIG_FILE, WEIGHTS_FILE as GLYPH_WEIGHTS_FILE};
 
 /// The characters the shipped classifier tells apart.
 pub const CHARSET: &str =
@@ -117,18 +117,7 @@ impl GlyphClassifier {
 
     /// Writes the two files into `dir`, the weights as `dtype`.
     pub fn save(&self, dir: impl AsRef<Path>, dtype: DType) -> Result<()> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)?;
-        let json = serde_json::to_string_pretty(&self.cfg).expect("configs serialise");
-        std::fs::write(dir.join(GLYPH_CONFIG_FILE), json + "\n")?;
-        let vars = self.varmap.data().lock().expect("varmap lock poisoned");
-        let mut tensors = std::collections::HashMap::new();
-        for (name, var) in vars.iter() {
-            tensors.insert(name.clone(), var.as_tensor().to_dtype(dtype)?);
-        }
-        drop(vars);
-        candle_core::safetensors::save(&tensors, dir.join(GLYPH_WEIGHTS_FILE))?;
-        Ok(())
+        crate::model::save_dir(dir.as_ref(), &self.cfg, &self.varmap, dtype)
     }
 
     pub fn config(&self) -> &GlyphConfig {

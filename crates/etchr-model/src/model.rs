@@ -160,6 +160,27 @@ pub struct EditingModel {
     limits: DecodeLimits,
 }
 
+/// Writes `cfg` as `config.json` and the variables of `varmap` as `model.safetensors` (stored
+/// as `dtype`) into `dir`, created if missing: the layout of every model directory.
+pub(crate) fn save_dir(
+    dir: &Path,
+    cfg: &impl serde::Serialize,
+    varmap: &VarMap,
+    dtype: DType,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(cfg).expect("configs serialise");
+    std::fs::write(dir.join(CONFIG_FILE), json + "\n")?;
+    let vars = varmap.data().lock().expect("varmap lock poisoned");
+    let mut tensors = std::collections::HashMap::new();
+    for (name, var) in vars.iter() {
+        tensors.insert(name.clone(), var.as_tensor().to_dtype(dtype)?);
+    }
+    drop(vars);
+    candle_core::safetensors::save(&tensors, dir.join(WEIGHTS_FILE))?;
+    Ok(())
+}
+
 impl std::fmt::Debug for EditingModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EditingModel")
@@ -274,18 +295,7 @@ impl EditingModel {
     /// Like [`save`](Self::save), storing the weights as `dtype` (the shipped model uses F16:
     /// half the size; [`load_bytes`](Self::load_bytes) computes in F32 either way).
     pub fn save_as(&self, dir: impl AsRef<Path>, dtype: DType) -> Result<()> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)?;
-        let json = serde_json::to_string_pretty(&self.cfg).expect("configs serialise");
-        std::fs::write(dir.join(CONFIG_FILE), json + "\n")?;
-        let vars = self.varmap.data().lock().expect("varmap lock poisoned");
-        let mut tensors = std::collections::HashMap::new();
-        for (name, var) in vars.iter() {
-            tensors.insert(name.clone(), var.as_tensor().to_dtype(dtype)?);
-        }
-        drop(vars);
-        candle_core::safetensors::save(&tensors, dir.join(WEIGHTS_FILE))?;
-        Ok(())
+        save_dir(dir.as_ref(), &self.cfg, &self.varmap, dtype)
     }
 
     pub fn config(&self) -> &ModelConfig {
