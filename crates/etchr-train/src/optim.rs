@@ -82,13 +82,17 @@ impl AdamW {
             let Some(g) = grads.get(s.var.as_tensor()) else {
                 continue;
             };
+            // A gradient can carry the backprop graph of the step that made it (a weight's
+            // gradient is computed from the activations, which track their ops); moments
+            // computed from it would chain every step's graph to the next and keep them all
+            // alive. Detached, each step's graph is freed with its gradients.
             let g = if grad_scale == 1.0 {
-                g.clone()
+                g.detach()
             } else {
-                (g * grad_scale)?
+                (g * grad_scale)?.detach()
             };
-            s.m = ((&s.m * p.beta1)? + (&g * (1.0 - p.beta1))?)?;
-            s.v = ((&s.v * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
+            s.m = ((&s.m * p.beta1)? + (&g * (1.0 - p.beta1))?)?.detach();
+            s.v = ((&s.v * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?.detach();
             let m_hat = (&s.m / bc1)?;
             let v_hat = (&s.v / bc2)?;
             let update = (m_hat / (v_hat.sqrt()? + p.eps)?)?;
@@ -200,6 +204,34 @@ mod tests {
         assert!(sum.sqrt() > 0.99);
         assert_eq!(clip_scale(0.5, 1.0), 1.0);
         assert_eq!(clip_scale(10.0, 0.0), 1.0);
+    }
+
+    #[test]
+    fn the_moments_keep_no_step_graph_alive() {
+        // Two layers: the second weight's gradient is computed from the first layer's
+        // activations, which track their ops.
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let w1 = vm
+            .get((3, 3), "w1", Init::Const(0.5), DType::F32, &dev)
+            .unwrap();
+        let w2 = vm
+            .get((3, 1), "w2", Init::Const(0.5), DType::F32, &dev)
+            .unwrap();
+        let x = Tensor::ones((2, 3), DType::F32, &dev).unwrap();
+        let mut opt = AdamW::new(&vm, AdamWParams::default()).unwrap();
+        for _ in 0..2 {
+            let h = x.matmul(&w1).unwrap().relu().unwrap();
+            let loss = h.matmul(&w2).unwrap().sqr().unwrap().sum_all().unwrap();
+            opt.step(&loss.backward().unwrap(), 1e-2, 1.0).unwrap();
+        }
+        for s in &opt.slots {
+            assert!(
+                !s.m.track_op() && !s.v.track_op(),
+                "{} keeps a graph",
+                s.name
+            );
+        }
     }
 
     #[test]
