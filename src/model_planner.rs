@@ -614,6 +614,22 @@ fn warm_up(handle: &ModelHandle) -> Result<()> {
     Ok(())
 }
 
+/// A first plan's request (no context, nothing to avoid) for `question` on `image` itself; for
+/// the tests of this module and its submodules.
+#[cfg(test)]
+fn first_plan<'a>(image: &'a RgbImage, question: &'a str) -> PlanRequest<'a> {
+    static IDENTITY: std::sync::OnceLock<Transform> = std::sync::OnceLock::new();
+    PlanRequest {
+        image,
+        transform: IDENTITY.get_or_init(Transform::identity),
+        original_size: image.dimensions(),
+        question,
+        context: None,
+        step: 0,
+        avoid: &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::named_things::{crops_around, Place};
@@ -903,19 +919,6 @@ mod tests {
     }
 
     /// A first plan's request: on the original (identity transform), nothing shown yet.
-    fn first_plan<'a>(image: &'a RgbImage, question: &'a str) -> PlanRequest<'a> {
-        static IDENTITY: std::sync::OnceLock<Transform> = std::sync::OnceLock::new();
-        PlanRequest {
-            image,
-            transform: IDENTITY.get_or_init(Transform::identity),
-            original_size: image.dimensions(),
-            question,
-            context: None,
-            step: 0,
-            avoid: &[],
-        }
-    }
-
     fn crop_of(program: &Program) -> Rect {
         program
             .ops()

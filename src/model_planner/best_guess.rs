@@ -408,31 +408,14 @@ mod tests {
         assert!(right * 10 >= all * 9, "{right} of {all}");
     }
 
-    fn first_plan<'a>(
-        image: &'a RgbImage,
-        question: &'a str,
-        identity: &'a etchr_ops::Transform,
-    ) -> PlanRequest<'a> {
-        PlanRequest {
-            image,
-            transform: identity,
-            original_size: image.dimensions(),
-            question,
-            context: None,
-            step: 0,
-            avoid: &[],
-        }
-    }
-
     #[test]
     fn a_bar_named_by_its_place_or_height_gives_its_annotation() {
         // Generated charts: "the shortest pink bar" (8), "the fourth bar from the left" (13),
         // "the lowest point of the teal Evening series" (19).
-        let identity = etchr_ops::Transform::identity();
         for index in [8, 13, 19] {
             let (item, image) = etchr_data::generate(Family::Chart, 4, index);
             let lines = etchr_ops::render::text_lines(&image);
-            let request = first_plan(&image, &item.question, &identity);
+            let request = super::super::first_plan(&image, &item.question);
             let mark = chart_annotation(&request, &[], &lines).expect(&item.question);
             assert!(mark.iou(&item.gold_region) > 0.8, "{mark:?} {item:?}");
         }
@@ -440,7 +423,7 @@ mod tests {
         let (item, image) = etchr_data::generate(Family::Chart, 4, 0);
         assert!(item.question.contains("a point of"), "{}", item.question);
         let lines = etchr_ops::render::text_lines(&image);
-        let request = first_plan(&image, &item.question, &identity);
+        let request = super::super::first_plan(&image, &item.question);
         assert_eq!(chart_annotation(&request, &[], &lines), None);
     }
 

@@ -145,30 +145,12 @@ mod tests {
         assert!(sheet(&crowd).is_none());
     }
 
-    /// A first plan's request for `question` on `image` itself.
-    fn first_plan<'a>(
-        image: &'a etchr_ops::RgbImage,
-        question: &'a str,
-        identity: &'a etchr_ops::Transform,
-    ) -> PlanRequest<'a> {
-        PlanRequest {
-            image,
-            transform: identity,
-            original_size: image.dimensions(),
-            question,
-            context: None,
-            step: 0,
-            avoid: &[],
-        }
-    }
-
     #[test]
     fn the_tag_a_question_quotes_is_on_the_sheet_larger() {
         // "What is the code on the tag "Shaft 54" of the brown triangle?": 50 shapes, each
         // with a tag whose text is under 3 px tall at 1024 px.
         let (item, image) = etchr_data::generate(etchr_data::Family::FineGrained, 4, 0);
-        let identity = etchr_ops::Transform::identity();
-        let request = first_plan(&image, &item.question, &identity);
+        let request = super::super::first_plan(&image, &item.question);
         // The model points near the target (one of two brown triangles).
         let near = item.gold_region.center();
         let pointer = [(Point::new(near.x, near.y - 60.0), 1.0)];
@@ -205,10 +187,9 @@ mod tests {
     #[test]
     fn the_line_the_key_is_read_in_is_boxed_wherever_the_model_points() {
         let reader = super::super::built_in_reader().unwrap();
-        let identity = etchr_ops::Transform::identity();
         for index in 0..3 {
             let (item, image) = etchr_data::generate(etchr_data::Family::FineGrained, 4, index);
-            let request = first_plan(&image, &item.question, &identity);
+            let request = super::super::first_plan(&image, &item.question);
             // The model points at the far corner: reading, not pointing, finds the tag.
             let far = [(Point::new(0.0, 0.0), 1.0)];
             let program = plan(&request, &Program::default(), &far, Some(&reader)).unwrap();
