@@ -441,14 +441,7 @@ fn collage_zoomed(pieces: Vec<Piece>, turn: Option<Op>, factor: f64) -> Program 
 /// Whether the question quotes a key (`"Pump 7"`, or in curly quotes), as upstreams and the
 /// reader emulator look lines up by.
 fn quotes_a_key(question: &str) -> bool {
-    [('"', '"'), ('\u{201c}', '\u{201d}')]
-        .iter()
-        .any(|&(open, close)| {
-            question
-                .split_once(open)
-                .and_then(|(_, rest)| rest.split_once(close))
-                .is_some_and(|(key, _)| !key.trim().is_empty())
-        })
+    reading::quoted_key(question).is_some()
 }
 
 /// The words of `text` outside double quotes: a quoted key ("Red 4") is a label to read, not a

@@ -133,11 +133,6 @@ impl GlyphClassifier {
         &self.varmap
     }
 
-    /// The class index of `c`, if the charset has it.
-    pub fn class_of(&self, c: char) -> Option<usize> {
-        self.charset.iter().position(|&k| k == c)
-    }
-
     pub fn classes(&self) -> usize {
         self.charset.len()
     }

@@ -132,47 +132,16 @@ pub fn line_glyphs(img: &RgbImage, line: Rect) -> Vec<Glyph> {
 
 /// The 8-connected pieces of `ink` (a `w × h` raster), with single stray pixels dropped.
 fn pieces_of(ink: &[bool], w: usize, h: usize) -> Vec<Span> {
-    let mut seen = vec![false; ink.len()];
-    let mut out = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..ink.len() {
-        if !ink[start] || seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        stack.push(start);
-        let (sx, sy) = (start % w, start / w);
-        let mut span = Span {
-            x0: sx,
-            y0: sy,
-            x1: sx + 1,
-            y1: sy + 1,
-        };
-        let mut count = 0;
-        while let Some(i) = stack.pop() {
-            count += 1;
-            let (x, y) = (i % w, i / w);
-            span.join(&Span {
-                x0: x,
-                y0: y,
-                x1: x + 1,
-                y1: y + 1,
-            });
-            for ny in y.saturating_sub(1)..(y + 2).min(h) {
-                for nx in x.saturating_sub(1)..(x + 2).min(w) {
-                    let j = ny * w + nx;
-                    if ink[j] && !seen[j] {
-                        seen[j] = true;
-                        stack.push(j);
-                    }
-                }
-            }
-        }
-        if count > 1 {
-            out.push(span);
-        }
-    }
-    out
+    super::text_lines::blobs_of(ink, w, h)
+        .into_iter()
+        .filter(|b| b.pixels > 1)
+        .map(|b| Span {
+            x0: b.x0 as usize,
+            y0: b.y0 as usize,
+            x1: b.x1 as usize,
+            y1: b.y1 as usize,
+        })
+        .collect()
 }
 
 /// Pieces (sorted by `x0`) joined into glyphs where they overlap left to right by at least

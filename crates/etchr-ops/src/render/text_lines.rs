@@ -17,13 +17,14 @@ const MIN_BLOBS: usize = 4;
 /// More lines than this is a page of text, not labels.
 const MAX_LINES: usize = 400;
 
+/// A connected piece of ink: its bounding box and pixel count.
 #[derive(Debug, Clone, Copy)]
-struct Blob {
-    x0: u32,
-    y0: u32,
-    x1: u32,
-    y1: u32,
-    pixels: u32,
+pub(super) struct Blob {
+    pub(super) x0: u32,
+    pub(super) y0: u32,
+    pub(super) x1: u32,
+    pub(super) y1: u32,
+    pub(super) pixels: u32,
 }
 
 impl Blob {
@@ -74,7 +75,7 @@ pub fn text_lines(img: &RgbImage) -> Vec<Rect> {
 }
 
 /// 8-connected blobs of `ink`; runs of a blob's bounding box and pixel count only.
-fn blobs_of(ink: &[bool], w: usize, h: usize) -> Vec<Blob> {
+pub(super) fn blobs_of(ink: &[bool], w: usize, h: usize) -> Vec<Blob> {
     let mut seen = vec![false; ink.len()];
     let mut blobs = Vec::new();
     let mut stack = Vec::new();
