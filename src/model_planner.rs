@@ -149,6 +149,12 @@ impl ModelPlanner {
             return Ok(borrowing_from(tile, &out.program));
         }
         let first = self.call(request.image.clone(), request.transform.clone(), request)?;
+        // A quoted key on a thing named by its colour: the thing it is read on, turned upright.
+        let read = (self.reader.as_deref())
+            .and_then(|reader| named_things::the_thing_read(request, &first.program, reader));
+        if let Some(thing) = read {
+            return Ok(thing);
+        }
         // A quoted key: every text line, gathered where the upstream reads them all at once.
         if let Some(sheet) = text_sheet::plan(
             request,
@@ -186,11 +192,10 @@ impl Planner for ModelPlanner {
 
     fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
         let program = self.plan_program(request)?;
-        let program = with_the_restore_tiled(with_the_grid_seen(program, request), request);
-        let program = match self.reader.as_deref() {
-            Some(reader) => with_the_line_marked(program, request, reader),
-            None => program,
-        };
+        let program = with_the_grid_seen(program, request);
+        let aimed = (self.reader.as_deref())
+            .and_then(|reader| the_quoted_line_restored(&program, request, reader));
+        let program = aimed.unwrap_or_else(|| with_the_restore_tiled(program, request));
         Ok(with_the_exit_found(program, request))
     }
 }
@@ -274,65 +279,78 @@ fn with_the_restore_tiled(program: Program, request: &PlanRequest<'_>) -> Progra
     }
 }
 
-/// A whole restored sign (a first plan of only a restore, [`with_the_restore_tiled`]) with the
-/// line the question quotes boxed, when it is read on the restored picture: the box is the
-/// plan's bet, the upstream still sees the whole sign. The box is given, as every box after a
-/// restore without `reframe`, in the shuffled original's pixels: the tiles that hold the line
-/// there (the renderer maps them onto the restored picture). (Showing only those tiles
-/// instead cost more than it gained: on small print the lines are rarely found and a wrong
-/// line's tiles came first; see bench/RESULTS.md.)
-fn with_the_line_marked(
-    program: Program,
+/// A first plan that restores a jigsaw, aimed at the line the question quotes when that line is
+/// read on the restored picture (`None` when it is not, or for a plan that is not a leading
+/// restore of the original). A sign that reads whole ([`reads_whole`]) is shown whole with the
+/// line's tiles boxed: the box is the plan's bet. A sign in small print shows only the line's
+/// tiles, cropped and zoomed to the upstream's reading size, as the generator's gold edit does.
+/// Boxes and crops after a restore without `reframe` are given in the shuffled original's
+/// pixels, where the renderer maps them tile by tile: the crop names the line's tiles there when
+/// they lie side by side there as they do on the restored picture, and otherwise is cut after a
+/// `reframe` from the restored picture.
+fn the_quoted_line_restored(
+    program: &Program,
     request: &PlanRequest<'_>,
     reader: &GlyphClassifier,
-) -> Program {
-    if !matches!(program.ops(), [op] if is_restore(op))
-        || !request.avoid.is_empty()
-        || !request.transform.is_identity()
-    {
-        return program;
+) -> Option<Program> {
+    let restore = program.ops().first().filter(|op| is_restore(op))?;
+    if !request.avoid.is_empty() || !request.transform.is_identity() {
+        return None;
     }
-    let Ok(rendered) = etchr_ops::render(request.image, &program, &Default::default()) else {
-        return program;
-    };
-    // Restored position `p` shows the shuffled original's tile `order[p]`.
-    let (rows, cols, order) = match rendered.program.ops() {
-        [Op::Jigsaw { rows, cols, order }]
-        | [Op::JigsawSolve {
+    let rendered = etchr_ops::render(
+        request.image,
+        &Program(vec![restore.clone()]),
+        &Default::default(),
+    )
+    .ok()?;
+    let (restore, rows, cols) = match rendered.program.ops() {
+        [op @ Op::Jigsaw { rows, cols, .. }]
+        | [op @ Op::JigsawSolve {
             rows,
             cols,
-            order: Some(order),
-        }] => (*rows as usize, *cols as usize, order.clone()),
-        _ => return program,
+            order: Some(_),
+        }] => (op.clone(), *rows as f64, *cols as f64),
+        _ => return None,
     };
-    let view = &rendered.views[0].image;
-    let lines = etchr_ops::render::text_lines(view);
-    let Some(line) = reading::find_key(reader, view, &lines, request.question) else {
-        return program;
-    };
+    let view = &rendered.views[0];
+    let lines = etchr_ops::render::short_text_lines(&view.image);
+    let line = reading::find_key(reader, &view.image, &lines, request.question)?;
     let words = best_guess::with_its_words(lines[line], &lines);
-    let (w, h) = (view.width() as f64, view.height() as f64);
-    let tile = |t: usize| {
-        let (r, c) = ((t / cols) as f64, (t % cols) as f64);
-        let (n, m) = (rows as f64, cols as f64);
-        Rect::new(
-            (c * w / m).round(),
-            (r * h / n).round(),
-            ((c + 1.0) * w / m).round(),
-            ((r + 1.0) * h / n).round(),
-        )
-    };
-    let (tw, th) = (w / cols as f64, h / rows as f64);
-    let (c0, c1) = ((words.x0 / tw) as usize, ((words.x1 - 1.0) / tw) as usize);
-    let (r0, r1) = ((words.y0 / th) as usize, ((words.y1 - 1.0) / th) as usize);
-    let shuffled = (r0..=r1.min(rows - 1))
-        .flat_map(|r| (c0..=c1.min(cols - 1)).map(move |c| r * cols + c))
-        .filter_map(|p| order.get(p).map(|&t| tile(t as usize)))
-        .reduce(|a, b| a.union(&b));
-    match shuffled {
-        Some(region) => best_guess::marked(rendered.program, region),
-        None => program,
+    // The restored picture's tiles that hold the line, and where they lie in the original.
+    // Tiles are whole pixels; a remainder strip at the far edges stays in place.
+    let (w, h) = (view.image.width() as f64, view.image.height() as f64);
+    let (tw, th) = ((w / cols).floor(), (h / rows).floor());
+    let edge =
+        |v: f64, tile: f64, n: f64, round: fn(f64) -> f64| round(v / tile).clamp(0.0, n) * tile;
+    let block = Rect::new(
+        edge(words.x0, tw, cols, f64::floor),
+        edge(words.y0, th, rows, f64::floor),
+        edge(words.x1, tw, cols, f64::ceil),
+        edge(words.y1, th, rows, f64::ceil),
+    );
+    let shuffled = view.transform.rect_to_original(&block);
+    if reads_whole(request.image) {
+        return Some(best_guess::marked(Program(vec![restore]), shuffled));
     }
+    let side_by_side = {
+        let back = view.transform.rect_to_view(&shuffled);
+        [
+            back.x0 - block.x0,
+            back.y0 - block.y0,
+            back.x1 - block.x1,
+            back.y1 - block.y1,
+        ]
+        .iter()
+        .all(|d| d.abs() <= 1.0)
+    };
+    let (frame, region) = match side_by_side {
+        true => (None, shuffled),
+        false => (Some(Op::Reframe), block),
+    };
+    let ops = std::iter::once(restore)
+        .chain(frame)
+        .chain(crop_for_reading(region).0);
+    Some(Program(ops.collect()))
 }
 
 /// Letters at least this tall (pixels at the upstream's reading size) read comfortably.
@@ -1389,39 +1407,54 @@ mod tests {
     }
 
     #[test]
-    fn the_quoted_line_of_a_sign_restored_whole_is_read_and_its_tiles_boxed() {
+    fn the_quoted_line_of_a_restored_sign_is_read_and_its_tiles_boxed_or_shown() {
         let reader = built_in_reader().unwrap();
-        // Item 3: a sign in large print, restored whole.
-        let (item, image) = etchr_data::generate(etchr_data::Family::Jigsaw, 4, 3);
-        let (rows, cols) = match &item.gold_program.ops()[0] {
-            Op::Jigsaw { rows, cols, .. } => (*rows, *cols),
-            op => panic!("{op:?}"),
-        };
-        let whole = etchr_ops::text::parse(&format!("jigsaw_solve rows={rows} cols={cols}"));
-        let whole = whole.unwrap();
-        let request = first_plan(&image, &item.question);
-        let marked = with_the_line_marked(whole.clone(), &request, &reader);
-        let kinds: Vec<&str> = marked.ops().iter().map(|op| op.name()).collect();
-        assert_eq!(kinds, ["jigsaw_solve", "box"], "{}", item.question);
-        let focus = marked.focus().unwrap();
-        assert!(
-            focus.iou(&item.gold_region) > 0.5,
-            "{}: {focus:?} vs {:?}",
-            item.question,
-            item.gold_region
-        );
-        // The whole sign is still shown: the box is drawn on the restored picture.
-        let rendered = etchr_ops::render(&image, &marked, &Default::default()).unwrap();
-        assert_eq!(rendered.views[0].image.dimensions(), image.dimensions());
-        // Alternatives, tiles and other plans are left alone.
-        let shown = [item.gold_region];
-        let later = PlanRequest {
-            avoid: &shown,
-            ..request
-        };
-        assert_eq!(with_the_line_marked(whole.clone(), &later, &reader), whole);
-        let tile = etchr_ops::text::parse("crop box=0,0,100,100").unwrap();
-        assert_eq!(with_the_line_marked(tile.clone(), &request, &reader), tile);
+        // Item 3 is a sign in large print, restored whole with the line's tiles boxed; item 0
+        // is in small print (letters ~8 px), and only the line's tiles are shown.
+        for (index, kinds) in [
+            (3, &["jigsaw_solve", "box"][..]),
+            (0, &["jigsaw_solve", "crop", "zoom"]),
+        ] {
+            let (item, image) = etchr_data::generate(etchr_data::Family::Jigsaw, 4, index);
+            let (rows, cols) = match &item.gold_program.ops()[0] {
+                Op::Jigsaw { rows, cols, .. } => (*rows, *cols),
+                op => panic!("{op:?}"),
+            };
+            let model = format!("jigsaw_solve rows={rows} cols={cols}; crop box=0,0,100,100");
+            let model = etchr_ops::text::parse(&model).unwrap();
+            let request = first_plan(&image, &item.question);
+            let aimed = the_quoted_line_restored(&model, &request, &reader).unwrap();
+            let names: Vec<&str> = aimed.ops().iter().map(|op| op.name()).collect();
+            assert_eq!(names, kinds, "{}", item.question);
+            // Boxed or cropped, the line's two tiles, named in the shuffled original's pixels.
+            let focus = aimed.focus().unwrap();
+            assert!(
+                focus.iou(&item.gold_region) > 0.9,
+                "{}: {focus:?} vs {:?}",
+                item.question,
+                item.gold_region
+            );
+            let rendered = etchr_ops::render(&image, &aimed, &Default::default()).unwrap();
+            let shown = rendered.views[0].image.dimensions();
+            if index == 3 {
+                // The whole sign is still shown: the box is drawn on the restored picture.
+                assert_eq!(shown, image.dimensions());
+            } else {
+                let long = shown.0.max(shown.1) as f64;
+                assert!((long - READING_SIDE).abs() <= 12.0, "{shown:?}");
+            }
+            // Alternatives, plans without a restore and keys not on the sign: no aim.
+            let seen = [item.gold_region];
+            let later = PlanRequest {
+                avoid: &seen,
+                ..request
+            };
+            assert_eq!(the_quoted_line_restored(&model, &later, &reader), None);
+            let tile = etchr_ops::text::parse("crop box=0,0,100,100").unwrap();
+            assert_eq!(the_quoted_line_restored(&tile, &request, &reader), None);
+            let elsewhere = first_plan(&image, "Restore the tiles and read the line \"Qwxz 88\".");
+            assert_eq!(the_quoted_line_restored(&model, &elsewhere, &reader), None);
+        }
     }
 
     #[test]

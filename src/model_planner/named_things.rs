@@ -8,9 +8,10 @@
 //! names ("in the top left"), the model's pointer and size.
 
 use super::{
-    best_guess, collage_zoomed, crop_for_reading, restores_a_jigsaw, words_outside_quotes,
+    best_guess, collage_zoomed, crop_for_reading, reading, restores_a_jigsaw, words_outside_quotes,
     READING_SIDE,
 };
+use etchr_model::glyphs::GlyphClassifier;
 use etchr_ops::program::Axis;
 use etchr_ops::render::NamedColour;
 use etchr_ops::{Color, Op, Piece, Point, Program, Rect};
@@ -279,6 +280,104 @@ pub(super) fn turned_sheet(
     Some(best_guess::marked(sheet, best.padded(2.0)))
 }
 
+/// The turns a tag may need to read upright: none, the three rotations, the two mirrors.
+fn every_turn() -> [Option<Op>; 6] {
+    let rotate = |angle: f64| {
+        Some(Op::Rotate {
+            angle,
+            fill: Color([255, 255, 255]),
+        })
+    };
+    let flip = |axis: Axis| Some(Op::Flip { axis });
+    [
+        None,
+        rotate(90.0),
+        rotate(180.0),
+        rotate(270.0),
+        flip(Axis::Horizontal),
+        flip(Axis::Vertical),
+    ]
+}
+
+/// A first plan for a question that quotes a key and names the colour of the thing that holds
+/// it ("the grey tag ... "Sensor 26""): each thing of that colour (in the place the question
+/// names, at most [`SHEET_THINGS`]) is read at full resolution in each of [`every_turn`], and
+/// the one the key is read in, clearly better than in any other, is shown like an alternative
+/// thing ([`thing_view`]) in the turn it was read in. A tag lying on its side, upside down or
+/// mirrored is not found among the upright lines the sheet of text lines gathers, and the model
+/// guesses the turn from a 256 px view; reading each turn settles both which tag and which
+/// turn. `None` when nothing reads as the key, or two things read alike.
+pub(super) fn the_thing_read(
+    request: &PlanRequest<'_>,
+    model: &Program,
+    reader: &GlyphClassifier,
+) -> Option<Program> {
+    let walks = matches!(model.ops().first(), Some(Op::Path { .. }));
+    if !request.avoid.is_empty()
+        || !request.transform.is_identity()
+        || restores_a_jigsaw(model)
+        || walks
+        || reading::quoted_key(request.question).is_none()
+    {
+        return None;
+    }
+    let colour = NamedColour::in_text(request.question)?;
+    let things: Vec<Rect> = etchr_ops::render::colour_regions(request.image, colour)
+        .into_iter()
+        .map(|region| region.bounds)
+        .collect();
+    let things = in_the_named_place(things, request);
+    if things.len() > SHEET_THINGS {
+        return None;
+    }
+    let (w, h) = request.image.dimensions();
+    // Each thing's cheapest read of the key, over the turns, and that turn.
+    let mut reads: Vec<(f64, Rect, Option<Op>)> = things
+        .iter()
+        .filter_map(|&thing| {
+            let cut = thing
+                .padded(4.0)
+                .intersect(&Rect::new(0.0, 0.0, w as f64, h as f64))?;
+            // Large print is shrunk to the letter sizes the lines and glyphs are cut at.
+            let shrink = READ_TAG_SIDE / thing.width().min(thing.height()).max(1.0);
+            let shrink = (shrink < 1.0).then(|| Op::Zoom {
+                factor: Some(shrink),
+                width: None,
+                height: None,
+                filter: Default::default(),
+            });
+            every_turn()
+                .into_iter()
+                .filter_map(|turn| {
+                    let ops = [Some(Op::Crop { region: cut }), shrink.clone(), turn.clone()];
+                    let program = Program(ops.into_iter().flatten().collect());
+                    let view =
+                        etchr_ops::render(request.image, &program, &Default::default()).ok()?;
+                    let cost = reading::key_edits(reader, &view.views[0].image, request.question)?;
+                    Some((cost, thing, turn))
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+        })
+        .collect();
+    reads.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let edits: Vec<f64> = reads.iter().map(|r| r.0).collect();
+    tracing::debug!(things = things.len(), ?edits, "read the named things");
+    let (edits, thing, turn) = reads.first()?.clone();
+    if reads
+        .get(1)
+        .is_some_and(|other| other.0 < edits + MIN_READ_MARGIN)
+    {
+        return None;
+    }
+    Some(thing_view(thing, square_around(thing, 2.2, w, h), turn))
+}
+
+/// How much better, in edits, the thing read as the key must read than any other.
+const MIN_READ_MARGIN: f64 = 1.0;
+/// A tag's short side, in pixels, above which it is shrunk to it for reading: a line of
+/// letters about half as tall.
+const READ_TAG_SIDE: f64 = 40.0;
+
 /// The turns that could set the model's target upright, the model's own first: a quarter turn
 /// either way for a thing on its side; a half turn or a mirror either way for one upside down
 /// or mirrored (which look alike until read); none when the model does not turn it.
@@ -380,6 +479,55 @@ mod tests {
 
     fn parse(text: &str) -> Program {
         etchr_ops::text::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_named_tag_the_key_is_read_on_is_shown_in_the_turn_it_reads_in() {
+        let reader = super::super::built_in_reader().unwrap();
+        let model = parse("crop box=0,0,300,300; zoom factor=2");
+        // Generated items: grey "Sensor 26", mirrored top to bottom among grey look-alikes;
+        // blue "Duct 36" in large print on its side.
+        for index in [21, 9] {
+            let (item, image) = etchr_data::generate(etchr_data::Family::Orientation, 4, index);
+            let request = super::super::first_plan(&image, &item.question);
+            let shown = the_thing_read(&request, &model, &reader).expect(&item.question);
+            let turn = |p: &Program| {
+                p.ops()
+                    .iter()
+                    .find(|op| matches!(op, Op::Rotate { .. } | Op::Flip { .. }))
+                    .cloned()
+            };
+            let names: Vec<&str> = shown.ops().iter().map(|op| op.name()).collect();
+            assert_eq!(names[..2], ["crop", "box"], "{shown:?}");
+            // The turn reads the tag, so it sets it upright as the gold edit does (a quarter
+            // turn either way reads a tag on its side).
+            match (turn(&shown), turn(&item.gold_program)) {
+                (Some(Op::Rotate { angle, .. }), Some(Op::Rotate { .. })) => {
+                    assert!(quarter_turn(angle), "{angle}")
+                }
+                (ours, gold) => assert_eq!(ours, gold),
+            }
+            let focus = shown.focus().unwrap();
+            assert!(
+                focus.iou(&item.gold_region) > 0.8,
+                "{focus:?} vs {:?}",
+                item.gold_region
+            );
+            // Not for alternatives, nor a key on no tag of that colour.
+            let seen = [focus];
+            let later = PlanRequest {
+                avoid: &seen,
+                ..request
+            };
+            assert_eq!(the_thing_read(&later, &model, &reader), None);
+            let other = item
+                .question
+                .replace(reading::quoted_key(&item.question).unwrap(), "Qwxz 88");
+            assert_eq!(
+                the_thing_read(&super::super::first_plan(&image, &other), &model, &reader),
+                None
+            );
+        }
     }
 
     #[test]

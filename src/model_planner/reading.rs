@@ -45,6 +45,19 @@ pub(super) fn find_key(
     Some(found.line)
 }
 
+/// How many edits from the question's quoted key the text lines of `view` (a small view: one
+/// tag, turned one way) read (see `etchr_model::glyphs::find_text`); `None` when the key is
+/// not read there.
+pub(super) fn key_edits(reader: &GlyphClassifier, view: &RgbImage, question: &str) -> Option<f64> {
+    let key = quoted_key(question)?;
+    let lines = etchr_ops::render::short_text_lines(view);
+    if lines.is_empty() {
+        return None;
+    }
+    let found = find_text(&read(reader, view, &lines), key)?;
+    Some(found.cost * key.chars().filter(|c| c.is_alphanumeric()).count() as f64)
+}
+
 /// The box of the ink in `region` of `image` as read (its glyphs), if it holds any.
 pub(super) fn ink_of(reader: &GlyphClassifier, image: &RgbImage, region: Rect) -> Option<Rect> {
     let read = read(reader, image, &[region]);

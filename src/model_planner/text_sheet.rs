@@ -49,12 +49,14 @@ pub(super) fn plan(
     let sheet = sheet(&lines)?;
     // The line the key is read in; else the tag of the thing the question names by colour
     // and shape, or the annotation of the chart mark it names by its cue, when one is found.
-    let read = reader.and_then(|r| reading::find_key(r, request.image, &lines, request.question));
+    // Keys are looked up among short lines too: "Bin:" is a line of its own.
+    let read = reader.and_then(|r| {
+        let short = etchr_ops::render::short_text_lines(request.image);
+        let line = reading::find_key(r, request.image, &short, request.question)?;
+        let words = best_guess::with_its_words(short[line], &short);
+        Some(best_guess::framed(request.image, words, &short))
+    });
     let bet = read
-        .map(|line| {
-            let words = best_guess::with_its_words(lines[line], &lines);
-            best_guess::framed(request.image, words, &lines)
-        })
         .or_else(|| best_guess::tag_of_the_named_thing(request, pointer, &lines))
         .or_else(|| best_guess::chart_annotation(request, pointer, &lines));
     Some(match bet {

@@ -294,7 +294,23 @@ fn best_in_line(key: &[char], line: &ReadLine) -> Option<(usize, usize, f64)> {
         .map(|(i, c)| (i, c.ch.to_ascii_lowercase()))
         .unzip();
     let (first, end, cost) = semi_global(key, &text)?;
-    Some((at[first], at[end - 1] + 1, cost))
+    let (first, end) = (at[first], at[end - 1] + 1);
+    // A key that runs on into the same word ("Sensor 3" in "Sensor 36") is a different key.
+    let runs_on = line
+        .chars
+        .get(end)
+        .zip(key.last())
+        .is_some_and(|(next, last)| !next.space_before && same_kind(next.ch, *last));
+    let penalty = if runs_on { RUN_ON_EDITS } else { 0.0 };
+    Some((first, end, cost + penalty / key.len() as f64))
+}
+
+/// What a match costs, in edits, when the word goes on past the key in the same kind of
+/// character (a digit after a key ending in a digit, a letter after a letter).
+const RUN_ON_EDITS: f64 = 1.0;
+
+fn same_kind(a: char, b: char) -> bool {
+    (a.is_ascii_digit() && b.is_ascii_digit()) || (a.is_alphabetic() && b.is_alphabetic())
 }
 
 /// How well `key` reads somewhere inside `text` (both compared as lower-case alphanumerics):
@@ -400,6 +416,15 @@ mod tests {
         assert!(found.cost > 0.0 && found.cost <= MAX_MATCH_COST);
         assert_eq!(lines[1].text(), "Junlper 5l FHT4G");
         assert_eq!(lines[1].span(0, 2), Some(Rect::new(0.0, 20.0, 18.0, 32.0)));
+    }
+
+    #[test]
+    fn a_key_is_not_found_inside_a_longer_word() {
+        let lines = [line("Sensor 36: KDX7C", 0.0), line("Sensor 3: FHT4G", 20.0)];
+        assert_eq!(find_text(&lines, "Sensor 3").map(|f| f.line), Some(1));
+        // A letter runs a key ending in a letter on; a digit glued to it (a misread colon) does not.
+        let lines = [line("Slots KDX7C", 0.0), line("Slot1 FHT4G", 20.0)];
+        assert_eq!(find_text(&lines, "Slot").map(|f| f.line), Some(1));
     }
 
     #[test]

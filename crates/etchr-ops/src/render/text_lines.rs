@@ -9,11 +9,19 @@ use image::RgbImage;
 
 /// Ink: pixels at most this bright.
 const INK_LUMA: u8 = 110;
+/// Fainter ink, when it stands out from its surroundings (see [`ink_of`]).
+const FAINT_INK_LUMA: u8 = 170;
+const FAINT_INK_CONTRAST: u16 = 60;
+const FAINT_INK_REACH: usize = 2;
 /// Letters are this tall, in pixels.
 const MIN_HEIGHT: u32 = 4;
 const MAX_HEIGHT: u32 = 48;
 /// A line holds at least this many blobs (a key and a value).
 const MIN_BLOBS: usize = 4;
+/// A line to read a key in holds at least this many (see [`short_text_lines`]).
+const MIN_READ_BLOBS: usize = 2;
+/// How much of its box a round blob fills, at least, to be a dot rather than a letter.
+const DOT_FILL_PERCENT: u32 = 75;
 /// More lines than this is a page of text, not labels.
 const MAX_LINES: usize = 400;
 
@@ -36,10 +44,11 @@ impl Blob {
         self.x1 - self.x0
     }
 
-    /// Letter-sized, and not a solid dot (a chart's point marker).
+    /// Letter-sized, and not a solid dot (a chart's point marker). A disk fills 79 % of its
+    /// box; a bold `a`, `o` or `g` fills up to about 70 %, so they stay letters.
     fn is_letter(&self) -> bool {
         let (w, h) = (self.width(), self.height());
-        let dot = w.abs_diff(h) * 4 <= h && self.pixels * 10 >= w * h * 6;
+        let dot = w.abs_diff(h) * 4 <= h && self.pixels * 100 >= w * h * DOT_FILL_PERCENT;
         (MIN_HEIGHT..=MAX_HEIGHT).contains(&h) && w <= 6 * h && !dot
     }
 }
@@ -47,14 +56,25 @@ impl Blob {
 /// The text lines of `img`, in reading order (top to bottom, then left to right), each box
 /// padded by a quarter of its height; empty when there are more than [`MAX_LINES`].
 pub fn text_lines(img: &RgbImage) -> Vec<Rect> {
+    lines_in(img, MIN_BLOBS)
+}
+
+/// [`text_lines`] with runs of as few as two letters: the lines to look a quoted key up in,
+/// where a short key ("Bin:") stands a word space from its value and is a line of its own.
+/// Reading tells the key from chance marks; a sheet of lines to show has no such filter.
+pub fn short_text_lines(img: &RgbImage) -> Vec<Rect> {
+    lines_in(img, MIN_READ_BLOBS)
+}
+
+fn lines_in(img: &RgbImage, min_blobs: usize) -> Vec<Rect> {
     let (w, h) = img.dimensions();
-    let ink: Vec<bool> = img.pixels().map(|p| luma(p.0) <= INK_LUMA).collect();
+    let ink = ink_of(img);
     let mut blobs: Vec<Blob> = blobs_of(&ink, w as usize, h as usize)
         .into_iter()
         .filter(Blob::is_letter)
         .collect();
     blobs.sort_by_key(|b| b.x0);
-    let lines = lines_of(&blobs);
+    let lines = lines_of(&blobs, min_blobs);
     if lines.len() > MAX_LINES {
         return Vec::new();
     }
@@ -71,6 +91,45 @@ pub fn text_lines(img: &RgbImage) -> Vec<Rect> {
         })
         .collect();
     out.sort_by(|a, b| (a.y0, a.x0).partial_cmp(&(b.y0, b.x0)).expect("finite"));
+    out
+}
+
+/// The ink of `img`: pixels at most [`INK_LUMA`] bright, and the fainter strokes of small
+/// print, at most [`FAINT_INK_LUMA`] and [`FAINT_INK_CONTRAST`] darker than the brightest pixel
+/// within [`FAINT_INK_REACH`]. At a cap height under about 10 px, anti-aliasing leaves a thin
+/// stroke lighter than any fixed ink level, and the letters break into specks; a flat tint is
+/// never ink, however dark, because nothing near it is brighter.
+fn ink_of(img: &RgbImage) -> Vec<bool> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let l: Vec<u8> = img.pixels().map(|p| luma(p.0)).collect();
+    let brightest = max_filter(&l, w, h, FAINT_INK_REACH);
+    l.iter()
+        .zip(&brightest)
+        .map(|(&v, &b)| {
+            v <= INK_LUMA || (v <= FAINT_INK_LUMA && v as u16 + FAINT_INK_CONTRAST <= b as u16)
+        })
+        .collect()
+}
+
+/// The brightest value within `r` pixels (a square window) of each pixel: the maximum along
+/// each row, then the elementwise maximum of the rows around (slices, which vectorise).
+fn max_filter(v: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
+    let mut rows = v.to_vec();
+    for (src, dst) in v.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+        for shift in 1..=r.min(w - 1) {
+            let max_in =
+                |d: &mut [u8], s: &[u8]| d.iter_mut().zip(s).for_each(|(d, &s)| *d = (*d).max(s));
+            max_in(&mut dst[..w - shift], &src[shift..]);
+            max_in(&mut dst[shift..], &src[..w - shift]);
+        }
+    }
+    let mut out = vec![0u8; v.len()];
+    for (y, dst) in out.chunks_exact_mut(w).enumerate() {
+        for k in y.saturating_sub(r)..(y + r + 1).min(h) {
+            let src = &rows[k * w..(k + 1) * w];
+            dst.iter_mut().zip(src).for_each(|(d, &s)| *d = (*d).max(s));
+        }
+    }
     out
 }
 
@@ -121,8 +180,8 @@ pub(super) fn blobs_of(ink: &[bool], w: usize, h: usize) -> Vec<Blob> {
 
 /// Blobs (sorted by `x0`) joined into lines: two join when they share most of their height
 /// and the gap between them is at most the taller one's height. Lines of fewer than
-/// [`MIN_BLOBS`] blobs, or no wider than tall, are dropped.
-fn lines_of(blobs: &[Blob]) -> Vec<Blob> {
+/// `min_blobs` blobs, or no wider than tall, are dropped.
+fn lines_of(blobs: &[Blob], min_blobs: usize) -> Vec<Blob> {
     let mut parent: Vec<usize> = (0..blobs.len()).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
@@ -162,7 +221,7 @@ fn lines_of(blobs: &[Blob]) -> Vec<Blob> {
     }
     lines
         .into_iter()
-        .filter(|(l, n)| *n >= MIN_BLOBS && l.width() > l.height())
+        .filter(|(l, n)| *n >= min_blobs && l.width() > l.height())
         .map(|(l, _)| l)
         .collect()
 }
@@ -174,13 +233,38 @@ mod tests {
 
     /// Dark "letters" (3 × 8 bars, 2 px apart) in words at `(x, y)`.
     fn write(img: &mut RgbImage, x: u32, y: u32, letters: u32) {
+        write_in(img, x, y, letters, 30);
+    }
+
+    fn write_in(img: &mut RgbImage, x: u32, y: u32, letters: u32, ink: u8) {
         for k in 0..letters {
             for dy in 0..8 {
                 for dx in 0..3 {
-                    img.put_pixel(x + k * 5 + dx, y + dy, Rgb([30, 30, 30]));
+                    img.put_pixel(x + k * 5 + dx, y + dy, Rgb([ink, ink, ink]));
                 }
             }
         }
+    }
+
+    #[test]
+    fn faint_small_print_is_ink_and_a_flat_tint_is_not() {
+        // Letters only as dark as anti-aliasing leaves thin strokes, on white; and dark
+        // letters on a flat grey tint as dark as that faint ink.
+        let mut img = RgbImage::from_pixel(400, 200, Rgb([245, 245, 240]));
+        write_in(&mut img, 20, 20, 6, 150);
+        for y in 80..160 {
+            for x in 150..350 {
+                img.put_pixel(x, y, Rgb([150, 150, 150]));
+            }
+        }
+        write(&mut img, 200, 110, 8);
+        assert_eq!(
+            text_lines(&img),
+            vec![
+                Rect::new(18.0, 18.0, 50.0, 30.0),
+                Rect::new(198.0, 108.0, 240.0, 120.0)
+            ]
+        );
     }
 
     #[test]
