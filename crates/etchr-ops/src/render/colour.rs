@@ -11,7 +11,7 @@
 //! neighbour): the dark outline of a tag, or the border of a shape, separates it from a
 //! background of a similar colour, which smooth gradients never do.
 
-use super::pixels::{chroma, neighbours};
+use super::pixels::chroma;
 use crate::geom::Rect;
 use image::RgbImage;
 
@@ -99,6 +99,17 @@ impl NamedColour {
     }
 }
 
+impl NamedColour {
+    /// Whether a pixel has this name: [`NamedColour::of_pixel`], without working out the hue
+    /// of a pixel with one when this colour has none (and the other way round).
+    fn holds(self, px: [u8; 3]) -> bool {
+        use NamedColour::*;
+        let achromatic = chroma(px) < ACHROMATIC;
+        let wants_achromatic = matches!(self, Black | Grey | White);
+        achromatic == wants_achromatic && Self::of_pixel(px) == self
+    }
+}
+
 /// Hue in degrees [0, 360) of a pixel whose largest channel is `max` and spread `spread` > 0.
 fn hue_degrees([r, g, b]: [u8; 3], max: u8, spread: u8) -> f64 {
     let (r, g, b, d) = (r as f64, g as f64, b as f64, spread as f64);
@@ -168,25 +179,37 @@ struct Masks {
 fn flat_patches_of(img: &RgbImage, colour: NamedColour) -> Masks {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let raw = img.as_raw();
-    let px = |i: usize| [raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]];
-    let steps = |a: [u8; 3], b: [u8; 3]| (0..3).any(|k| a[k].abs_diff(b[k]) > EDGE);
+    let steps = |a: &[u8], b: &[u8]| {
+        a[0].abs_diff(b[0]) > EDGE || a[1].abs_diff(b[1]) > EDGE || a[2].abs_diff(b[2]) > EDGE
+    };
     let mut sharp = vec![false; w * h];
     // Both pixels of a sharp step are marked, so an outline one pixel wide still splits.
+    let rows: Vec<&[u8]> = raw.chunks_exact(3 * w).collect();
     for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            if x + 1 < w && steps(px(i), px(i + 1)) {
-                sharp[i] = true;
-                sharp[i + 1] = true;
+        let row = rows[y];
+        for (x, (a, b)) in row
+            .chunks_exact(3)
+            .zip(row[3..].chunks_exact(3))
+            .enumerate()
+        {
+            if steps(a, b) {
+                sharp[y * w + x] = true;
+                sharp[y * w + x + 1] = true;
             }
-            if y + 1 < h && steps(px(i), px(i + w)) {
-                sharp[i] = true;
-                sharp[i + w] = true;
+        }
+        if let Some(next) = rows.get(y + 1) {
+            for (x, (a, b)) in row.chunks_exact(3).zip(next.chunks_exact(3)).enumerate() {
+                if steps(a, b) {
+                    sharp[y * w + x] = true;
+                    sharp[(y + 1) * w + x] = true;
+                }
             }
         }
     }
-    let patch = (0..w * h)
-        .map(|i| !sharp[i] && NamedColour::of_pixel(px(i)) == colour)
+    let patch = raw
+        .chunks_exact(3)
+        .zip(&sharp)
+        .map(|(p, &s)| !s && colour.holds([p[0], p[1], p[2]]))
         .collect();
     Masks { patch, sharp }
 }
@@ -200,45 +223,101 @@ struct Component {
     enclosed: f64,
 }
 
-/// 4-connected components of `masks.patch`, with their boxes, pixel counts and enclosure.
+/// 4-connected components of `masks.patch`, with their boxes, pixel counts and enclosure, in
+/// the raster order of their first pixels. The mask is walked as runs along rows, and runs that
+/// overlap a run of the row above are united: each pixel is visited once, in memory order.
 fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
     let mask = &masks.patch;
-    let mut seen = vec![false; mask.len()];
-    let mut stack = Vec::new();
-    let mut out = Vec::new();
-    for start in 0..mask.len() {
-        if !mask[start] || seen[start] {
-            continue;
+    // Every run of patch pixels: its row and its columns `a..b`.
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    let mut row_start = Vec::with_capacity(h + 1);
+    for y in 0..h {
+        row_start.push(runs.len());
+        let row = &mask[y * w..(y + 1) * w];
+        let mut x = 0;
+        while x < w {
+            if !row[x] {
+                x += 1;
+                continue;
+            }
+            let a = x;
+            while x < w && row[x] {
+                x += 1;
+            }
+            runs.push((y, a, x));
         }
-        seen[start] = true;
-        stack.push(start);
-        let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
-        let (mut area, mut sharp_contacts, mut contacts) = (0u32, 0u32, 0u32);
-        while let Some(i) = stack.pop() {
-            let (x, y) = (i % w, i / w);
-            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-            area += 1;
-            for j in neighbours(i, w, h) {
-                if mask[j] {
-                    if !seen[j] {
-                        seen[j] = true;
-                        stack.push(j);
-                    }
-                } else {
-                    contacts += 1;
-                    sharp_contacts += masks.sharp[j] as u32;
-                }
+    }
+    row_start.push(runs.len());
+    let mut parent: Vec<usize> = (0..runs.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for y in 1..h {
+        let above = row_start[y - 1]..row_start[y];
+        let mut k = above.start;
+        for r in row_start[y]..row_start[y + 1] {
+            let (_, a, b) = runs[r];
+            // Runs of the row above ending before this one starts cannot touch later runs.
+            while k < above.end && runs[k].2 <= a {
+                k += 1;
+            }
+            let mut j = k;
+            while j < above.end && runs[j].1 < b {
+                let (ra, rb) = (root(&mut parent, r), root(&mut parent, j));
+                // The earlier run stays the root, so a component is named by its first run.
+                parent[ra.max(rb)] = ra.min(rb);
+                j += 1;
             }
         }
-        out.push(Component {
-            region: ColourRegion {
-                bounds: Rect::new(x0 as f64, y0 as f64, (x1 + 1) as f64, (y1 + 1) as f64),
-                area,
-            },
-            enclosed: sharp_contacts as f64 / contacts.max(1) as f64,
-        });
     }
-    out
+    let mut index = vec![usize::MAX; runs.len()];
+    let mut out: Vec<(usize, usize, usize, usize, u32, u32, u32)> = Vec::new();
+    for (r, &(y, a, b)) in runs.iter().enumerate() {
+        let c = root(&mut parent, r);
+        if index[c] == usize::MAX {
+            index[c] = out.len();
+            out.push((w, h, 0, 0, 0, 0, 0));
+        }
+        let (x0, y0, x1, y1, area, sharp_contacts, contacts) = &mut out[index[c]];
+        (*x0, *y0, *x1, *y1) = ((*x0).min(a), (*y0).min(y), (*x1).max(b - 1), (*y1).max(y));
+        *area += (b - a) as u32;
+        // Contacts with pixels outside the patch: beside the run, and above and below it.
+        let mut touch = |j: usize| {
+            if !mask[j] {
+                *contacts += 1;
+                *sharp_contacts += masks.sharp[j] as u32;
+            }
+        };
+        if a > 0 {
+            touch(y * w + a - 1);
+        }
+        if b < w {
+            touch(y * w + b);
+        }
+        for x in a..b {
+            if y > 0 {
+                touch((y - 1) * w + x);
+            }
+            if y + 1 < h {
+                touch((y + 1) * w + x);
+            }
+        }
+    }
+    out.into_iter()
+        .map(
+            |(x0, y0, x1, y1, area, sharp_contacts, contacts)| Component {
+                region: ColourRegion {
+                    bounds: Rect::new(x0 as f64, y0 as f64, (x1 + 1) as f64, (y1 + 1) as f64),
+                    area,
+                },
+                enclosed: sharp_contacts as f64 / contacts.max(1) as f64,
+            },
+        )
+        .collect()
 }
 
 #[cfg(test)]
