@@ -11,7 +11,7 @@
 //! neighbour): the dark outline of a tag, or the border of a shape, separates it from a
 //! background of a similar colour, which smooth gradients never do.
 
-use super::pixels::chroma;
+use super::pixels::{chroma, DisjointSets};
 use crate::geom::Rect;
 use image::RgbImage;
 
@@ -248,14 +248,7 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
         }
     }
     row_start.push(runs.len());
-    let mut parent: Vec<usize> = (0..runs.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
+    let mut sets = DisjointSets::new(runs.len());
     for y in 1..h {
         let above = row_start[y - 1]..row_start[y];
         let mut k = above.start;
@@ -267,9 +260,7 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
             }
             let mut j = k;
             while j < above.end && runs[j].1 < b {
-                let (ra, rb) = (root(&mut parent, r), root(&mut parent, j));
-                // The earlier run stays the root, so a component is named by its first run.
-                parent[ra.max(rb)] = ra.min(rb);
+                sets.union(r, j);
                 j += 1;
             }
         }
@@ -277,7 +268,7 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
     let mut index = vec![usize::MAX; runs.len()];
     let mut out: Vec<(usize, usize, usize, usize, u32, u32, u32)> = Vec::new();
     for (r, &(y, a, b)) in runs.iter().enumerate() {
-        let c = root(&mut parent, r);
+        let c = sets.root(r);
         if index[c] == usize::MAX {
             index[c] = out.len();
             out.push((w, h, 0, 0, 0, 0, 0));

@@ -32,6 +32,30 @@ pub fn neighbours(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
     .flatten()
 }
 
+/// Disjoint sets of `0..n` (union-find with path halving): the pieces, blobs or runs a search
+/// joins into larger things. A set is named by its smallest member.
+pub struct DisjointSets(Vec<usize>);
+
+impl DisjointSets {
+    pub fn new(n: usize) -> Self {
+        Self((0..n).collect())
+    }
+
+    /// The smallest member of `i`'s set.
+    pub fn root(&mut self, mut i: usize) -> usize {
+        while self.0[i] != i {
+            self.0[i] = self.0[self.0[i]];
+            i = self.0[i];
+        }
+        i
+    }
+
+    pub fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.root(a), self.root(b));
+        self.0[ra.max(rb)] = ra.min(rb);
+    }
+}
+
 pub fn crop(img: &RgbImage, (x, y, w, h): PixelBox) -> RgbImage {
     imageops::crop_imm(img, x, y, w, h).to_image()
 }

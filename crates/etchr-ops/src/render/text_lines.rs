@@ -3,7 +3,7 @@
 //! into one sheet (`collage`) when the question names what to read by a quoted key: the
 //! upstream can then find the key among all of them at a size it reads.
 
-use super::pixels::luma;
+use super::pixels::{luma, DisjointSets};
 use crate::geom::Rect;
 use image::RgbImage;
 
@@ -182,14 +182,7 @@ pub(super) fn blobs_of(ink: &[bool], w: usize, h: usize) -> Vec<Blob> {
 /// and the gap between them is at most the taller one's height. Lines of fewer than
 /// `min_blobs` blobs, or no wider than tall, are dropped.
 fn lines_of(blobs: &[Blob], min_blobs: usize) -> Vec<Blob> {
-    let mut parent: Vec<usize> = (0..blobs.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
+    let mut sets = DisjointSets::new(blobs.len());
     for (i, a) in blobs.iter().enumerate() {
         for (j, b) in blobs.iter().enumerate().skip(i + 1) {
             if b.x0 > a.x1 + MAX_HEIGHT {
@@ -199,15 +192,14 @@ fn lines_of(blobs: &[Blob], min_blobs: usize) -> Vec<Blob> {
             let shorter = a.height().min(b.height()) as i64;
             let gap = b.x0 as i64 - a.x1 as i64;
             if overlap * 2 >= shorter && gap <= a.height().max(b.height()) as i64 {
-                let (ra, rb) = (root(&mut parent, i), root(&mut parent, j));
-                parent[ra] = rb;
+                sets.union(i, j);
             }
         }
     }
     let mut lines: Vec<(Blob, usize)> = Vec::new();
     let mut index = vec![usize::MAX; blobs.len()];
     for (i, &b) in blobs.iter().enumerate() {
-        let r = root(&mut parent, i);
+        let r = sets.root(i);
         if index[r] == usize::MAX {
             index[r] = lines.len();
             lines.push((b, 0));
