@@ -14,7 +14,7 @@ use super::{
 use etchr_model::glyphs::GlyphClassifier;
 use etchr_ops::program::Axis;
 use etchr_ops::render::NamedColour;
-use etchr_ops::{Color, Op, Piece, Point, Program, Rect};
+use etchr_ops::{Color, Op, Piece, Point, Program, Rect, RgbImage};
 use etchr_reason::planner::{shown_as_closely, PlanRequest};
 
 /// How many things of the named colour the alternatives visit one by one; with more, the
@@ -30,6 +30,22 @@ const FEW_THINGS: usize = 4;
 /// walks a maze (a coloured maze marker is the start, not the target), and the question names
 /// a colour.
 pub(super) fn things_named(program: &Program, request: &PlanRequest<'_>) -> Vec<Rect> {
+    let lies = program.ops().iter().find_map(|op| match op {
+        Op::Rotate { angle, .. } => Some(quarter_turn(*angle)),
+        Op::Flip { .. } => Some(false),
+        _ => None,
+    });
+    let things: Vec<Rect> = things_of_the_named_colour(program, request)
+        .into_iter()
+        .filter(|b| lies.is_none_or(|on_side| (b.height() > b.width()) == on_side))
+        .collect();
+    in_the_named_place(things, request)
+}
+
+/// The boxes of the things of the colour the question names, largest first; empty unless the
+/// program was planned on the original and neither restores a jigsaw nor walks a maze, and
+/// the question names a colour (see [`things_named`]).
+fn things_of_the_named_colour(program: &Program, request: &PlanRequest<'_>) -> Vec<Rect> {
     let walks = matches!(program.ops().first(), Some(Op::Path { .. }));
     if !request.transform.is_identity() || restores_a_jigsaw(program) || walks {
         return Vec::new();
@@ -37,17 +53,10 @@ pub(super) fn things_named(program: &Program, request: &PlanRequest<'_>) -> Vec<
     let Some(colour) = NamedColour::in_text(request.question) else {
         return Vec::new();
     };
-    let lies = program.ops().iter().find_map(|op| match op {
-        Op::Rotate { angle, .. } => Some(quarter_turn(*angle)),
-        Op::Flip { .. } => Some(false),
-        _ => None,
-    });
-    let things: Vec<Rect> = etchr_ops::render::colour_regions(request.image, colour)
+    etchr_ops::render::colour_regions(request.image, colour)
         .into_iter()
         .map(|region| region.bounds)
-        .filter(|b| lies.is_none_or(|on_side| (b.height() > b.width()) == on_side))
-        .collect();
-    in_the_named_place(things, request)
+        .collect()
 }
 
 /// Of `things`, those in the place the question names ("in the top left", see [`Place`]) when
@@ -312,25 +321,18 @@ pub(super) fn the_thing_read(
     model: &Program,
     reader: &GlyphClassifier,
 ) -> Option<Program> {
-    let walks = matches!(model.ops().first(), Some(Op::Path { .. }));
-    if !request.avoid.is_empty()
-        || !request.transform.is_identity()
-        || restores_a_jigsaw(model)
-        || walks
-        || reading::quoted_key(request.question).is_none()
-    {
+    if !request.avoid.is_empty() || reading::quoted_key(request.question).is_none() {
         return None;
     }
-    let colour = NamedColour::in_text(request.question)?;
-    let things: Vec<Rect> = etchr_ops::render::colour_regions(request.image, colour)
-        .into_iter()
-        .map(|region| region.bounds)
-        .collect();
-    let things = in_the_named_place(things, request);
+    let things = in_the_named_place(things_of_the_named_colour(model, request), request);
     if things.len() > SHEET_THINGS {
         return None;
     }
     let (w, h) = request.image.dimensions();
+    let render = |image: &RgbImage, ops: Vec<Op>| {
+        let rendered = etchr_ops::render(image, &Program(ops), &Default::default()).ok()?;
+        rendered.views.into_iter().next().map(|view| view.image)
+    };
     // Each thing's cheapest read of the key, over the turns, and that turn.
     let mut reads: Vec<(f64, Rect, Option<Op>)> = things
         .iter()
@@ -346,14 +348,20 @@ pub(super) fn the_thing_read(
                 height: None,
                 filter: Default::default(),
             });
+            let cut_out = render(
+                request.image,
+                std::iter::once(Op::Crop { region: cut })
+                    .chain(shrink)
+                    .collect(),
+            )?;
             every_turn()
                 .into_iter()
                 .filter_map(|turn| {
-                    let ops = [Some(Op::Crop { region: cut }), shrink.clone(), turn.clone()];
-                    let program = Program(ops.into_iter().flatten().collect());
-                    let view =
-                        etchr_ops::render(request.image, &program, &Default::default()).ok()?;
-                    let cost = reading::key_edits(reader, &view.views[0].image, request.question)?;
+                    let turned = match &turn {
+                        Some(op) => render(&cut_out, vec![op.clone()])?,
+                        None => cut_out.clone(),
+                    };
+                    let cost = reading::key_edits(reader, &turned, request.question)?;
                     Some((cost, thing, turn))
                 })
                 .min_by(|a, b| a.0.total_cmp(&b.0))

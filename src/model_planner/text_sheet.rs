@@ -8,6 +8,7 @@
 
 use super::{best_guess, collage_zoomed, quotes_a_key, reading, restores_a_jigsaw, READING_SIDE};
 use etchr_model::glyphs::GlyphClassifier;
+use etchr_ops::render::TextLines;
 use etchr_ops::{Op, Piece, Point, Program, Rect};
 use etchr_reason::planner::PlanRequest;
 
@@ -42,7 +43,7 @@ pub(super) fn plan(
     {
         return None;
     }
-    let lines = etchr_ops::render::text_lines(request.image);
+    let TextLines { lines, short } = TextLines::of(request.image);
     if lines.len() < MIN_LINES {
         return None;
     }
@@ -51,7 +52,6 @@ pub(super) fn plan(
     // and shape, or the annotation of the chart mark it names by its cue, when one is found.
     // Keys are looked up among short lines too: "Bin:" is a line of its own.
     let read = reader.and_then(|r| {
-        let short = etchr_ops::render::short_text_lines(request.image);
         let line = reading::find_key(r, request.image, &short, request.question)?;
         let words = best_guess::with_its_words(short[line], &short);
         Some(best_guess::framed(request.image, words, &short))

@@ -99,17 +99,6 @@ impl NamedColour {
     }
 }
 
-impl NamedColour {
-    /// Whether a pixel has this name: [`NamedColour::of_pixel`], without working out the hue
-    /// of a pixel with one when this colour has none (and the other way round).
-    fn holds(self, px: [u8; 3]) -> bool {
-        use NamedColour::*;
-        let achromatic = chroma(px) < ACHROMATIC;
-        let wants_achromatic = matches!(self, Black | Grey | White);
-        achromatic == wants_achromatic && Self::of_pixel(px) == self
-    }
-}
-
 /// Hue in degrees [0, 360) of a pixel whose largest channel is `max` and spread `spread` > 0.
 fn hue_degrees([r, g, b]: [u8; 3], max: u8, spread: u8) -> f64 {
     let (r, g, b, d) = (r as f64, g as f64, b as f64, spread as f64);
@@ -209,7 +198,7 @@ fn flat_patches_of(img: &RgbImage, colour: NamedColour) -> Masks {
     let patch = raw
         .chunks_exact(3)
         .zip(&sharp)
-        .map(|(p, &s)| !s && colour.holds([p[0], p[1], p[2]]))
+        .map(|(p, &s)| !s && NamedColour::of_pixel([p[0], p[1], p[2]]) == colour)
         .collect();
     Masks { patch, sharp }
 }
@@ -265,22 +254,40 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
             }
         }
     }
+    /// One component as its runs are added up: its box (inclusive), pixels and contacts.
+    struct Tally {
+        x0: usize,
+        y0: usize,
+        x1: usize,
+        y1: usize,
+        area: u32,
+        sharp_contacts: u32,
+        contacts: u32,
+    }
     let mut index = vec![usize::MAX; runs.len()];
-    let mut out: Vec<(usize, usize, usize, usize, u32, u32, u32)> = Vec::new();
+    let mut out: Vec<Tally> = Vec::new();
     for (r, &(y, a, b)) in runs.iter().enumerate() {
         let c = sets.root(r);
         if index[c] == usize::MAX {
             index[c] = out.len();
-            out.push((w, h, 0, 0, 0, 0, 0));
+            out.push(Tally {
+                x0: w,
+                y0: h,
+                x1: 0,
+                y1: 0,
+                area: 0,
+                sharp_contacts: 0,
+                contacts: 0,
+            });
         }
-        let (x0, y0, x1, y1, area, sharp_contacts, contacts) = &mut out[index[c]];
-        (*x0, *y0, *x1, *y1) = ((*x0).min(a), (*y0).min(y), (*x1).max(b - 1), (*y1).max(y));
-        *area += (b - a) as u32;
+        let t = &mut out[index[c]];
+        (t.x0, t.y0, t.x1, t.y1) = (t.x0.min(a), t.y0.min(y), t.x1.max(b - 1), t.y1.max(y));
+        t.area += (b - a) as u32;
         // Contacts with pixels outside the patch: beside the run, and above and below it.
         let mut touch = |j: usize| {
             if !mask[j] {
-                *contacts += 1;
-                *sharp_contacts += masks.sharp[j] as u32;
+                t.contacts += 1;
+                t.sharp_contacts += masks.sharp[j] as u32;
             }
         };
         if a > 0 {
@@ -299,15 +306,18 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
         }
     }
     out.into_iter()
-        .map(
-            |(x0, y0, x1, y1, area, sharp_contacts, contacts)| Component {
-                region: ColourRegion {
-                    bounds: Rect::new(x0 as f64, y0 as f64, (x1 + 1) as f64, (y1 + 1) as f64),
-                    area,
-                },
-                enclosed: sharp_contacts as f64 / contacts.max(1) as f64,
+        .map(|t| Component {
+            region: ColourRegion {
+                bounds: Rect::new(
+                    t.x0 as f64,
+                    t.y0 as f64,
+                    (t.x1 + 1) as f64,
+                    (t.y1 + 1) as f64,
+                ),
+                area: t.area,
             },
-        )
+            enclosed: t.sharp_contacts as f64 / t.contacts.max(1) as f64,
+        })
         .collect()
 }
 

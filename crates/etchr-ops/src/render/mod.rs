@@ -23,7 +23,7 @@ pub use jigsaw::{
 pub use maze::{exit_from as maze_exit, nearest_marker as maze_marker};
 pub use pixels::{luma, resize};
 pub use table::{ruled_tables, Table};
-pub use text_lines::{short_text_lines, text_lines};
+pub use text_lines::{short_text_lines, text_lines, TextLines};
 
 use crate::error::OpsError;
 use crate::geom::{Affine, Point, Rect};

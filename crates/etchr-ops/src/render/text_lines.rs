@@ -56,42 +56,64 @@ impl Blob {
 /// The text lines of `img`, in reading order (top to bottom, then left to right), each box
 /// padded by a quarter of its height; empty when there are more than [`MAX_LINES`].
 pub fn text_lines(img: &RgbImage) -> Vec<Rect> {
-    lines_in(img, MIN_BLOBS)
+    TextLines::of(img).lines
 }
 
-/// [`text_lines`] with runs of as few as two letters: the lines to look a quoted key up in,
-/// where a short key ("Bin:") stands a word space from its value and is a line of its own.
-/// Reading tells the key from chance marks; a sheet of lines to show has no such filter.
+/// [`text_lines`] with runs of as few as two letters (see [`TextLines::short`]).
 pub fn short_text_lines(img: &RgbImage) -> Vec<Rect> {
-    lines_in(img, MIN_READ_BLOBS)
+    TextLines::of(img).short
 }
 
-fn lines_in(img: &RgbImage, min_blobs: usize) -> Vec<Rect> {
-    let (w, h) = img.dimensions();
-    let ink = ink_of(img);
-    let mut blobs: Vec<Blob> = blobs_of(&ink, w as usize, h as usize)
-        .into_iter()
-        .filter(Blob::is_letter)
-        .collect();
-    blobs.sort_by_key(|b| b.x0);
-    let lines = lines_of(&blobs, min_blobs);
-    if lines.len() > MAX_LINES {
-        return Vec::new();
+/// Both kinds of text line of one image, from one search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextLines {
+    /// Lines of at least [`MIN_BLOBS`] letters: what a sheet of lines shows.
+    pub lines: Vec<Rect>,
+    /// Lines of at least [`MIN_READ_BLOBS`]: the lines to look a quoted key up in, where a
+    /// short key ("Bin:") stands a word space from its value and is a line of its own.
+    /// Reading tells the key from chance marks; a sheet of lines to show has no such filter.
+    pub short: Vec<Rect>,
+}
+
+impl TextLines {
+    pub fn of(img: &RgbImage) -> Self {
+        let (w, h) = img.dimensions();
+        let ink = ink_of(img);
+        let mut blobs: Vec<Blob> = blobs_of(&ink, w as usize, h as usize)
+            .into_iter()
+            .filter(Blob::is_letter)
+            .collect();
+        blobs.sort_by_key(|b| b.x0);
+        let counted = lines_of(&blobs);
+        let boxes = |min_blobs: usize| {
+            let lines: Vec<&Blob> = counted
+                .iter()
+                .filter(|(_, n)| *n >= min_blobs)
+                .map(|(l, _)| l)
+                .collect();
+            if lines.len() > MAX_LINES {
+                return Vec::new();
+            }
+            let mut out: Vec<Rect> = lines
+                .into_iter()
+                .map(|b| {
+                    let pad = (b.height() as f64 * 0.25).ceil();
+                    Rect::new(
+                        (b.x0 as f64 - pad).max(0.0),
+                        (b.y0 as f64 - pad).max(0.0),
+                        (b.x1 as f64 + pad).min(w as f64),
+                        (b.y1 as f64 + pad).min(h as f64),
+                    )
+                })
+                .collect();
+            out.sort_by(|a, b| (a.y0, a.x0).partial_cmp(&(b.y0, b.x0)).expect("finite"));
+            out
+        };
+        TextLines {
+            lines: boxes(MIN_BLOBS),
+            short: boxes(MIN_READ_BLOBS),
+        }
     }
-    let mut out: Vec<Rect> = lines
-        .into_iter()
-        .map(|b| {
-            let pad = (b.height() as f64 * 0.25).ceil();
-            Rect::new(
-                (b.x0 as f64 - pad).max(0.0),
-                (b.y0 as f64 - pad).max(0.0),
-                (b.x1 as f64 + pad).min(w as f64),
-                (b.y1 as f64 + pad).min(h as f64),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| (a.y0, a.x0).partial_cmp(&(b.y0, b.x0)).expect("finite"));
-    out
 }
 
 /// The ink of `img`: pixels at most [`INK_LUMA`] bright, and the fainter strokes of small
@@ -179,9 +201,9 @@ pub(super) fn blobs_of(ink: &[bool], w: usize, h: usize) -> Vec<Blob> {
 }
 
 /// Blobs (sorted by `x0`) joined into lines: two join when they share most of their height
-/// and the gap between them is at most the taller one's height. Lines of fewer than
-/// `min_blobs` blobs, or no wider than tall, are dropped.
-fn lines_of(blobs: &[Blob], min_blobs: usize) -> Vec<Blob> {
+/// and the gap between them is at most the taller one's height. Each line comes with how many
+/// blobs it holds; lines no wider than tall are dropped.
+fn lines_of(blobs: &[Blob]) -> Vec<(Blob, usize)> {
     let mut sets = DisjointSets::new(blobs.len());
     for (i, a) in blobs.iter().enumerate() {
         for (j, b) in blobs.iter().enumerate().skip(i + 1) {
@@ -211,11 +233,8 @@ fn lines_of(blobs: &[Blob], min_blobs: usize) -> Vec<Blob> {
         line.y1 = line.y1.max(b.y1);
         *n += 1;
     }
+    lines.retain(|(l, _)| l.width() > l.height());
     lines
-        .into_iter()
-        .filter(|(l, n)| *n >= min_blobs && l.width() > l.height())
-        .map(|(l, _)| l)
-        .collect()
 }
 
 #[cfg(test)]
@@ -266,7 +285,8 @@ mod tests {
         write(&mut img, 54, 20, 5); // a word-gap on: the same line
         write(&mut img, 200, 100, 8);
         write(&mut img, 300, 150, 2); // too short to be a key and a value
-                                      // A dark square shape and a dot.
+        write(&mut img, 300, 60, 3); // a short key ("Bin:"): only a line to read in
+                                     // A dark square shape and a dot.
         for y in 120..190 {
             for x in 20..90 {
                 img.put_pixel(x, y, Rgb([40, 40, 120]));
@@ -285,5 +305,32 @@ mod tests {
                 Rect::new(198.0, 98.0, 240.0, 110.0)
             ]
         );
+        // The three-letter word is a line to look a key up in, from the same search.
+        let both = TextLines::of(&img);
+        assert_eq!(both.lines, lines);
+        assert_eq!(
+            both.short,
+            vec![
+                Rect::new(18.0, 18.0, 79.0, 30.0),
+                Rect::new(298.0, 58.0, 315.0, 70.0),
+                Rect::new(198.0, 98.0, 240.0, 110.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn bold_round_letters_are_letters_not_dots() {
+        // Four 10 × 10 rings with 2 px strokes (64 % of their box, like a bold `o`).
+        let mut img = RgbImage::from_pixel(200, 60, Rgb([245, 245, 240]));
+        for k in 0..4u32 {
+            for dy in 0..10u32 {
+                for dx in 0..10u32 {
+                    if !(2..8).contains(&dx) || !(2..8).contains(&dy) {
+                        img.put_pixel(20 + k * 12 + dx, 20 + dy, Rgb([30, 30, 30]));
+                    }
+                }
+            }
+        }
+        assert_eq!(text_lines(&img), vec![Rect::new(17.0, 17.0, 69.0, 33.0)]);
     }
 }
