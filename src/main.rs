@@ -310,7 +310,8 @@ fn main() -> std::process::ExitCode {
             .map(|_| ())
             .map_err(Into::into),
         Command::Train(TrainCommand::Sft(args)) => etchr_train::run_sft(args),
-        Command::Train(TrainCommand::Rl(args)) => etchr_train::run_rl(args),
+        Command::Train(TrainCommand::Rl(args)) => model_planner::for_training()
+            .and_then(|planner| etchr_train::run_rl(args, Some(planner))),
         Command::Train(TrainCommand::Glyphs(args)) => etchr_train::run_glyphs(args),
         Command::Train(TrainCommand::Export(args)) => etchr_train::run_export(args),
         Command::Train(TrainCommand::Metrics(args)) => etchr_train::run_metrics(args).map(|_| ()),

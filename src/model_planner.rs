@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use etchr_model::glyphs::GlyphClassifier;
 use etchr_model::{
-    EditingModel, ImageInput, ModelError, ModelHandle, ModelWorker, PlanInput, WorkerConfig,
+    EditingModel, ImageInput, ModelError, ModelHandle, ModelWorker, Network, PlanInput,
+    WorkerConfig,
 };
 use etchr_ops::{Color, Op, Piece, Program, Rect, RgbImage, Transform};
 use etchr_reason::planner::{crop_zoomed, enlarging, PlanError, PlanRequest, Planner, TileSearch};
@@ -39,11 +40,12 @@ pub const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../models/default/model.safet
 
 /// The editing model behind the [`Planner`] trait.
 ///
-/// `plan` sends the current view, the question and the reasoning so far to the model's inference
-/// thread and waits for the reply (the trait is called on a blocking thread); the view's
-/// transform goes with it, so the program comes back in ORIGINAL-image pixels.
+/// `plan` sends the current view, the question and the reasoning so far to the model (in the
+/// sidecar its inference thread, [`ModelHandle`]) and waits for the reply (the trait is called
+/// on a blocking thread); the view's transform goes with it, so the program comes back in
+/// ORIGINAL-image pixels.
 pub struct ModelPlanner {
-    handle: ModelHandle,
+    network: Arc<dyn Network>,
     name: String,
     /// Coarse-to-fine: a second call on the first plan's crop (`etchr_model::refine_view`).
     refine: bool,
@@ -54,11 +56,11 @@ pub struct ModelPlanner {
 }
 
 impl ModelPlanner {
-    /// A planner over a running worker; `name` (e.g. `default`) becomes `etchr-model:<name>` in
-    /// traces and logs.
-    pub fn new(handle: ModelHandle, name: &str) -> Self {
+    /// A planner over a running worker (or, in Stage 2 training, the sampled policy); `name`
+    /// (e.g. `default`) becomes `etchr-model:<name>` in traces and logs.
+    pub fn new(network: Arc<dyn Network>, name: &str) -> Self {
         Self {
-            handle,
+            network,
             name: format!("etchr-model:{name}"),
             refine: false,
             alternatives: Alternatives::Tiles,
@@ -98,7 +100,7 @@ impl ModelPlanner {
         if !request.avoid.is_empty() {
             input = input.avoiding(request.avoid.to_vec());
         }
-        let out = self.handle.plan_blocking(input).map_err(plan_error)?;
+        let out = self.network.plan_one(input).map_err(plan_error)?;
         tracing::debug!(
             planner = %self.name,
             program = %out.text,
@@ -572,7 +574,7 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
     if device.is_cuda() {
         warm_up(&handle)?;
     }
-    let planner = ModelPlanner::new(handle, &name)
+    let planner = ModelPlanner::new(Arc::new(handle), &name)
         .with_reader(Arc::new(built_in_reader()?))
         .with_refine(settings.refine)
         .with_alternatives(settings.alternatives);
@@ -586,6 +588,22 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
         "editing model loaded"
     );
     Ok(planner)
+}
+
+/// The sidecar's planner as Stage 2 training runs it (`etchr train rl --rollout product`):
+/// around the sampled policy, with the built-in reader and `[model]`'s default settings, the
+/// ones `etchr eval` plans with unless a config file says otherwise.
+pub fn for_training() -> Result<etchr_train::ProductPlanner> {
+    let reader = Arc::new(built_in_reader()?);
+    let settings = EditingModelConfig::default();
+    Ok(Arc::new(move |network: Arc<dyn Network>| {
+        Arc::new(
+            ModelPlanner::new(network, "policy")
+                .with_reader(reader.clone())
+                .with_refine(settings.refine)
+                .with_alternatives(settings.alternatives),
+        ) as Arc<dyn Planner>
+    }))
 }
 
 /// The built-in glyph classifier, on the CPU (a few hundred glyphs a plan: no GPU needed).
@@ -671,7 +689,7 @@ mod tests {
     fn tiny_planner(seed: u64) -> ModelPlanner {
         let handle =
             ModelWorker::spawn(EditingModel::tiny(seed).unwrap(), WorkerConfig::default()).unwrap();
-        ModelPlanner::new(handle, "tiny")
+        ModelPlanner::new(Arc::new(handle), "tiny")
     }
 
     #[test]
@@ -1571,6 +1589,43 @@ mod tests {
         match &unnamed.ops()[0] {
             Op::Path { to, .. } => assert!(to.x < 20.0, "{to:?}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The model behind a worker, counting its calls.
+    struct Counting(ModelHandle, std::sync::atomic::AtomicUsize);
+
+    impl Network for Counting {
+        fn plan_one(&self, input: PlanInput) -> Result<etchr_model::PlanOutput, ModelError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.plan_blocking(input)
+        }
+    }
+
+    #[test]
+    fn stage_2_trains_around_the_planner_the_sidecar_serves_with() {
+        // The same tiny weights behind the serving planner and behind the training one: the
+        // same plans, and every plan asks the network the training one is handed.
+        let handle =
+            || ModelWorker::spawn(EditingModel::tiny(5).unwrap(), WorkerConfig::default()).unwrap();
+        let settings = EditingModelConfig::default();
+        let serving = ModelPlanner::new(Arc::new(handle()), "tiny")
+            .with_reader(Arc::new(built_in_reader().unwrap()))
+            .with_refine(settings.refine)
+            .with_alternatives(settings.alternatives);
+        let network = Arc::new(Counting(handle(), Default::default()));
+        let training = for_training().unwrap()(network.clone());
+        assert_eq!(training.name(), "etchr-model:policy");
+        for family in [Family::FineGrained, Family::Jigsaw, Family::Maze] {
+            let (item, image) = etchr_data::generate(family, 4, 1);
+            let request = first_plan(&image, &item.question);
+            let calls = network.1.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(
+                training.plan(&request).unwrap(),
+                serving.plan(&request).unwrap(),
+                "{family:?}"
+            );
+            assert!(network.1.load(std::sync::atomic::Ordering::Relaxed) > calls);
         }
     }
 

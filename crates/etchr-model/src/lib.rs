@@ -51,4 +51,4 @@ pub use preprocess::{Letterbox, Prepared};
 pub use refine::refine_view;
 pub use tokens::{program_to_tokens, program_to_tokens_lossy, tokens_to_program, Frame, Token};
 pub use vocab::{Sym, Vocab};
-pub use worker::{ModelHandle, ModelWorker, WorkerConfig};
+pub use worker::{ModelHandle, ModelWorker, Network, WorkerConfig};

@@ -154,6 +154,20 @@ fn serve(model: EditingModel, cfg: WorkerConfig, rx: Receiver<Job>, stats: &Work
     }
 }
 
+/// What plans one input, synchronously: the serving worker ([`ModelHandle`]), or in Stage 2
+/// training the policy itself, sampled (`etchr-train`'s `SamplingNetwork`). The sidecar's
+/// planner calls the model through this, so training can run that very planner around the
+/// policy it samples.
+pub trait Network: Send + Sync {
+    fn plan_one(&self, input: PlanInput) -> Result<PlanOutput>;
+}
+
+impl Network for ModelHandle {
+    fn plan_one(&self, input: PlanInput) -> Result<PlanOutput> {
+        self.plan_blocking(input)
+    }
+}
+
 impl ModelHandle {
     /// Queues `input` without waiting; `Overloaded` at once when the queue is full.
     pub fn submit(&self, input: PlanInput) -> Result<oneshot::Receiver<Result<PlanOutput>>> {

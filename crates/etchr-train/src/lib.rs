@@ -16,7 +16,7 @@ pub mod schedule;
 pub mod trajlog;
 
 pub use glyphs::{run_glyphs, GlyphArgs};
-pub use rl::{run_rl, RlArgs};
+pub use rl::{run_rl, ProductPlanner, RlArgs};
 
 pub use export::{run_export, run_metrics, ExportArgs, MetricsArgs};
 pub use probe::{run_probe, ProbeArgs};

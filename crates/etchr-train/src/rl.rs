@@ -19,7 +19,9 @@
 //! ratio is 1 and the clip never binds; more epochs reuse the batch and the clip keeps the
 //! policy near the sampler. With `--rollout progressive` an episode is the `progressive` loop
 //! itself, the policy proposing each edit on the current view with the upstream's reasoning as
-//! context; the episode's reward (at its end) is credited to every edit it made.
+//! context; the episode's reward (at its end) is credited to every edit it made. With
+//! `--rollout product` an episode is the sidecar's own `evr` run, its planner (handed in by the
+//! `etchr` binary) calling the sampled policy; the reward is credited to every call.
 //!
 //! Checkpoints (`ckpt-STEP/`: policy weights, AdamW moments, `rl_state.json` with the RNG state)
 //! every `--checkpoint-every` steps; `--resume` continues from the latest, with the reward cache
@@ -28,16 +30,20 @@
 use crate::data::SplitMix;
 use crate::optim::{clip_scale, grad_norm, AdamW, AdamWParams};
 use crate::reward::{edit_score, Downstream, EditScore, Judged, Query, RewardCache};
-use crate::rollout::{sample_groups, sample_seed, Sampled, SamplingPlanner};
+use crate::rollout::{
+    sample_groups, sample_seed, Recording, Sampled, SamplingNetwork, SamplingPlanner,
+};
 use crate::schedule::Schedule;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use clap::{Args, ValueEnum};
 use etchr_data::{generate, Family, Item};
-use etchr_model::{Batch, DecodeOptions, EditingModel, ImageInput, ModelConfig, PlanInput};
+use etchr_model::{
+    Batch, DecodeOptions, EditingModel, ImageInput, ModelConfig, Network, PlanInput,
+};
 use etchr_model::{TrainExample, Vocab};
 use etchr_ops::{encode_image_stable, DecodeLimits, OutputFormat, Program};
-use etchr_reason::Strategy;
+use etchr_reason::{Planner, Strategy};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -56,7 +62,17 @@ pub enum Rollout {
     /// The `progressive` loop: reason → edit (sampled) → reason … up to `--max-steps` edits;
     /// the reward at the end is credited to every edit. Needs `--upstream`.
     Progressive,
+    /// The product: the sidecar's own planner (its pixel searches, its reader and the tile
+    /// search of alternatives) around the sampled policy, in the `evr` loop with up to
+    /// `--max-steps` candidates, exactly as `etchr eval` runs the `etchr` condition. The reward
+    /// at the end is credited to every call the planner made to the policy. Needs `--upstream`
+    /// and the `etchr` binary (which owns that planner).
+    Product,
 }
+
+/// Builds the sidecar's planner around a network (`Rollout::Product`); the `etchr` binary, which
+/// owns that planner, passes it to [`run_rl`].
+pub type ProductPlanner = Arc<dyn Fn(Arc<dyn Network>) -> Arc<dyn Planner> + Send + Sync>;
 
 /// `etchr train rl`: Stage 2 training of the editing model.
 #[derive(Debug, Clone, Args)]
@@ -352,9 +368,14 @@ impl RlItem {
     }
 
     fn edit_score(&self, s: &Sampled) -> EditScore {
+        self.edit_score_of(&s.program, s.dropped)
+    }
+
+    /// Edit correctness of `program`, of which validation dropped `dropped` ops.
+    fn edit_score_of(&self, program: &Program, dropped: usize) -> EditScore {
         edit_score(
-            &s.program,
-            s.dropped,
+            program,
+            dropped,
             &self.item.gold_program,
             &self.item.gold_region,
             (self.item.width, self.item.height),
@@ -518,7 +539,7 @@ impl Episode {
     }
 }
 
-/// How [`RlTrainer::rollout_progressive`] runs its episodes.
+/// How [`RlTrainer::rollout_episodes`] runs its episodes.
 #[derive(Debug, Clone, Copy)]
 pub struct EpisodeSpec {
     /// Episodes per item.
@@ -574,6 +595,8 @@ pub struct RlTrainer {
     pub state: RlState,
     items: Vec<RlItem>,
     epoch: Option<(u64, Vec<usize>)>,
+    /// The sidecar's planner, for `Rollout::Product`.
+    product: Option<ProductPlanner>,
 }
 
 fn same_architecture(a: &ModelConfig, b: &ModelConfig) -> bool {
@@ -615,7 +638,14 @@ impl RlTrainer {
             state,
             items,
             epoch: None,
+            product: None,
         })
+    }
+
+    /// Runs `Rollout::Product` episodes with the planner `make` builds.
+    pub fn with_product(mut self, make: Option<ProductPlanner>) -> Self {
+        self.product = make;
+        self
     }
 
     pub fn items(&self) -> &[RlItem] {
@@ -702,14 +732,17 @@ impl RlTrainer {
         Ok(episodes)
     }
 
-    /// Progressive episodes: the loop runs with a [`SamplingPlanner`] per episode, `run.k` per
-    /// item, `env.downstream.concurrency` at a time.
-    pub fn rollout_progressive(
+    /// Loop episodes (`progressive` or `product`): each runs the loop with its own
+    /// [`SamplingNetwork`] inside the planner `make` builds around it (the bare
+    /// [`SamplingPlanner`] when `make` is `None`), `run.k` per item, `env.downstream.concurrency`
+    /// at a time.
+    pub fn rollout_episodes(
         policy: &Arc<EditingModel>,
         items: &[RlItem],
         idx: &[usize],
         run: EpisodeSpec,
         env: &Env,
+        make: Option<&ProductPlanner>,
     ) -> Vec<Episode> {
         let EpisodeSpec {
             k,
@@ -717,22 +750,30 @@ impl RlTrainer {
             max_steps,
             seed: step_seed,
         } = run;
+        // The sidecar's planner runs in `evr`, as `etchr eval` runs it; the bare policy in
+        // `progressive`.
+        let strategy = if make.is_some() {
+            Strategy::Evr
+        } else {
+            Strategy::Progressive
+        };
         let mut jobs = Vec::new();
         for (n, &i) in idx.iter().enumerate() {
             for j in 0..k {
                 let seed = sample_seed(step_seed, 1_000 + n * k + j);
-                let planner = Arc::new(match sampling {
-                    Some((t, p)) => SamplingPlanner::new(policy.clone(), t, p, seed),
-                    None => SamplingPlanner::greedy(policy.clone()),
-                });
-                jobs.push((i, planner));
+                let network = Arc::new(SamplingNetwork::new(policy.clone(), sampling, seed));
+                let planner: Arc<dyn Planner> = match make {
+                    Some(make) => make(network.clone()),
+                    None => Arc::new(SamplingPlanner::new(network.clone())),
+                };
+                jobs.push((i, network, Arc::new(Recording::new(planner))));
             }
         }
         let ds = &env.downstream;
         let results = env.handle.block_on(async {
             let sem = Arc::new(tokio::sync::Semaphore::new(ds.concurrency));
             let mut set = tokio::task::JoinSet::new();
-            for (slot, (i, planner)) in jobs.iter().enumerate() {
+            for (slot, (i, _, planner)) in jobs.iter().enumerate() {
                 let (ds, sem, planner, it) =
                     (ds.clone(), sem.clone(), planner.clone(), items[*i].clone());
                 set.spawn(async move {
@@ -743,7 +784,7 @@ impl RlTrainer {
                             &it.image,
                             &it.item.question,
                             &it.item.answer,
-                            Strategy::Progressive,
+                            strategy,
                             max_steps,
                         )
                         .await;
@@ -761,12 +802,17 @@ impl RlTrainer {
         });
         jobs.into_iter()
             .zip(results)
-            .map(|((i, planner), r)| {
-                let calls = planner.take_calls();
-                // The last edit is the most refined one (coarse-to-fine): score that.
-                let edit = calls
-                    .last()
-                    .map_or_else(invalid_edit, |c| items[i].edit_score(c));
+            .map(|((i, network, planner), r)| {
+                let calls = network.take_calls();
+                let shown = planner.take_programs();
+                // Progressive: the last edit is the most refined one (coarse-to-fine). The
+                // product: the first candidate is the plan's bet (later ones are alternatives).
+                let scored = if make.is_some() {
+                    shown.first()
+                } else {
+                    shown.last()
+                };
+                let edit = scored.map_or_else(invalid_edit, |p| items[i].edit_score_of(p, 0));
                 let mut e = Episode {
                     item: i,
                     calls,
@@ -841,15 +887,23 @@ impl RlTrainer {
         });
         let episodes = match g.rollout {
             Rollout::Single => self.rollout_single(&idx, step_seed, env)?,
-            Rollout::Progressive => {
-                let env = env.context("--rollout progressive needs --upstream")?;
+            Rollout::Progressive | Rollout::Product => {
+                let env = env.context("loop rollouts need --upstream")?;
+                let make = match g.rollout {
+                    Rollout::Product => Some(
+                        self.product
+                            .as_ref()
+                            .context("--rollout product needs the sidecar's planner")?,
+                    ),
+                    _ => None,
+                };
                 let run = EpisodeSpec {
                     k: g.group_size,
                     sampling: Some((g.temperature, g.top_p)),
                     max_steps: g.max_steps,
                     seed: step_seed,
                 };
-                Self::rollout_progressive(&self.policy, &self.items, &idx, run, env)
+                Self::rollout_episodes(&self.policy, &self.items, &idx, run, env, make)
             }
         };
         let with_answer = env.is_some();
@@ -1043,7 +1097,8 @@ pub struct FamilyEval {
 
 /// Greedy decodes of `items` (the loop's first planner call: no reasoning yet), edit metrics,
 /// and Pass@1 through `env` (single-step: `evr` with the decoded program; progressive: the
-/// progressive loop with a greedy planner).
+/// progressive loop with a greedy planner; product: the sidecar's planner around the greedy
+/// policy, `make`).
 pub fn evaluate_rl(
     policy: &Arc<EditingModel>,
     items: &[RlItem],
@@ -1051,17 +1106,22 @@ pub fn evaluate_rl(
     max_steps: usize,
     env: Option<&Env>,
     step: u64,
+    make: Option<&ProductPlanner>,
 ) -> Result<RlEvalReport> {
     let idx: Vec<usize> = (0..items.len()).collect();
+    let loop_run = EpisodeSpec {
+        k: 1,
+        sampling: None,
+        max_steps,
+        seed: 0,
+    };
     let episodes = match (rollout, env) {
         (Rollout::Progressive, Some(env)) => {
-            let run = EpisodeSpec {
-                k: 1,
-                sampling: None,
-                max_steps,
-                seed: 0,
-            };
-            RlTrainer::rollout_progressive(policy, items, &idx, run, env)
+            RlTrainer::rollout_episodes(policy, items, &idx, loop_run, env, None)
+        }
+        (Rollout::Product, Some(env)) => {
+            let make = make.context("--rollout product needs the sidecar's planner")?;
+            RlTrainer::rollout_episodes(policy, items, &idx, loop_run, env, Some(make))
         }
         _ => {
             let mut eps = Vec::new();
@@ -1243,6 +1303,7 @@ fn build_env(args: &RlArgs, runtime: &tokio::runtime::Runtime) -> Result<Option<
     let strategy = match args.rollout {
         Rollout::Single => "evr",
         Rollout::Progressive => "progressive",
+        Rollout::Product => "product",
     };
     let setting = format!(
         "{strategy}|{url}|{}",
@@ -1261,8 +1322,9 @@ fn build_env(args: &RlArgs, runtime: &tokio::runtime::Runtime) -> Result<Option<
     }))
 }
 
-/// Runs Stage 2 training as `args` describe.
-pub fn run_rl(args: RlArgs) -> Result<()> {
+/// Runs Stage 2 training as `args` describe; `product` is the sidecar's planner, which
+/// `--rollout product` needs (the `etchr` binary passes it).
+pub fn run_rl(args: RlArgs, product: Option<ProductPlanner>) -> Result<()> {
     anyhow::ensure!(
         args.val_seed() != args.seed,
         "--val-seed must differ from --seed (the splits must not overlap)"
@@ -1286,6 +1348,16 @@ pub fn run_rl(args: RlArgs) -> Result<()> {
         anyhow::bail!(
             "--rollout progressive needs --upstream: the episode is the progressive loop, whose \
              edits follow the upstream's reasoning"
+        );
+    }
+    if args.rollout == Rollout::Product {
+        anyhow::ensure!(
+            args.upstream.is_some(),
+            "--rollout product needs --upstream: the episode is the sidecar's evr loop"
+        );
+        anyhow::ensure!(
+            product.is_some(),
+            "--rollout product needs the sidecar's planner: run it through the `etchr` binary"
         );
     }
     std::fs::create_dir_all(&args.out)
@@ -1371,7 +1443,8 @@ pub fn run_rl(args: RlArgs) -> Result<()> {
                 args.seed,
             )?
         }
-    };
+    }
+    .with_product(product);
     let g = trainer.state.grpo;
     eprintln!(
         "model: {} parameters; GRPO: {} items × {} samples per step, {} rollouts, ε {}, β {}, {} epoch(s) per batch",
@@ -1381,6 +1454,7 @@ pub fn run_rl(args: RlArgs) -> Result<()> {
         match g.rollout {
             Rollout::Single => "single-step".to_string(),
             Rollout::Progressive => format!("progressive (≤ {} edits)", g.max_steps),
+            Rollout::Product => format!("product (evr, ≤ {} candidates)", g.max_steps),
         },
         g.clip_eps,
         g.kl_coef,
@@ -1447,6 +1521,7 @@ pub fn run_rl(args: RlArgs) -> Result<()> {
                     g.max_steps,
                     env.as_ref(),
                     step,
+                    trainer.product.as_ref(),
                 )
             })?;
             say(format!(

@@ -1,5 +1,6 @@
-//! Sampling from the policy: single-step (k programs per item in one batched decode) and the
-//! [`SamplingPlanner`] that multi-step episodes run inside the real loop.
+//! Sampling from the policy: single-step (k programs per item in one batched decode), and the
+//! [`SamplingNetwork`] that multi-step episodes call inside the real loop: through the bare
+//! [`SamplingPlanner`] (`progressive`), or through the sidecar's own planner (`product`).
 //!
 //! Every sampled program comes back with the [`TrainExample`] that reproduces it under teacher
 //! forcing (the view as the model prepared it, the question, the context, and the decoded tokens
@@ -8,7 +9,10 @@
 //! and pointer patches); the sub-patch offset and box-size regression is deterministic given
 //! them, so it is part of the environment, not of the action.
 
-use etchr_model::{DecodeOptions, EditingModel, ImageInput, PlanInput, PlanOutput, TrainExample};
+use etchr_model::{
+    DecodeOptions, EditingModel, ImageInput, ModelError, Network, PlanInput, PlanOutput,
+    TrainExample,
+};
 use etchr_ops::Program;
 use etchr_reason::{PlanError, PlanRequest, Planner};
 use std::sync::{Arc, Mutex};
@@ -112,11 +116,10 @@ pub fn sample_groups(
     out
 }
 
-/// A planner that samples from the policy and records every call, for one episode of the
-/// `progressive` loop. It maps a [`PlanRequest`] to a [`PlanInput`] exactly as the `etchr`
-/// binary's model planner does (the current view, its transform back to the original, the
-/// question and the reasoning so far).
-pub struct SamplingPlanner {
+/// The policy as a [`Network`]: every call is decoded by sampling (or greedily) and recorded
+/// with what replays it. Call `n` of an episode is seeded from the episode's seed and `n`, so
+/// an episode's samples differ call by call and replay exactly.
+pub struct SamplingNetwork {
     model: Arc<EditingModel>,
     /// `(temperature, top_p)`, or `None` for greedy decoding.
     sampling: Option<(f32, f32)>,
@@ -124,18 +127,8 @@ pub struct SamplingPlanner {
     calls: Mutex<Vec<Sampled>>,
 }
 
-impl SamplingPlanner {
-    /// Samples at `temperature` / `top_p`; call `n` of the episode is seeded from `seed` and `n`.
-    pub fn new(model: Arc<EditingModel>, temperature: f32, top_p: f32, seed: u64) -> Self {
-        Self::with_options(model, Some((temperature, top_p)), seed)
-    }
-
-    /// Decodes greedily (evaluation episodes).
-    pub fn greedy(model: Arc<EditingModel>) -> Self {
-        Self::with_options(model, None, 0)
-    }
-
-    pub fn with_options(model: Arc<EditingModel>, sampling: Option<(f32, f32)>, seed: u64) -> Self {
+impl SamplingNetwork {
+    pub fn new(model: Arc<EditingModel>, sampling: Option<(f32, f32)>, seed: u64) -> Self {
         Self {
             model,
             sampling,
@@ -150,6 +143,39 @@ impl SamplingPlanner {
     }
 }
 
+impl Network for SamplingNetwork {
+    fn plan_one(&self, input: PlanInput) -> Result<PlanOutput, ModelError> {
+        let n = self.calls.lock().expect("calls lock").len();
+        let input = input.with_options(match self.sampling {
+            Some((t, p)) => DecodeOptions::sample(t, p, sample_seed(self.seed, n)),
+            None => DecodeOptions::default(),
+        });
+        let prepared = Arc::new(self.model.prepare(&input)?);
+        let out = self.model.plan(input.clone())?;
+        self.calls.lock().expect("calls lock").push(Sampled {
+            dropped: dropped_ops(&out),
+            example: replay_example(&self.model, prepared, &input, &out),
+            program: out.program.clone(),
+            logprob: out.logprob,
+        });
+        Ok(out)
+    }
+}
+
+/// A planner that is the policy alone (its decoded program is the edit), for the `progressive`
+/// loop's episodes. It maps a [`PlanRequest`] to a [`PlanInput`] as the `etchr` binary's model
+/// planner does (the current view, its transform back to the original, the question and the
+/// reasoning so far).
+pub struct SamplingPlanner {
+    network: Arc<SamplingNetwork>,
+}
+
+impl SamplingPlanner {
+    pub fn new(network: Arc<SamplingNetwork>) -> Self {
+        Self { network }
+    }
+}
+
 impl Planner for SamplingPlanner {
     fn name(&self) -> &str {
         "etchr-model:policy-sample"
@@ -160,30 +186,48 @@ impl Planner for SamplingPlanner {
             ImageInput::Decoded(Arc::new(request.image.clone())),
             request.question,
         )
-        .on_view(request.transform.clone(), request.original_size)
-        .with_options(match self.sampling {
-            Some((t, p)) => DecodeOptions::sample(t, p, sample_seed(self.seed, request.step)),
-            None => DecodeOptions::default(),
-        });
+        .on_view(request.transform.clone(), request.original_size);
         if let Some(c) = request.context {
             input = input.with_context(c);
         }
-        let prepared = Arc::new(
-            self.model
-                .prepare(&input)
-                .map_err(|e| PlanError::Model(e.to_string()))?,
-        );
         let out = self
-            .model
-            .plan(input.clone())
+            .network
+            .plan_one(input)
             .map_err(|e| PlanError::Model(e.to_string()))?;
-        let program = out.program.clone();
-        self.calls.lock().expect("calls lock").push(Sampled {
-            dropped: dropped_ops(&out),
-            example: replay_example(&self.model, prepared, &input, &out),
-            program: out.program,
-            logprob: out.logprob,
-        });
+        Ok(out.program)
+    }
+}
+
+/// A planner that records the programs `inner` returns (the edits an episode showed, in order).
+pub struct Recording {
+    inner: Arc<dyn Planner>,
+    programs: Mutex<Vec<Program>>,
+}
+
+impl Recording {
+    pub fn new(inner: Arc<dyn Planner>) -> Self {
+        Self {
+            inner,
+            programs: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn take_programs(&self) -> Vec<Program> {
+        std::mem::take(&mut *self.programs.lock().expect("programs lock"))
+    }
+}
+
+impl Planner for Recording {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
+        let program = self.inner.plan(request)?;
+        self.programs
+            .lock()
+            .expect("programs lock")
+            .push(program.clone());
         Ok(program)
     }
 }

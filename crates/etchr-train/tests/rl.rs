@@ -12,7 +12,7 @@ use etchr_train::rl::{
     build_items, rl_checkpoints, Env, EpisodeSpec, GrpoParams, RlItem, RlTrainer, Rollout,
 };
 use etchr_train::schedule::Schedule;
-use etchr_train::{run_rl, RlArgs};
+use etchr_train::{run_rl, ProductPlanner, RlArgs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -238,6 +238,89 @@ fn single_step_training_with_a_mock_upstream() {
     rt.block_on(mock.shutdown());
 }
 
+/// A stand-in for the sidecar's planner (which lives in the `etchr` binary): it asks the
+/// network twice, as the sidecar does for an alternative, and shows a fixed crop of the gold
+/// region, so the episode's reward is the answer's and the edit score that crop's.
+struct TwoCallsThenGold {
+    network: Arc<dyn etchr_model::Network>,
+    crop: Program,
+}
+
+impl etchr_reason::Planner for TwoCallsThenGold {
+    fn name(&self) -> &str {
+        "two-calls"
+    }
+
+    fn plan(
+        &self,
+        request: &etchr_reason::PlanRequest<'_>,
+    ) -> Result<Program, etchr_reason::PlanError> {
+        for _ in 0..2 {
+            let input = etchr_model::PlanInput::new(
+                etchr_model::ImageInput::Decoded(Arc::new(request.image.clone())),
+                request.question,
+            );
+            self.network
+                .plan_one(input)
+                .map_err(|e| etchr_reason::PlanError::Model(e.to_string()))?;
+        }
+        Ok(self.crop.clone())
+    }
+}
+
+#[test]
+fn product_episodes_credit_every_call_of_the_planner_and_score_what_it_showed() {
+    let _s = serial();
+    let its = items(1);
+    let gold = its[0].item.answer.clone();
+    let crop = Program(vec![etchr_ops::Op::Crop {
+        region: its[0].item.gold_region,
+    }]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt.block_on(MockUpstream::start(Script::from_fn(move |r| {
+        let raw = String::from_utf8_lossy(&r.raw);
+        if raw.contains("\\boxed{0}") {
+            Reply::chat("\\boxed{1}")
+        } else {
+            Reply::chat(&format!("\\boxed{{{gold}}}"))
+        }
+    })));
+    let env = Env {
+        downstream: downstream(&mock),
+        cache: Mutex::new(RewardCache::in_memory("test")),
+        handle: rt.handle().clone(),
+    };
+    let mut g = grpo(2);
+    g.items_per_step = 1;
+    g.rollout = Rollout::Product;
+    let make: ProductPlanner = Arc::new(move |network| {
+        Arc::new(TwoCallsThenGold {
+            network,
+            crop: crop.clone(),
+        }) as Arc<dyn etchr_reason::Planner>
+    });
+    let mut t = trainer(its, g, 1e-3).with_product(Some(make.clone()));
+    let idx = t.items_at(0);
+    let run = EpisodeSpec {
+        k: 2,
+        sampling: Some((1.0, 1.0)),
+        max_steps: 2,
+        seed: 9,
+    };
+    let eps = RlTrainer::rollout_episodes(&t.policy, t.items(), &idx, run, &env, Some(&make));
+    assert_eq!(eps.len(), 2);
+    for e in &eps {
+        let j = e.judged.as_ref().unwrap().as_ref().unwrap();
+        assert!(j.correct, "{j:?}");
+        assert_eq!(e.calls.len(), 2, "both calls of the planner are credited");
+        assert!(e.edit.valid && e.edit.iou == Some(1.0), "{:?}", e.edit);
+    }
+    let s = t.step(Some(&env)).unwrap();
+    assert_eq!(s.samples, 2);
+    assert_eq!(s.planner_calls, 4, "{s:?}");
+    rt.block_on(mock.shutdown());
+}
+
 #[test]
 fn progressive_episodes_credit_every_edit() {
     let _s = serial();
@@ -271,7 +354,7 @@ fn progressive_episodes_credit_every_edit() {
         max_steps: 2,
         seed: 9,
     };
-    let eps = RlTrainer::rollout_progressive(&t.policy, t.items(), &idx, run, &env);
+    let eps = RlTrainer::rollout_episodes(&t.policy, t.items(), &idx, run, &env, None);
     assert_eq!(eps.len(), 2);
     for e in &eps {
         let j = e.judged.as_ref().unwrap().as_ref().unwrap();
@@ -338,13 +421,16 @@ fn rl_args(out: &std::path::Path, steps: u64) -> RlArgs {
 fn resume_continues_like_an_uninterrupted_run() {
     let _s = serial();
     let straight = tempfile::tempdir().unwrap();
-    run_rl(rl_args(straight.path(), 4)).unwrap();
+    run_rl(rl_args(straight.path(), 4), None).unwrap();
     let split = tempfile::tempdir().unwrap();
-    run_rl(rl_args(split.path(), 2)).unwrap();
-    assert!(run_rl(rl_args(split.path(), 4)).is_err(), "needs --resume");
+    run_rl(rl_args(split.path(), 2), None).unwrap();
+    assert!(
+        run_rl(rl_args(split.path(), 4), None).is_err(),
+        "needs --resume"
+    );
     let mut a = rl_args(split.path(), 4);
     a.resume = true;
-    run_rl(a).unwrap();
+    run_rl(a, None).unwrap();
 
     let ck = rl_checkpoints(split.path());
     assert_eq!(ck.iter().map(|c| c.0).collect::<Vec<_>>(), vec![2, 4]);
