@@ -6,7 +6,8 @@
 //! sheet, bands of a table) into one that boxes, or shows, the line that holds the answer;
 //! a key not found, or found in two places alike, leaves the plan as it was.
 
-use etchr_model::glyphs::{find_text, GlyphClassifier, ReadLine};
+use etchr_model::glyphs::{find_text, Found, GlyphClassifier, ReadLine};
+use etchr_ops::render::Cut;
 use etchr_ops::{Rect, RgbImage};
 
 /// The question's quoted key: the text between its first pair of double quotes (straight or
@@ -25,9 +26,32 @@ pub(super) fn quoted_key(question: &str) -> Option<&str> {
 /// Reads `boxes` of `image`; a classifier error is logged and reads as nothing (the plan
 /// then falls back to showing every line).
 pub(super) fn read(reader: &GlyphClassifier, image: &RgbImage, boxes: &[Rect]) -> Vec<ReadLine> {
-    reader.read(image, boxes).unwrap_or_else(|e| {
+    read_cut(reader, image, boxes, Cut::Halfway)
+}
+
+fn read_cut(reader: &GlyphClassifier, image: &RgbImage, boxes: &[Rect], cut: Cut) -> Vec<ReadLine> {
+    reader.read_cut(image, boxes, cut).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "the glyph classifier failed; reading nothing");
         Vec::new()
+    })
+}
+
+/// Where `key` is read among `lines` (boxes of `image`): at the classifier's own ink cut, or,
+/// when that finds no line alike, at the bolder one, which keeps the thin strokes of small
+/// serif print whole (`etchr_ops::render::Cut`). Bold is only the second reading: it can merge
+/// neighbouring glyphs of small sans print that the first keeps apart.
+fn found_in(
+    reader: &GlyphClassifier,
+    image: &RgbImage,
+    lines: &[Rect],
+    key: &str,
+) -> Option<Found> {
+    [Cut::Halfway, Cut::Bold].into_iter().find_map(|cut| {
+        let read = read_cut(reader, image, lines, cut);
+        let found = find_text(&read, key)?;
+        let line = read[found.line].text();
+        tracing::debug!(key, %line, cost = found.cost, ?cut, "read the key");
+        Some(found)
     })
 }
 
@@ -39,10 +63,7 @@ pub(super) fn find_key(
     question: &str,
 ) -> Option<usize> {
     let key = quoted_key(question)?;
-    let read = read(reader, image, lines);
-    let found = find_text(&read, key)?;
-    tracing::debug!(key, line = %read[found.line].text(), cost = found.cost, "read the key");
-    Some(found.line)
+    found_in(reader, image, lines, key).map(|found| found.line)
 }
 
 /// How many edits from the question's quoted key the text lines of `view` (a small view: one
@@ -54,7 +75,7 @@ pub(super) fn key_edits(reader: &GlyphClassifier, view: &RgbImage, question: &st
     if lines.is_empty() {
         return None;
     }
-    let found = find_text(&read(reader, view, &lines), key)?;
+    let found = found_in(reader, view, &lines, key)?;
     Some(found.cost * key.chars().filter(|c| c.is_alphanumeric()).count() as f64)
 }
 

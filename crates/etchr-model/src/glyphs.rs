@@ -14,7 +14,7 @@ use crate::init::{Init, Params};
 use crate::nn::log_softmax;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use etchr_ops::render::{line_glyphs, Glyph, GLYPH_FEATURES};
+use etchr_ops::render::{line_glyphs_cut, Cut, Glyph, GLYPH_FEATURES};
 use etchr_ops::{Rect, RgbImage};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -172,7 +172,15 @@ impl GlyphClassifier {
     /// Reads each of `lines` (boxes of `img`, e.g. from `etchr_ops::render::text_lines`),
     /// classifying all their glyphs in one batch.
     pub fn read(&self, img: &RgbImage, lines: &[Rect]) -> Result<Vec<ReadLine>> {
-        let cut: Vec<Vec<Glyph>> = lines.iter().map(|&l| line_glyphs(img, l)).collect();
+        self.read_cut(img, lines, Cut::Halfway)
+    }
+
+    /// [`Self::read`] with the glyphs' ink cut at `cut`.
+    pub fn read_cut(&self, img: &RgbImage, lines: &[Rect], cut: Cut) -> Result<Vec<ReadLine>> {
+        let cut: Vec<Vec<Glyph>> = lines
+            .iter()
+            .map(|&l| line_glyphs_cut(img, l, cut))
+            .collect();
         let all: Vec<Glyph> = cut.iter().flatten().cloned().collect();
         let mut classes = self.classify(&all)?.into_iter();
         Ok(lines

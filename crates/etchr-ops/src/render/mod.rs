@@ -15,7 +15,9 @@ mod text_lines;
 
 pub use bars::{bar_charts, BarChart};
 pub use colour::{regions_of as colour_regions, ColourRegion, NamedColour};
-pub use glyphs::{line_glyphs, Glyph, GLYPH_FEATURES, GLYPH_SIDE, PLACEMENT_FEATURES};
+pub use glyphs::{
+    line_glyphs, line_glyphs_cut, Cut, Glyph, GLYPH_FEATURES, GLYPH_SIDE, PLACEMENT_FEATURES,
+};
 pub use jigsaw::{
     detect_grid as jigsaw_grid, inverse as jigsaw_inverse, permute as jigsaw_permute,
     solve as jigsaw_solve,
