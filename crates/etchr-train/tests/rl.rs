@@ -146,6 +146,15 @@ fn tiny_jpeg() -> Arc<[u8]> {
         .into()
 }
 
+/// The reward's upstream side against `mock`, with an in-memory cache.
+fn env_of(mock: &MockUpstream, rt: &tokio::runtime::Runtime) -> Env {
+    Env {
+        downstream: downstream(mock),
+        cache: Mutex::new(RewardCache::in_memory("test")),
+        handle: rt.handle().clone(),
+    }
+}
+
 fn downstream(mock: &MockUpstream) -> Downstream {
     let backend = etchr_upstream::HttpUpstream::from_url(&mock.base_url(), "vllm", None).unwrap();
     let mut d = Downstream::new(Arc::new(backend), Duration::from_secs(30), 2);
@@ -218,11 +227,7 @@ fn single_step_training_with_a_mock_upstream() {
     let mock = rt.block_on(MockUpstream::start(Script::always(Reply::chat(&format!(
         "\\boxed{{{gold}}}"
     )))));
-    let env = Env {
-        downstream: downstream(&mock),
-        cache: Mutex::new(RewardCache::in_memory("test")),
-        handle: rt.handle().clone(),
-    };
+    let env = env_of(&mock, &rt);
     let mut g = grpo(3);
     g.items_per_step = 1;
     let mut t = trainer(its, g, 1e-3);
@@ -285,11 +290,7 @@ fn product_episodes_credit_every_call_of_the_planner_and_score_what_it_showed() 
             Reply::chat(&format!("\\boxed{{{gold}}}"))
         }
     })));
-    let env = Env {
-        downstream: downstream(&mock),
-        cache: Mutex::new(RewardCache::in_memory("test")),
-        handle: rt.handle().clone(),
-    };
+    let env = env_of(&mock, &rt);
     let mut g = grpo(2);
     g.items_per_step = 1;
     g.rollout = Rollout::Product;
@@ -337,11 +338,7 @@ fn progressive_episodes_credit_every_edit() {
             Reply::chat("The tag is too small to read; a closer look at it would help.")
         }
     })));
-    let env = Env {
-        downstream: downstream(&mock),
-        cache: Mutex::new(RewardCache::in_memory("test")),
-        handle: rt.handle().clone(),
-    };
+    let env = env_of(&mock, &rt);
     let mut g = grpo(2);
     g.items_per_step = 1;
     g.rollout = Rollout::Progressive;
