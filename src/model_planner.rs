@@ -427,16 +427,27 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
         width,
         wall_luma,
     }];
-    ops.extend(crop_for_reading(region).0);
     let lines = etchr_ops::render::text_lines(request.image);
-    match best_guess::exit_label(&lines, exit, region) {
-        Some(label) => {
-            let pocket = best_guess::panel_around(request.image, label, wall_luma);
-            best_guess::marked(Program(ops), pocket)
-        }
+    let label = best_guess::exit_label(&lines, exit, region)
+        .map(|label| best_guess::panel_around(request.image, label, wall_luma));
+    // The exit's label is the answer: the crop takes it in whole, with a margin for the mark,
+    // where the pocket alone would cut a long label that runs along the wall.
+    let full = Rect::new(0.0, 0.0, w as f64, h as f64);
+    let shown = label.map_or(region, |label| {
+        region
+            .union(&label.padded(LABEL_MARGIN))
+            .intersect(&full)
+            .unwrap_or(region)
+    });
+    ops.extend(crop_for_reading(shown).0);
+    match label {
+        Some(label) => best_guess::marked(Program(ops), label),
         None => Program(ops),
     }
 }
+
+/// Pixels of the original kept around a boxed exit label, for the box's stroke.
+const LABEL_MARGIN: f64 = 8.0;
 
 /// The long side, in pixels, at which upstreams commonly look at an image (larger ones are
 /// shrunk to it): what the planner's views are sized for.
@@ -1487,6 +1498,27 @@ mod tests {
         let focus = found.focus().expect("a focus");
         assert!(focus.iou(&item.gold_region) > 0.5, "{focus:?} {found:?}");
         assert!(matches!(found.ops().last(), Some(Op::DrawBox { .. })));
+    }
+
+    #[test]
+    fn the_crop_takes_in_the_whole_exit_label_it_boxes() {
+        // Item 8 of seed 1129's mazes: a long label runs along the wall past the pocket of
+        // corridor the exit opens on; a crop of the pocket alone cut its code in half.
+        let (item, image) = etchr_data::generate(etchr_data::Family::Maze, 1129, 8);
+        let walk = Program(item.gold_program.ops()[..1].to_vec());
+        let found = with_the_exit_found(walk, &first_plan(&image, &item.question));
+        let Some(Op::Crop { region }) = found.ops().get(1) else {
+            panic!("a crop after the path: {found:?}");
+        };
+        // The label's print: the text lines on the gold label panel.
+        let panel = item.gold_region;
+        let print = etchr_ops::render::text_lines(&image)
+            .into_iter()
+            .filter(|l| panel.contains(l.center()))
+            .reduce(|a, b| a.union(&b))
+            .expect("the label's print");
+        assert_eq!(region.intersect(&print), Some(print), "{region:?} cuts {print:?}");
+        assert!(found.focus().unwrap().iou(&panel) > 0.5, "{found:?}");
     }
 
     #[test]
