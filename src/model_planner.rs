@@ -1517,7 +1517,11 @@ mod tests {
             .filter(|l| panel.contains(l.center()))
             .reduce(|a, b| a.union(&b))
             .expect("the label's print");
-        assert_eq!(region.intersect(&print), Some(print), "{region:?} cuts {print:?}");
+        assert_eq!(
+            region.intersect(&print),
+            Some(print),
+            "{region:?} cuts {print:?}"
+        );
         assert!(found.focus().unwrap().iou(&panel) > 0.5, "{found:?}");
     }
 
