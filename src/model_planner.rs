@@ -86,6 +86,20 @@ impl ModelPlanner {
         self
     }
 
+    /// A planner over `network` as `settings` and the sidecar configure it: reading with
+    /// `reader`, refining and planning alternatives as `[model]` says.
+    pub fn configured(
+        network: Arc<dyn Network>,
+        name: &str,
+        reader: Arc<GlyphClassifier>,
+        settings: &EditingModelConfig,
+    ) -> Self {
+        Self::new(network, name)
+            .with_reader(reader)
+            .with_refine(settings.refine)
+            .with_alternatives(settings.alternatives)
+    }
+
     fn call(
         &self,
         image: RgbImage,
@@ -432,7 +446,7 @@ fn with_the_exit_found(program: Program, request: &PlanRequest<'_>) -> Program {
         .map(|label| best_guess::panel_around(request.image, label, wall_luma));
     // The exit's label is the answer: the crop takes it in whole, with a margin for the mark,
     // where the pocket alone would cut a long label that runs along the wall.
-    let full = Rect::new(0.0, 0.0, w as f64, h as f64);
+    let full = Rect::full(w, h);
     let shown = label.map_or(region, |label| {
         region
             .union(&label.padded(LABEL_MARGIN))
@@ -585,10 +599,8 @@ pub fn load(settings: &EditingModelConfig, dir: Option<&Path>) -> Result<ModelPl
     if device.is_cuda() {
         warm_up(&handle)?;
     }
-    let planner = ModelPlanner::new(Arc::new(handle), &name)
-        .with_reader(Arc::new(built_in_reader()?))
-        .with_refine(settings.refine)
-        .with_alternatives(settings.alternatives);
+    let reader = Arc::new(built_in_reader()?);
+    let planner = ModelPlanner::configured(Arc::new(handle), &name, reader, settings);
     tracing::info!(
         planner = planner.name(),
         source = %source,
@@ -608,12 +620,12 @@ pub fn for_training() -> Result<etchr_train::ProductPlanner> {
     let reader = Arc::new(built_in_reader()?);
     let settings = EditingModelConfig::default();
     Ok(Arc::new(move |network: Arc<dyn Network>| {
-        Arc::new(
-            ModelPlanner::new(network, "policy")
-                .with_reader(reader.clone())
-                .with_refine(settings.refine)
-                .with_alternatives(settings.alternatives),
-        ) as Arc<dyn Planner>
+        Arc::new(ModelPlanner::configured(
+            network,
+            "policy",
+            reader.clone(),
+            &settings,
+        )) as Arc<dyn Planner>
     }))
 }
 
@@ -1645,10 +1657,8 @@ mod tests {
         let handle =
             || ModelWorker::spawn(EditingModel::tiny(5).unwrap(), WorkerConfig::default()).unwrap();
         let settings = EditingModelConfig::default();
-        let serving = ModelPlanner::new(Arc::new(handle()), "tiny")
-            .with_reader(Arc::new(built_in_reader().unwrap()))
-            .with_refine(settings.refine)
-            .with_alternatives(settings.alternatives);
+        let reader = Arc::new(built_in_reader().unwrap());
+        let serving = ModelPlanner::configured(Arc::new(handle()), "tiny", reader, &settings);
         let network = Arc::new(Counting(handle(), Default::default()));
         let training = for_training().unwrap()(network.clone());
         assert_eq!(training.name(), "etchr-model:policy");

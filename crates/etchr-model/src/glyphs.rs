@@ -177,15 +177,15 @@ impl GlyphClassifier {
 
     /// [`Self::read`] with the glyphs' ink cut at `cut`.
     pub fn read_cut(&self, img: &RgbImage, lines: &[Rect], cut: Cut) -> Result<Vec<ReadLine>> {
-        let cut: Vec<Vec<Glyph>> = lines
+        let per_line: Vec<Vec<Glyph>> = lines
             .iter()
             .map(|&l| line_glyphs_cut(img, l, cut))
             .collect();
-        let all: Vec<Glyph> = cut.iter().flatten().cloned().collect();
+        let all: Vec<Glyph> = per_line.iter().flatten().cloned().collect();
         let mut classes = self.classify(&all)?.into_iter();
         Ok(lines
             .iter()
-            .zip(cut)
+            .zip(per_line)
             .map(|(&region, glyphs)| ReadLine {
                 region,
                 chars: glyphs

@@ -387,10 +387,37 @@ impl EditingModel {
     /// Plans several requests in one forward pass (one result per input, in order; a bad
     /// image fails only its own request).
     pub fn plan_batch(&self, inputs: Vec<PlanInput>) -> Vec<Result<PlanOutput>> {
+        let prepared = self
+            .prepare_all(&inputs)
+            .into_iter()
+            .map(|(p, ms)| (p.map(Arc::new), ms))
+            .collect();
+        self.plan_ready(&inputs, prepared)
+    }
+
+    /// [`Self::plan_batch`] of inputs already prepared with [`Self::prepare`] (`prepared[i]`
+    /// is `inputs[i]`'s): Stage 2 training keeps each preparation for the replay of what it
+    /// sampled, and would otherwise letterbox every image twice. Their `preprocess_ms` is 0.
+    pub fn plan_batch_prepared(
+        &self,
+        inputs: &[PlanInput],
+        prepared: &[Arc<Prepared>],
+    ) -> Vec<Result<PlanOutput>> {
+        assert_eq!(inputs.len(), prepared.len(), "one preparation per input");
+        let prepared = prepared.iter().map(|p| (Ok(p.clone()), 0.0)).collect();
+        self.plan_ready(inputs, prepared)
+    }
+
+    /// Decodes `inputs` from their preparations (each with its time in ms).
+    fn plan_ready(
+        &self,
+        inputs: &[PlanInput],
+        prepared: Vec<(Result<Arc<Prepared>>, f64)>,
+    ) -> Vec<Result<PlanOutput>> {
         let mut results: Vec<Option<Result<PlanOutput>>> =
             (0..inputs.len()).map(|_| None).collect();
         let mut ready = Vec::new();
-        for (i, (prepared, ms)) in self.prepare_all(&inputs).into_iter().enumerate() {
+        for (i, (prepared, ms)) in prepared.into_iter().enumerate() {
             match prepared {
                 Ok(p) => {
                     let original = original_size(&p.frame, inputs[i].original_size);

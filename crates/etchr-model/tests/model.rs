@@ -131,6 +131,26 @@ fn batched_decoding_matches_single_requests_and_is_valid() {
 }
 
 #[test]
+fn planning_from_kept_preparations_is_planning_from_the_inputs() {
+    let model = EditingModel::tiny(11).unwrap();
+    let mut rng = Rng(7);
+    let inputs: Vec<PlanInput> = (0..3)
+        .map(|i| random_input(&mut rng, DecodeOptions::sample(2.0, 1.0, i)))
+        .collect();
+    let prepared: Vec<Arc<_>> = inputs
+        .iter()
+        .map(|i| Arc::new(model.prepare(i).unwrap()))
+        .collect();
+    let kept = model.plan_batch_prepared(&inputs, &prepared);
+    for (fresh, kept) in model.plan_batch(inputs.clone()).into_iter().zip(kept) {
+        let (fresh, kept) = (fresh.unwrap(), kept.unwrap());
+        assert_eq!(fresh.tokens, kept.tokens);
+        assert_eq!(fresh.program, kept.program);
+        assert!((fresh.logprob - kept.logprob).abs() < 1e-6);
+    }
+}
+
+#[test]
 fn a_corrupt_image_in_a_batch_fails_only_its_own_request() {
     // Encoded inputs are decoded in parallel: results must stay in input order.
     let model = EditingModel::tiny(5).unwrap();

@@ -1134,22 +1134,20 @@ pub fn evaluate_rl(
                             .with_options(DecodeOptions::default()))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let prepared: Vec<_> = inputs.iter().map(|i| policy.prepare(i)).collect();
-                for ((&i, out), (input, prep)) in chunk
+                let prepared = inputs
                     .iter()
-                    .zip(policy.plan_batch(inputs.clone()))
-                    .zip(inputs.iter().zip(prepared))
+                    .map(|i| policy.prepare(i).map(Arc::new))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                for ((&i, out), (input, p)) in chunk
+                    .iter()
+                    .zip(policy.plan_batch_prepared(&inputs, &prepared))
+                    .zip(inputs.iter().zip(prepared.iter().cloned()))
                 {
-                    eps.push(match (out, prep) {
-                        (Ok(o), Ok(p)) => {
+                    eps.push(match out {
+                        Ok(o) => {
                             let s = Sampled {
                                 dropped: crate::rollout::dropped_ops(&o),
-                                example: crate::rollout::replay_example(
-                                    policy,
-                                    Arc::new(p),
-                                    input,
-                                    &o,
-                                ),
+                                example: crate::rollout::replay_example(policy, p, input, &o),
                                 program: o.program,
                                 logprob: o.logprob,
                             };
@@ -1161,7 +1159,7 @@ pub fn evaluate_rl(
                                 error: None,
                             }
                         }
-                        (Err(e), _) | (_, Err(e)) => Episode {
+                        Err(e) => Episode {
                             item: i,
                             calls: Vec::new(),
                             edit: invalid_edit(),

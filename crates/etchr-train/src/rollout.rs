@@ -98,14 +98,20 @@ pub fn sample_groups(
                 ))
             })
             .collect();
-        for (&(i, _), r) in chunk.iter().zip(model.plan_batch(batch)) {
-            let p = prepared[i]
-                .as_ref()
-                .expect("only prepared inputs are sampled");
+        let ready: Vec<Arc<etchr_model::Prepared>> = chunk
+            .iter()
+            .map(|&(i, _)| {
+                (prepared[i].as_ref())
+                    .expect("only prepared inputs are sampled")
+                    .clone()
+            })
+            .collect();
+        let planned = model.plan_batch_prepared(&batch, &ready);
+        for ((&(i, _), p), r) in chunk.iter().zip(ready).zip(planned) {
             out[i].push(match r {
                 Ok(o) => Ok(Sampled {
                     dropped: dropped_ops(&o),
-                    example: replay_example(model, p.clone(), &inputs[i], &o),
+                    example: replay_example(model, p, &inputs[i], &o),
                     program: o.program,
                     logprob: o.logprob,
                 }),
@@ -151,7 +157,13 @@ impl Network for SamplingNetwork {
             None => DecodeOptions::default(),
         });
         let prepared = Arc::new(self.model.prepare(&input)?);
-        let out = self.model.plan(input.clone())?;
+        let out = (self.model)
+            .plan_batch_prepared(
+                std::slice::from_ref(&input),
+                std::slice::from_ref(&prepared),
+            )
+            .pop()
+            .expect("one result per input")?;
         self.calls.lock().expect("calls lock").push(Sampled {
             dropped: dropped_ops(&out),
             example: replay_example(&self.model, prepared, &input, &out),

@@ -146,6 +146,14 @@ fn tiny_jpeg() -> Arc<[u8]> {
         .into()
 }
 
+/// Two sampled loop episodes of up to two edits each.
+const SAMPLED_PAIR: EpisodeSpec = EpisodeSpec {
+    k: 2,
+    sampling: Some((1.0, 1.0)),
+    max_steps: 2,
+    seed: 9,
+};
+
 /// The reward's upstream side against `mock`, with an in-memory cache.
 fn env_of(mock: &MockUpstream, rt: &tokio::runtime::Runtime) -> Env {
     Env {
@@ -302,13 +310,8 @@ fn product_episodes_credit_every_call_of_the_planner_and_score_what_it_showed() 
     });
     let mut t = trainer(its, g, 1e-3).with_product(Some(make.clone()));
     let idx = t.items_at(0);
-    let run = EpisodeSpec {
-        k: 2,
-        sampling: Some((1.0, 1.0)),
-        max_steps: 2,
-        seed: 9,
-    };
-    let eps = RlTrainer::rollout_episodes(&t.policy, t.items(), &idx, run, &env, Some(&make));
+    let eps =
+        RlTrainer::rollout_episodes(&t.policy, t.items(), &idx, SAMPLED_PAIR, &env, Some(&make));
     assert_eq!(eps.len(), 2);
     for e in &eps {
         let j = e.judged.as_ref().unwrap().as_ref().unwrap();
@@ -345,13 +348,7 @@ fn progressive_episodes_credit_every_edit() {
     g.max_steps = 2;
     let mut t = trainer(its, g, 1e-3);
     let idx = t.items_at(0);
-    let run = EpisodeSpec {
-        k: 2,
-        sampling: Some((1.0, 1.0)),
-        max_steps: 2,
-        seed: 9,
-    };
-    let eps = RlTrainer::rollout_episodes(&t.policy, t.items(), &idx, run, &env, None);
+    let eps = RlTrainer::rollout_episodes(&t.policy, t.items(), &idx, SAMPLED_PAIR, &env, None);
     assert_eq!(eps.len(), 2);
     for e in &eps {
         let j = e.judged.as_ref().unwrap().as_ref().unwrap();

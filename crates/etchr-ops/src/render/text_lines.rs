@@ -286,7 +286,8 @@ mod tests {
         write(&mut img, 200, 100, 8);
         write(&mut img, 300, 150, 2); // too short to be a key and a value
         write(&mut img, 300, 60, 3); // a short key ("Bin:"): only a line to read in
-                                     // A dark square shape and a dot.
+
+        // A dark square shape and a dot.
         for y in 120..190 {
             for x in 20..90 {
                 img.put_pixel(x, y, Rgb([40, 40, 120]));
