@@ -146,10 +146,11 @@ impl ModelPlanner {
             };
             let out = self.call(request.image.clone(), request.transform.clone(), &guess)?;
             let (w, h) = request.original_size;
+            let steered = steered_pointer(&out);
             let pointer = if restores_a_jigsaw(&out.program) {
                 &[][..]
             } else {
-                &out.first_pointer[..]
+                &steered[..]
             };
             let things = things_named(&out.program, request);
             if let Some(sheet) = turned_sheet(&things, request, &out.program, pointer) {
@@ -165,6 +166,7 @@ impl ModelPlanner {
             return Ok(borrowing_from(tile, &out.program));
         }
         let first = self.call(request.image.clone(), request.transform.clone(), request)?;
+        let pointer = steered_pointer(&first);
         // A quoted key on a thing named by its colour: the thing it is read on, turned upright.
         let read = (self.reader.as_deref())
             .and_then(|reader| named_things::the_thing_read(request, &first.program, reader));
@@ -172,20 +174,13 @@ impl ModelPlanner {
             return Ok(thing);
         }
         // A quoted key: every text line, gathered where the upstream reads them all at once.
-        if let Some(sheet) = text_sheet::plan(
-            request,
-            &first.program,
-            &first.first_pointer,
-            self.reader.as_deref(),
-        ) {
+        if let Some(sheet) =
+            text_sheet::plan(request, &first.program, &pointer, self.reader.as_deref())
+        {
             return Ok(sheet);
         }
         if !self.refine {
-            return Ok(with_the_cue_in_view(
-                first.program,
-                request,
-                &first.first_pointer,
-            ));
+            return Ok(with_the_cue_in_view(first.program, request, &pointer));
         }
         let Some((view, transform)) =
             etchr_model::refine_view(request.image, request.transform, &first.program)
@@ -214,6 +209,26 @@ impl Planner for ModelPlanner {
         let program = aimed.unwrap_or_else(|| with_the_restore_tiled(program, request));
         Ok(with_the_exit_found(program, request))
     }
+}
+
+/// The weights the planner ranks candidate regions by: the model's first pointer distribution
+/// (1 in all), and the point its program actually chose first (the centre of its first crop,
+/// box or highlight) with weight 1 more, so that a region holding that point ranks first. In
+/// serving the choice is the model's greedy one, which mostly agrees with the distribution;
+/// in Stage 2 it is a sampled token of the policy, so which candidate the planner shows first
+/// is an action the policy is credited for (the distribution alone does not change when a
+/// sample does).
+fn steered_pointer(out: &etchr_model::PlanOutput) -> Vec<(etchr_ops::Point, f32)> {
+    let chosen = out
+        .program
+        .ops()
+        .first()
+        .and_then(Op::focus_region)
+        .map(|r| (r.center(), 1.0));
+    chosen
+        .into_iter()
+        .chain(out.first_pointer.iter().copied())
+        .collect()
 }
 
 /// `tile` (a crop, then maybe a zoom) with what of the model's own program a plain tile would
@@ -1077,9 +1092,9 @@ mod tests {
             );
             assert!(crop.x0 >= 0.0 && crop.y1 <= 600.0, "{crop:?}");
         }
-        // A crop that shows none of them moves to the pointed-at one, boxes it and zooms to
-        // about 1024 px (at most 4×); the model's box on the wrong place goes. (A program that
-        // turns gets them all on one turned sheet instead; see the next test.)
+        // A crop that shows none of them moves to the pointed-at one, boxes it and zooms at
+        // the model's own scale (its zoom by 2); the model's box on the wrong place goes. (A
+        // program that turns gets them all on one turned sheet instead; see the next test.)
         let unturned = etchr_ops::text::parse(
             "crop box=300,250,500,400; zoom factor=2; box box=350,300,400,320",
         )
@@ -1095,8 +1110,21 @@ mod tests {
             }
             ref other => panic!("{other:?}"),
         }
-        assert!(matches!(moved.ops()[2], Op::Zoom { factor: Some(f), .. } if f == 4.0));
+        assert!(matches!(moved.ops()[2], Op::Zoom { factor: Some(f), .. } if f == 2.0));
         assert_eq!(moved.ops().len(), 3);
+        // Without a zoom of its own, or with one that would not fit the reading size, to about
+        // 1024 px (at most 4×: the crop is 167 px).
+        for program in [
+            "crop box=300,250,500,400; box box=350,300,400,320",
+            "crop box=300,250,500,400; zoom factor=9; box box=350,300,400,320",
+        ] {
+            let moved =
+                with_the_cue_in_view(etchr_ops::text::parse(program).unwrap(), &request, &pointer);
+            assert!(
+                matches!(moved.ops()[2], Op::Zoom { factor: Some(f), .. } if f == 4.0),
+                "{program}: {moved:?}"
+            );
+        }
         // A crop already on one of them, a walk through a maze, a restore, a question without a
         // colour, or a view that is not the original: the model's program stands.
         let on_one = etchr_ops::text::parse("crop box=80,60,220,140; zoom factor=3").unwrap();
@@ -1137,6 +1165,34 @@ mod tests {
             with_the_cue_in_view(turned.clone(), &request, &pointer),
             turned
         );
+    }
+
+    #[test]
+    fn the_region_the_model_chose_first_ranks_first_whatever_the_distribution_says() {
+        let (image, tags) = tag_board();
+        let request = first_plan(&image, "Read the code on the pink tag \"Valve 2\".");
+        let out = |program: &str| etchr_model::PlanOutput {
+            program: etchr_ops::text::parse(program).unwrap(),
+            text: String::new(),
+            tokens: Vec::new(),
+            steps: Vec::new(),
+            logprob: 0.0,
+            // Most of the distribution on the second tag.
+            first_pointer: vec![(tags[1], 0.8), (tags[2], 0.2)],
+            repairs: Vec::new(),
+            view_size: (256, 171),
+            original_size: (900, 600),
+            timings: Default::default(),
+        };
+        let things = things_named(&Program::default(), &request);
+        let first =
+            |program: &str| crops_around(&things, &request, &steered_pointer(&out(program)))[0].1;
+        // The program's first region is the model's own choice (a sample, in Stage 2).
+        assert!(first("crop box=460,380,580,500; zoom factor=2").contains(tags[2]));
+        assert!(first("box box=120,70,160,110").contains(tags[0]));
+        // A program that points nowhere first ranks by the distribution alone.
+        assert!(first("rotate angle=180").contains(tags[1]));
+        assert!(first("crop box=700,10,800,60").contains(tags[1]));
     }
 
     /// `n` alternatives in a row from `next_thing`, each shown (its crop avoided) before the

@@ -8,8 +8,7 @@
 //! names ("in the top left"), the model's pointer and size.
 
 use super::{
-    best_guess, collage_zoomed, crop_for_reading, reading, restores_a_jigsaw, words_outside_quotes,
-    READING_SIDE,
+    best_guess, collage_zoomed, reading, restores_a_jigsaw, words_outside_quotes, READING_SIDE,
 };
 use etchr_model::glyphs::GlyphClassifier;
 use etchr_ops::program::Axis;
@@ -173,12 +172,41 @@ pub(super) fn pointer_mass(region: Rect, pointer: &[(Point, f32)]) -> f32 {
 }
 
 /// The view of one thing: `crop`, the thing boxed in red (as the generator's gold programs mark
-/// their target), `turn` if any, and a zoom to about 1024 px.
-fn thing_view(thing: Rect, crop: Rect, turn: Option<Op>) -> Program {
-    let mut ops = crop_for_reading(crop).0;
+/// their target), `turn` if any, and a zoom at the scale of the `model`'s own zoom (see
+/// [`model_scale`]), or to about 1024 px when the model does not zoom or its scale would not
+/// fit that.
+fn thing_view(thing: Rect, crop: Rect, turn: Option<Op>, model: &Program) -> Program {
+    let fit = (READING_SIDE / crop.width().max(crop.height()).max(1.0)).min(4.0);
+    let factor = model_scale(model).map_or(fit, |scale| scale.min(fit));
+    let mut ops = vec![Op::Crop { region: crop }];
+    ops.extend(scaled(factor));
     let boxed = best_guess::mark(thing.padded(3.0).intersect(&crop).unwrap_or(thing));
     ops.splice(1..1, std::iter::once(boxed).chain(turn));
     Program(ops)
+}
+
+/// The scale the model chose for what it crops: the factor of its program's zoom, if it has one.
+/// The model learned it from the gold edits, which zoom until the answer's capitals are about
+/// 24 px tall; the upstream then reads letters at a size it reads well, where filling the
+/// 1024 px reading size can blow small print up past it. Stage 2 training samples this factor
+/// (a vocabulary choice of the policy) and so tunes it to what the upstream actually reads.
+pub(super) fn model_scale(model: &Program) -> Option<f64> {
+    model.ops().iter().find_map(|op| match op {
+        Op::Zoom {
+            factor: Some(f), ..
+        } if f.is_finite() && *f > 0.0 => Some(*f),
+        _ => None,
+    })
+}
+
+/// A zoom by `factor` (floored to hundredths), unless it is within 1 % of no zoom at all.
+fn scaled(factor: f64) -> Option<Op> {
+    ((factor - 1.0).abs() > 0.01).then(|| Op::Zoom {
+        factor: Some((factor * 100.0).floor() / 100.0),
+        width: None,
+        height: None,
+        filter: Default::default(),
+    })
 }
 
 /// The next alternative when the question names a colour: the next of a few things of that
@@ -219,7 +247,7 @@ pub(super) fn next_thing(
     } else {
         (0..turns.len()).find_map(|round| crops.iter().copied().find(|&(_, _, t)| t == round))?
     };
-    Some(thing_view(thing, crop, turns[tried].clone()))
+    Some(thing_view(thing, crop, turns[tried].clone(), model))
 }
 
 /// The most things one turned sheet holds.
@@ -377,7 +405,12 @@ pub(super) fn the_thing_read(
     {
         return None;
     }
-    Some(thing_view(thing, square_around(thing, 2.2, w, h), turn))
+    Some(thing_view(
+        thing,
+        square_around(thing, 2.2, w, h),
+        turn,
+        model,
+    ))
 }
 
 /// How much better, in edits, the thing read as the key must read than any other.
@@ -478,7 +511,7 @@ pub(super) fn with_the_cue_in_view(
     let (thing, crop) = crops_around(&things, request, pointer)[0];
     tracing::debug!(?crop, "the crop moved to a thing of the named colour");
     let own_turn = turns_to_try(&program).swap_remove(0);
-    thing_view(thing, crop, own_turn)
+    thing_view(thing, crop, own_turn, &program)
 }
 
 #[cfg(test)]
