@@ -190,7 +190,7 @@ fn thing_view(thing: Rect, crop: Rect, turn: Option<Op>, model: &Program) -> Pro
 /// 24 px tall; the upstream then reads letters at a size it reads well, where filling the
 /// 1024 px reading size can blow small print up past it. Stage 2 training samples this factor
 /// (a vocabulary choice of the policy) and so tunes it to what the upstream actually reads.
-pub(super) fn model_scale(model: &Program) -> Option<f64> {
+fn model_scale(model: &Program) -> Option<f64> {
     model.ops().iter().find_map(|op| match op {
         Op::Zoom {
             factor: Some(f), ..
@@ -463,12 +463,15 @@ fn quarter_turn(angle: f64) -> bool {
 }
 
 /// What the tiles are ranked by: each thing of the named colour weighs 1 (the target is one of
-/// them), the model's pointer (1 in all) breaks ties.
+/// them), the model's pointer, scaled to 1 in all, breaks ties (a steered pointer, with the
+/// model's chosen point on top of its distribution, weighs 2 before the scaling).
 pub(super) fn tile_weight(things: &[Rect], pointer: &[(Point, f32)]) -> Vec<(Point, f32)> {
+    let total: f32 = pointer.iter().map(|(_, w)| w).sum();
+    let scale = if total > 0.0 { 1.0 / total } else { 0.0 };
     things
         .iter()
         .map(|t| (t.center(), 1.0))
-        .chain(pointer.iter().copied())
+        .chain(pointer.iter().map(|&(p, w)| (p, w * scale)))
         .collect()
 }
 
@@ -569,6 +572,26 @@ mod tests {
                 None
             );
         }
+    }
+
+    #[test]
+    fn the_pointer_only_breaks_ties_between_tiles_of_things() {
+        let things = [
+            Rect::new(0.0, 0.0, 10.0, 10.0),
+            Rect::new(50.0, 0.0, 60.0, 10.0),
+        ];
+        // A steered pointer: the model's chosen point (1) on top of its distribution (1).
+        let pointer = [
+            (Point::new(100.0, 100.0), 1.0),
+            (Point::new(100.0, 100.0), 0.75),
+            (Point::new(5.0, 5.0), 0.25),
+        ];
+        let weights = tile_weight(&things, &pointer);
+        let of_things: f32 = weights[..2].iter().map(|(_, w)| w).sum();
+        let of_pointer: f32 = weights[2..].iter().map(|(_, w)| w).sum();
+        assert_eq!(of_things, 2.0);
+        assert!((of_pointer - 1.0).abs() < 1e-6, "{weights:?}");
+        assert_eq!(tile_weight(&things, &[]).len(), 2);
     }
 
     #[test]
