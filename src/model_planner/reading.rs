@@ -23,13 +23,14 @@ pub(super) fn quoted_key(question: &str) -> Option<&str> {
         .next()
 }
 
-/// Reads `boxes` of `image`; a classifier error is logged and reads as nothing (the plan
-/// then falls back to showing every line).
-pub(super) fn read(reader: &GlyphClassifier, image: &RgbImage, boxes: &[Rect]) -> Vec<ReadLine> {
-    read_cut(reader, image, boxes, Cut::Halfway)
-}
-
-fn read_cut(reader: &GlyphClassifier, image: &RgbImage, boxes: &[Rect], cut: Cut) -> Vec<ReadLine> {
+/// Reads `boxes` of `image` with ink cut at `cut`; a classifier error is logged and reads as
+/// nothing (the plan then falls back to showing every line).
+pub(super) fn read_cut(
+    reader: &GlyphClassifier,
+    image: &RgbImage,
+    boxes: &[Rect],
+    cut: Cut,
+) -> Vec<ReadLine> {
     reader.read_cut(image, boxes, cut).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "the glyph classifier failed; reading nothing");
         Vec::new()
@@ -46,7 +47,7 @@ fn found_in(
     lines: &[Rect],
     key: &str,
 ) -> Option<Found> {
-    [Cut::Halfway, Cut::Bold].into_iter().find_map(|cut| {
+    READINGS.into_iter().find_map(|cut| {
         let read = read_cut(reader, image, lines, cut);
         let found = find_text(&read, key)?;
         let line = read[found.line].text();
@@ -79,12 +80,19 @@ pub(super) fn key_edits(reader: &GlyphClassifier, view: &RgbImage, question: &st
     Some(found.cost * key.chars().filter(|c| c.is_alphanumeric()).count() as f64)
 }
 
-/// The box of the ink in `region` of `image` as read (its glyphs), if it holds any.
+/// The box of the ink in `region` of `image` as read (its glyphs), if it holds any: at the
+/// classifier's own cut, else at the bolder one, where thin serif strokes still count.
 pub(super) fn ink_of(reader: &GlyphClassifier, image: &RgbImage, region: Rect) -> Option<Rect> {
-    let read = read(reader, image, &[region]);
-    let line = read.first()?;
-    line.span(0, line.chars.len())
+    READINGS.into_iter().find_map(|cut| {
+        let read = read_cut(reader, image, &[region], cut);
+        let line = read.first()?;
+        line.span(0, line.chars.len())
+    })
 }
+
+/// The ink cuts text is read at, in order: the classifier's own, then the bolder second
+/// reading (see [`found_in`]).
+pub(super) const READINGS: [Cut; 2] = [Cut::Halfway, Cut::Bold];
 
 #[cfg(test)]
 mod tests {
