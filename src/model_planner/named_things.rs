@@ -14,7 +14,7 @@ use etchr_model::glyphs::GlyphClassifier;
 use etchr_ops::program::Axis;
 use etchr_ops::render::NamedColour;
 use etchr_ops::{Color, Op, Piece, Point, Program, Rect, RgbImage};
-use etchr_reason::planner::{shown_as_closely, PlanRequest};
+use etchr_reason::planner::{shown_as_closely, zoom_by, PlanRequest};
 
 /// How many things of the named colour the alternatives visit one by one; with more, the
 /// tiles holding most of them come first instead.
@@ -201,12 +201,7 @@ fn model_scale(model: &Program) -> Option<f64> {
 
 /// A zoom by `factor` (floored to hundredths), unless it is within 1 % of no zoom at all.
 fn scaled(factor: f64) -> Option<Op> {
-    ((factor - 1.0).abs() > 0.01).then(|| Op::Zoom {
-        factor: Some((factor * 100.0).floor() / 100.0),
-        width: None,
-        height: None,
-        filter: Default::default(),
-    })
+    ((factor - 1.0).abs() > 0.01).then(|| zoom_by(factor))
 }
 
 /// The next alternative when the question names a colour: the next of a few things of that

@@ -210,12 +210,17 @@ pub fn crop_zoomed(region: Rect, factor: f64) -> Program {
 
 /// A zoom by `factor` (floored to hundredths), if it enlarges.
 pub fn enlarging(factor: f64) -> Option<Op> {
-    (factor > 1.0).then(|| Op::Zoom {
+    (factor > 1.0).then(|| zoom_by(factor))
+}
+
+/// A zoom by `factor`, floored to hundredths (the planners' programs stay short in text form).
+pub fn zoom_by(factor: f64) -> Op {
+    Op::Zoom {
         factor: Some((factor * 100.0).floor() / 100.0),
         width: None,
         height: None,
         filter: Default::default(),
-    })
+    }
 }
 
 impl Planner for TileSearch {
