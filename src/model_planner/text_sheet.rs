@@ -47,7 +47,7 @@ pub(super) fn plan(
     if lines.len() < MIN_LINES {
         return None;
     }
-    let sheet = sheet(&lines)?;
+    let sheet = sheet(&phrases(&lines))?;
     // The line the key is read in; else the tag of the thing the question names by colour
     // and shape, or the annotation of the chart mark it names by its cue, when one is found.
     // Keys are looked up among short lines too: "Bin:" is a line of its own.
@@ -63,6 +63,28 @@ pub(super) fn plan(
         Some(mark) => best_guess::marked(sheet, mark),
         None => sheet,
     })
+}
+
+/// `lines` with the lines that continue one another on a row (a key and its value split by a
+/// wide space) joined, as [`best_guess::with_its_words`] joins them, in reading order. Packed
+/// apart on the sheet, "Relay 89" and its code would be two line heights apart with other
+/// lines' words as near: the upstream would have to guess which words go together, where the
+/// image itself showed it.
+fn phrases(lines: &[Rect]) -> Vec<Rect> {
+    let mut joined: Vec<Rect> = Vec::with_capacity(lines.len());
+    for line in lines {
+        let h = line.height();
+        let continues = joined.iter().rposition(|p| {
+            (p.center().y - line.center().y).abs() < h.min(p.height()) / 2.0
+                && line.x0 < p.x1 + 1.5 * h
+                && line.x1 > p.x0 - 1.5 * h
+        });
+        match continues {
+            Some(k) => joined[k] = joined[k].union(line),
+            None => joined.push(*line),
+        }
+    }
+    joined
 }
 
 /// `lines` packed on shelves, in order, into a roughly square collage and zoomed to the
@@ -202,6 +224,37 @@ mod tests {
                 item.question
             );
         }
+    }
+
+    #[test]
+    fn words_a_wide_space_apart_on_one_row_are_one_phrase() {
+        let key = Rect::new(100.0, 100.0, 380.0, 184.0);
+        let value = Rect::new(411.0, 104.0, 639.0, 170.0);
+        let far = Rect::new(900.0, 100.0, 1100.0, 184.0);
+        let below = Rect::new(100.0, 200.0, 380.0, 284.0);
+        assert_eq!(
+            phrases(&[key, below, value, far]),
+            vec![key.union(&value), below, far]
+        );
+    }
+
+    #[test]
+    fn a_key_and_its_value_stay_side_by_side_on_the_sheet() {
+        // Seed 391147, item 3: "Relay 89:" and its code are two text lines a wide space
+        // apart. Packed two line heights apart, the reader took the code under the key.
+        let (item, image) = etchr_data::generate(etchr_data::Family::FineGrained, 391147, 3);
+        let request = super::super::first_plan(&image, &item.question);
+        let program = plan(&request, &Program::default(), &[], None).expect("a sheet");
+        let Op::Collage { pieces, .. } = &program.ops()[0] else {
+            panic!("{program:?}")
+        };
+        let tag = item.gold_region;
+        // One piece spans the tag's line from the key to the end of its value.
+        let spanned = |p: &Piece| p.region.intersect(&tag).map_or(0.0, |i| i.width());
+        assert!(
+            pieces.iter().any(|p| spanned(p) > 0.8 * tag.width()),
+            "{tag:?} {pieces:?}"
+        );
     }
 
     #[test]
