@@ -1304,6 +1304,34 @@ mod tests {
     }
 
     #[test]
+    fn a_named_place_is_searched_alone_when_the_colour_is_everywhere() {
+        // Seed 391147, orientation item 12: "The lilac tag in the top right is mirrored."
+        // Over twelve lilac tags on the board, too many to say where to look; a few in its
+        // top right quarter, the target among them.
+        let (item, image) = etchr_data::generate(Family::Orientation, 391147, 12);
+        assert!(
+            item.question.contains("lilac tag in the top right"),
+            "{}",
+            item.question
+        );
+        let request = first_plan(&image, &item.question);
+        let colour = etchr_ops::render::NamedColour::in_text(&item.question).unwrap();
+        assert!(etchr_ops::render::colour_regions(&image, colour).is_empty());
+        let program = etchr_ops::text::parse("crop box=0,0,100,100; flip axis=vertical").unwrap();
+        let things = things_named(&program, &request);
+        let (w, h) = image.dimensions();
+        assert!(!things.is_empty());
+        assert!(things
+            .iter()
+            .all(|t| t.x0 >= w as f64 / 2.0 && t.y1 <= h as f64 / 2.0));
+        assert!(
+            things.iter().any(|t| t.iou(&item.gold_region) > 0.5),
+            "{things:?} {:?}",
+            item.gold_region
+        );
+    }
+
+    #[test]
     fn many_things_of_the_named_colour_rank_the_tiles() {
         // Five pink tags in the bottom-right quadrant, one in the top-left: too many to visit
         // one by one, so the first alternative is the tile holding most of them.

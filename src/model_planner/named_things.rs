@@ -52,9 +52,21 @@ fn things_of_the_named_colour(program: &Program, request: &PlanRequest<'_>) -> V
     let Some(colour) = NamedColour::in_text(request.question) else {
         return Vec::new();
     };
-    etchr_ops::render::colour_regions(request.image, colour)
+    let everywhere = etchr_ops::render::colour_regions(request.image, colour);
+    if !everywhere.is_empty() {
+        return everywhere.into_iter().map(|region| region.bounds).collect();
+    }
+    // None, or too many to say where to look ("the lilac tag in the top right" among forty
+    // lilac tags): then the place the question names, searched alone, may hold a few.
+    let (w, h) = request.image.dimensions();
+    let Some(area) = Place::in_text(request.question).map(|p| p.area(w, h)) else {
+        return Vec::new();
+    };
+    let (x, y, aw, ah) = area.to_pixel_bounds();
+    let view = image::imageops::crop_imm(request.image, x, y, aw, ah).to_image();
+    etchr_ops::render::colour_regions(&view, colour)
         .into_iter()
-        .map(|region| region.bounds)
+        .map(|region| region.bounds.translated(x as f64, y as f64))
         .collect()
 }
 
@@ -98,6 +110,15 @@ impl Band {
             Band::Second => t > 0.5,
         }
     }
+
+    /// The band as fractions of its axis.
+    fn span(self) -> (f64, f64) {
+        match self {
+            Band::First => (0.0, 0.5),
+            Band::Middle => (0.25, 0.75),
+            Band::Second => (0.5, 1.0),
+        }
+    }
 }
 
 /// A part of the image a question names: "in the top left", "near the bottom", "centre".
@@ -136,6 +157,20 @@ impl Place {
     pub(super) fn holds(&self, p: Point, w: u32, h: u32) -> bool {
         self.vertical.is_none_or(|b| b.holds(p.y, h as f64))
             && self.horizontal.is_none_or(|b| b.holds(p.x, w as f64))
+    }
+
+    /// The part of a `w × h` image this place covers (the whole extent of an axis it leaves
+    /// open).
+    fn area(&self, w: u32, h: u32) -> Rect {
+        let span = |band: Option<Band>, extent: f64| {
+            let (from, to) = band.map_or((0.0, 1.0), Band::span);
+            (from * extent, to * extent)
+        };
+        let ((x0, x1), (y0, y1)) = (
+            span(self.horizontal, w as f64),
+            span(self.vertical, h as f64),
+        );
+        Rect::new(x0, y0, x1, y1)
     }
 }
 
