@@ -117,6 +117,10 @@ impl UpstreamArgs {
 enum PlannerChoice {
     /// The editing model (built in, or `--model DIR`).
     Model,
+    /// The editing model's own programs, without the sidecar's pixel searches, reader or tile
+    /// search: the network alone, as `etchr train rl --rollout single` and `progressive` train
+    /// it.
+    Network,
     /// The question-blind zoom-in over a 2x2 then 3x3 grid.
     #[value(alias = "tile_search")]
     TileSearch,
@@ -154,10 +158,12 @@ struct EvalCmd {
     #[command(flatten)]
     args: etchr_eval::EvalArgs,
     /// Planner of the `etchr` condition: model (the editing model the binary ships, or
-    /// --model-dir) or tile-search (the question-blind fallback).
+    /// --model-dir, inside the sidecar's planner), network (that model's own programs alone)
+    /// or tile-search (the question-blind fallback).
     #[arg(long, value_enum, default_value = "model")]
     planner: PlannerChoice,
-    /// Editing-model directory for `--planner model` (default: the built-in model).
+    /// Editing-model directory for `--planner model` or `network` (default: the built-in
+    /// model).
     #[arg(long, value_name = "DIR")]
     model_dir: Option<PathBuf>,
     /// With `--planner model`: where `evr`'s candidates after a rejected edit come from.
@@ -179,8 +185,8 @@ struct ReasonArgs {
     /// Most edits (default from [reason] max_steps).
     #[arg(long, value_name = "N")]
     max_steps: Option<usize>,
-    /// Who plans the edits of evr / progressive: model or tile-search (default: model, or
-    /// tile-search when [model] enabled = false).
+    /// Who plans the edits of evr / progressive: model, network (the model's own programs
+    /// alone) or tile-search (default: model, or tile-search when [model] enabled = false).
     #[arg(long, value_enum)]
     planner: Option<PlannerChoice>,
     #[command(flatten)]
@@ -503,17 +509,21 @@ fn reason(args: ReasonArgs) -> Result<()> {
     };
     let image = std::fs::read(&args.image)
         .with_context(|| format!("could not read {}", args.image.display()))?;
-    let use_model = match args.planner {
-        Some(choice) => choice == PlannerChoice::Model,
-        None => config.model.enabled,
-    };
-    let planner: Option<Arc<dyn Planner>> = if use_model {
-        Some(Arc::new(model_planner::load(
-            &config.model,
-            args.model.model.as_deref(),
-        )?))
+    let choice = args.planner.unwrap_or(if config.model.enabled {
+        PlannerChoice::Model
     } else {
-        None
+        PlannerChoice::TileSearch
+    });
+    let planner: Option<Arc<dyn Planner>> = match choice {
+        PlannerChoice::TileSearch => None,
+        PlannerChoice::Model | PlannerChoice::Network => {
+            let planner = model_planner::load(&config.model, args.model.model.as_deref())?;
+            Some(if choice == PlannerChoice::Network {
+                Arc::new(planner.bare())
+            } else {
+                Arc::new(planner)
+            })
+        }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -556,15 +566,17 @@ fn eval(cmd: EvalCmd) -> Result<()> {
     let wants_planner = cmd.args.conditions.contains(&etchr_eval::Condition::Etchr)
         && cmd.args.strategy.trim() != "tools";
     let planner: Option<Arc<dyn Planner>> = match cmd.planner {
-        PlannerChoice::Model if wants_planner => {
+        PlannerChoice::Model | PlannerChoice::Network if wants_planner => {
             let settings = etchr_server::config::EditingModelConfig {
                 alternatives: cmd.alternatives.into(),
                 ..Default::default()
             };
-            Some(Arc::new(model_planner::load(
-                &settings,
-                cmd.model_dir.as_deref(),
-            )?))
+            let planner = model_planner::load(&settings, cmd.model_dir.as_deref())?;
+            Some(if cmd.planner == PlannerChoice::Network {
+                Arc::new(planner.bare())
+            } else {
+                Arc::new(planner)
+            })
         }
         _ => None,
     };

@@ -53,6 +53,10 @@ pub struct ModelPlanner {
     alternatives: Alternatives,
     /// Reads quoted keys on the image (`reading`); without it, plans show every candidate line.
     reader: Option<Arc<GlyphClassifier>>,
+    /// The network alone: its decoded program is the edit, with none of the pixel searches,
+    /// the reader or the tile search around it (what `etchr train rl --rollout single` and
+    /// `progressive` train, so Stage 2 can be measured on the network's own edits).
+    bare: bool,
 }
 
 impl ModelPlanner {
@@ -65,7 +69,15 @@ impl ModelPlanner {
             refine: false,
             alternatives: Alternatives::Tiles,
             reader: None,
+            bare: false,
         }
+    }
+
+    /// The network alone (see [`ModelPlanner::bare`]); named `etchr-network:<name>`.
+    pub fn bare(mut self) -> Self {
+        self.bare = true;
+        self.name = self.name.replacen("etchr-model:", "etchr-network:", 1);
+        self
     }
 
     /// Reads quoted keys with `reader` (the built-in one is [`built_in_reader`]).
@@ -202,6 +214,10 @@ impl Planner for ModelPlanner {
     }
 
     fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
+        if self.bare {
+            let out = self.call(request.image.clone(), request.transform.clone(), request)?;
+            return Ok(out.program);
+        }
         let program = self.plan_program(request)?;
         let program = with_the_grid_seen(program, request);
         let aimed = (self.reader.as_deref())
@@ -1757,6 +1773,36 @@ mod tests {
             );
             assert!(network.1.load(std::sync::atomic::Ordering::Relaxed) > calls);
         }
+    }
+
+    #[test]
+    fn the_bare_network_plans_its_own_program_and_nothing_around_it() {
+        // A fine-grained item, where the sidecar's planner replaces the program with a sheet
+        // of every text line; the network alone shows its own decoded program, first plan and
+        // alternative alike (the latter planned away from what was shown).
+        let handle =
+            ModelWorker::spawn(EditingModel::tiny(5).unwrap(), WorkerConfig::default()).unwrap();
+        let (item, image) = etchr_data::generate(Family::FineGrained, 4, 1);
+        let network: Arc<dyn Network> = Arc::new(handle);
+        let bare = ModelPlanner::new(network.clone(), "tiny").bare();
+        assert_eq!(bare.name(), "etchr-network:tiny");
+        let request = first_plan(&image, &item.question);
+        let own = |request: &PlanRequest<'_>| {
+            let input = PlanInput::new(
+                ImageInput::Decoded(Arc::new(image.clone())),
+                request.question,
+            )
+            .on_view(Transform::identity(), request.original_size)
+            .avoiding(request.avoid.to_vec());
+            network.plan_one(input).unwrap().program
+        };
+        assert_eq!(bare.plan(&request).unwrap(), own(&request));
+        let shown = [item.gold_region];
+        let later = PlanRequest {
+            avoid: &shown,
+            ..request
+        };
+        assert_eq!(bare.plan(&later).unwrap(), own(&later));
     }
 
     #[test]
