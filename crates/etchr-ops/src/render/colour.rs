@@ -122,7 +122,8 @@ pub struct ColourRegion {
 /// The object-like patches of `colour` in `img`, largest first.
 ///
 /// A patch counts when it is at least 40 px and a 50 000th of the image, at most a hundredth
-/// of it, fills at least 45 % of its box (a triangle fills half), is no more than 8 times
+/// of it, fills at least 45 % of its box with the holes in it filled (a triangle fills half;
+/// a tag whole, however much of it its text covers), is no more than 8 times
 /// longer than wide, and is enclosed by sharp steps (an outline, a border against a different
 /// colour) along at least 60 % of its edge; of those, only patches at least a quarter the size of the largest are kept
 /// (smaller ones are specks: corners cut off by text, compression blocks), at most
@@ -141,7 +142,7 @@ pub fn regions_of(img: &RgbImage, colour: NamedColour) -> Vec<ColourRegion> {
             let (bw, bh) = (c.region.bounds.width(), c.region.bounds.height());
             area >= min_area
                 && area <= max_area
-                && area >= 0.45 * bw * bh
+                && c.spans as f64 >= 0.45 * bw * bh
                 && bw.max(bh) <= 8.0 * bw.min(bh)
                 && c.enclosed >= MIN_ENCLOSED
         })
@@ -210,6 +211,9 @@ struct Component {
     /// share that are sharp steps: an outlined object is enclosed by them (≈ 1); a stretch of
     /// a gradient that happens to have the colour ends where the colour fades (≈ 0).
     enclosed: f64,
+    /// The pixels from each row's leftmost pixel of the component to its rightmost: its area
+    /// with the holes inside it filled, so a tag counts whole however much of it is text.
+    spans: u32,
 }
 
 /// 4-connected components of `masks.patch`, with their boxes, pixel counts and enclosure, in
@@ -263,6 +267,11 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
         area: u32,
         sharp_contacts: u32,
         contacts: u32,
+        /// The row being added up, its leftmost and rightmost columns, and the widths of
+        /// the rows before it from their leftmost to their rightmost pixel.
+        row: usize,
+        row_span: (usize, usize),
+        spans: u32,
     }
     let mut index = vec![usize::MAX; runs.len()];
     let mut out: Vec<Tally> = Vec::new();
@@ -278,11 +287,21 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
                 area: 0,
                 sharp_contacts: 0,
                 contacts: 0,
+                row: y,
+                row_span: (a, b),
+                spans: 0,
             });
         }
         let t = &mut out[index[c]];
         (t.x0, t.y0, t.x1, t.y1) = (t.x0.min(a), t.y0.min(y), t.x1.max(b - 1), t.y1.max(y));
         t.area += (b - a) as u32;
+        // Runs arrive row by row, so a component's row is done when its next run is lower.
+        if t.row == y {
+            t.row_span = (t.row_span.0.min(a), t.row_span.1.max(b));
+        } else {
+            t.spans += (t.row_span.1 - t.row_span.0) as u32;
+            (t.row, t.row_span) = (y, (a, b));
+        }
         // Contacts with pixels outside the patch: beside the run, and above and below it.
         let mut touch = |j: usize| {
             if !mask[j] {
@@ -317,6 +336,7 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
                 area: t.area,
             },
             enclosed: t.sharp_contacts as f64 / t.contacts.max(1) as f64,
+            spans: t.spans + (t.row_span.1 - t.row_span.0) as u32,
         })
         .collect()
 }
@@ -432,6 +452,34 @@ mod tests {
         assert!(pink[0]
             .bounds
             .contains(crate::geom::Point::new(230.0, 110.0)));
+    }
+
+    #[test]
+    fn a_tag_counts_whole_however_much_of_it_is_text() {
+        // A yellow tag whose "text" (dark strokes every 3 px, a margin around them) leaves
+        // under a third of its box flat yellow: the strokes are holes in the tag, not its
+        // shape.
+        let mut img = board();
+        let (x0, y0) = (100, 200);
+        for y in y0..y0 + 20 {
+            for x in x0..x0 + 60 {
+                let edge = x == x0 || y == y0 || x == x0 + 59 || y == y0 + 19;
+                let stroke = (6..=54).contains(&(x - x0))
+                    && (x - x0) % 3 == 0
+                    && (y0 + 4..y0 + 16).contains(&y);
+                let c = if edge || stroke {
+                    [40, 40, 40]
+                } else {
+                    [250, 226, 110]
+                };
+                img.put_pixel(x, y, Rgb(c));
+            }
+        }
+        let yellow = regions_of(&img, NamedColour::Yellow);
+        assert_eq!(yellow.len(), 1, "{yellow:?}");
+        let r = yellow[0];
+        assert!((r.area as f64) < 0.4 * r.bounds.area(), "{r:?}");
+        assert!(r.bounds.contains(crate::geom::Point::new(130.0, 210.0)));
     }
 
     #[test]
