@@ -21,6 +21,9 @@ const ACHROMATIC: u8 = 16;
 const EDGE: u8 = 24;
 /// Share of a patch's edge that must be a sharp step (see [`Component::enclosed`]).
 const MIN_ENCLOSED: f64 = 0.6;
+/// Share of its box a patch with holes (a tag's text) must fill itself for the holes to count
+/// as its own: a line that loops fills far less.
+const MIN_SOLID: f64 = 0.2;
 /// Most patches reported: more than this many of a colour is texture, not an object.
 pub const MAX_REGIONS: usize = 12;
 
@@ -140,11 +143,14 @@ pub fn regions_of(img: &RgbImage, colour: NamedColour) -> Vec<ColourRegion> {
         .filter(|c| {
             let area = c.region.area as f64;
             let (bw, bh) = (c.region.bounds.width(), c.region.bounds.height());
+            let fills = |share: f64, a: f64| a >= share * bw * bh;
+            // Holes count only in a patch that is solid itself: a line's loops are not holes.
             area >= min_area
                 && area <= max_area
-                && c.spans as f64 >= 0.45 * bw * bh
                 && bw.max(bh) <= 8.0 * bw.min(bh)
                 && c.enclosed >= MIN_ENCLOSED
+                && (fills(0.45, area)
+                    || (fills(MIN_SOLID, area) && fills(0.45, c.filled_area() as f64)))
         })
         .map(|c| c.region)
         .collect();
@@ -211,9 +217,51 @@ struct Component {
     /// share that are sharp steps: an outlined object is enclosed by them (≈ 1); a stretch of
     /// a gradient that happens to have the colour ends where the colour fades (≈ 0).
     enclosed: f64,
-    /// The pixels from each row's leftmost pixel of the component to its rightmost: its area
-    /// with the holes inside it filled, so a tag counts whole however much of it is text.
-    spans: u32,
+    /// Its runs of pixels: row, first column, one past the last.
+    runs: Vec<(usize, usize, usize)>,
+}
+
+impl Component {
+    /// Its pixel count with the holes inside it filled (what of its box cannot be reached
+    /// from the box's edge without crossing it), so a tag counts whole however much of it is
+    /// text, while a triangle or a bent line keeps its notches.
+    fn filled_area(&self) -> u32 {
+        let b = self.region.bounds;
+        let (x0, y0) = (b.x0 as usize, b.y0 as usize);
+        let (w, h) = (b.width() as usize, b.height() as usize);
+        let mut blocked = vec![false; w * h];
+        for &(y, a, end) in &self.runs {
+            let row = (y - y0) * w;
+            blocked[row + a - x0..row + end - x0].fill(true);
+        }
+        // Flood the outside in from every free pixel of the box's edge.
+        let mut stack: Vec<usize> = (0..w)
+            .flat_map(|x| [x, (h - 1) * w + x])
+            .chain((0..h).flat_map(|y| [y * w, y * w + w - 1]))
+            .collect();
+        let mut outside = 0u32;
+        while let Some(i) = stack.pop() {
+            if blocked[i] {
+                continue;
+            }
+            blocked[i] = true;
+            outside += 1;
+            let (x, y) = (i % w, i / w);
+            if x > 0 {
+                stack.push(i - 1);
+            }
+            if x + 1 < w {
+                stack.push(i + 1);
+            }
+            if y > 0 {
+                stack.push(i - w);
+            }
+            if y + 1 < h {
+                stack.push(i + w);
+            }
+        }
+        (w * h) as u32 - outside
+    }
 }
 
 /// 4-connected components of `masks.patch`, with their boxes, pixel counts and enclosure, in
@@ -267,11 +315,7 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
         area: u32,
         sharp_contacts: u32,
         contacts: u32,
-        /// The row being added up, its leftmost and rightmost columns, and the widths of
-        /// the rows before it from their leftmost to their rightmost pixel.
-        row: usize,
-        row_span: (usize, usize),
-        spans: u32,
+        runs: Vec<(usize, usize, usize)>,
     }
     let mut index = vec![usize::MAX; runs.len()];
     let mut out: Vec<Tally> = Vec::new();
@@ -287,21 +331,13 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
                 area: 0,
                 sharp_contacts: 0,
                 contacts: 0,
-                row: y,
-                row_span: (a, b),
-                spans: 0,
+                runs: Vec::new(),
             });
         }
         let t = &mut out[index[c]];
         (t.x0, t.y0, t.x1, t.y1) = (t.x0.min(a), t.y0.min(y), t.x1.max(b - 1), t.y1.max(y));
         t.area += (b - a) as u32;
-        // Runs arrive row by row, so a component's row is done when its next run is lower.
-        if t.row == y {
-            t.row_span = (t.row_span.0.min(a), t.row_span.1.max(b));
-        } else {
-            t.spans += (t.row_span.1 - t.row_span.0) as u32;
-            (t.row, t.row_span) = (y, (a, b));
-        }
+        t.runs.push((y, a, b));
         // Contacts with pixels outside the patch: beside the run, and above and below it.
         let mut touch = |j: usize| {
             if !mask[j] {
@@ -336,7 +372,7 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
                 area: t.area,
             },
             enclosed: t.sharp_contacts as f64 / t.contacts.max(1) as f64,
-            spans: t.spans + (t.row_span.1 - t.row_span.0) as u32,
+            runs: t.runs,
         })
         .collect()
 }
