@@ -514,17 +514,7 @@ fn reason(args: ReasonArgs) -> Result<()> {
     } else {
         PlannerChoice::TileSearch
     });
-    let planner: Option<Arc<dyn Planner>> = match choice {
-        PlannerChoice::TileSearch => None,
-        PlannerChoice::Model | PlannerChoice::Network => {
-            let planner = model_planner::load(&config.model, args.model.model.as_deref())?;
-            Some(if choice == PlannerChoice::Network {
-                Arc::new(planner.bare())
-            } else {
-                Arc::new(planner)
-            })
-        }
-    };
+    let planner = planner_for(choice, &config.model, args.model.model.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -560,25 +550,33 @@ fn reason(args: ReasonArgs) -> Result<()> {
     Ok(())
 }
 
+/// The planner `choice` names, with the editing model `settings` and `dir` name; `None` for
+/// the loop's own question-blind tile search.
+fn planner_for(
+    choice: PlannerChoice,
+    settings: &etchr_server::config::EditingModelConfig,
+    dir: Option<&std::path::Path>,
+) -> Result<Option<Arc<dyn Planner>>> {
+    Ok(match choice {
+        PlannerChoice::TileSearch => None,
+        PlannerChoice::Model => Some(Arc::new(model_planner::load(settings, dir)?)),
+        PlannerChoice::Network => Some(Arc::new(model_planner::load(settings, dir)?.bare())),
+    })
+}
+
 /// `etchr eval`: the `etchr` condition plans with the shipped editing model unless
 /// `--planner tile-search`, so the benchmark measures what the binary ships.
 fn eval(cmd: EvalCmd) -> Result<()> {
     let wants_planner = cmd.args.conditions.contains(&etchr_eval::Condition::Etchr)
         && cmd.args.strategy.trim() != "tools";
-    let planner: Option<Arc<dyn Planner>> = match cmd.planner {
-        PlannerChoice::Model | PlannerChoice::Network if wants_planner => {
-            let settings = etchr_server::config::EditingModelConfig {
-                alternatives: cmd.alternatives.into(),
-                ..Default::default()
-            };
-            let planner = model_planner::load(&settings, cmd.model_dir.as_deref())?;
-            Some(if cmd.planner == PlannerChoice::Network {
-                Arc::new(planner.bare())
-            } else {
-                Arc::new(planner)
-            })
-        }
-        _ => None,
+    let planner = if wants_planner {
+        let settings = etchr_server::config::EditingModelConfig {
+            alternatives: cmd.alternatives.into(),
+            ..Default::default()
+        };
+        planner_for(cmd.planner, &settings, cmd.model_dir.as_deref())?
+    } else {
+        None
     };
     etchr_eval::run_eval_with_planner(cmd.args, planner)?;
     Ok(())

@@ -223,18 +223,22 @@ pub(super) fn exit_label(lines: &[Rect], exit: Point, pocket: Rect) -> Option<Re
 /// `line` united with the lines beside it on its baseline, at most one and a half line heights
 /// apart (a wide space splits a key from its value into two lines), snug (see [`unpadded`]).
 pub(super) fn with_its_words(line: Rect, lines: &[Rect]) -> Rect {
-    let h = line.height();
-    let beside = |l: &&Rect| {
-        (l.center().y - line.center().y).abs() < h / 2.0
-            && l.x0 < line.x1 + 1.5 * h
-            && l.x1 > line.x0 - 1.5 * h
-    };
     unpadded(
         lines
             .iter()
-            .filter(beside)
+            .filter(|l| continues_the_row(&line, l))
             .fold(line, |label, l| label.union(l)),
     )
+}
+
+/// Whether `other` lies on `line`'s row (centres within half `line`'s height) and at most
+/// one and a half of its heights from it either side: a word of the same line that text
+/// detection split off at a wide space.
+pub(super) fn continues_the_row(line: &Rect, other: &Rect) -> bool {
+    let h = line.height();
+    (other.center().y - line.center().y).abs() < h / 2.0
+        && other.x0 < line.x1 + 1.5 * h
+        && other.x1 > line.x0 - 1.5 * h
 }
 
 /// The tag `line` is printed on: the line itself, snug, when its own edges hold the tag's

@@ -66,20 +66,17 @@ pub(super) fn plan(
 }
 
 /// `lines` with the lines that continue one another on a row (a key and its value split by a
-/// wide space) joined, as [`best_guess::with_its_words`] joins them, in reading order. Packed
+/// wide space, see [`best_guess::continues_the_row`]) joined, in reading order. Packed
 /// apart on the sheet, "Relay 89" and its code would be two line heights apart with other
 /// lines' words as near: the upstream would have to guess which words go together, where the
 /// image itself showed it.
 fn phrases(lines: &[Rect]) -> Vec<Rect> {
     let mut joined: Vec<Rect> = Vec::with_capacity(lines.len());
     for line in lines {
-        let h = line.height();
-        let continues = joined.iter().rposition(|p| {
-            (p.center().y - line.center().y).abs() < h.min(p.height()) / 2.0
-                && line.x0 < p.x1 + 1.5 * h
-                && line.x1 > p.x0 - 1.5 * h
-        });
-        match continues {
+        match joined
+            .iter()
+            .rposition(|p| best_guess::continues_the_row(line, p))
+        {
             Some(k) => joined[k] = joined[k].union(line),
             None => joined.push(*line),
         }
