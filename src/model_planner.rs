@@ -1613,6 +1613,23 @@ mod tests {
     }
 
     #[test]
+    fn the_exit_reached_is_found_on_a_board_set_off_centre() {
+        // Items 25 and 52 of seed 391147's mazes: the board sits nearer one edge of the image
+        // than the other, and a dead end by its near border lay closer to the image's edge
+        // than the open exit's pocket across the board: the walk ended in the dead end.
+        for index in [25, 52] {
+            let (item, image) = etchr_data::generate(etchr_data::Family::Maze, 391147, index);
+            let walk = Program(item.gold_program.ops()[..1].to_vec());
+            let found = with_the_exit_found(walk, &first_plan(&image, &item.question));
+            let focus = found.focus().expect("a focus");
+            assert!(
+                focus.iou(&item.gold_region) > 0.5,
+                "item {index}: {focus:?} {found:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_crop_takes_in_the_whole_exit_label_it_boxes() {
         // Item 8 of seed 1129's mazes: a long label runs along the wall past the pocket of
         // corridor the exit opens on; a crop of the pocket alone cut its code in half.

@@ -167,37 +167,62 @@ fn wide_only(free: &[bool], w: usize, h: usize) -> Vec<bool> {
     out
 }
 
-/// Where a maze walked from `from` leads: the free pixel reachable from there that lies
-/// nearest the image's edge (a maze's exit opens outwards, so its pocket is the reachable
-/// place closest to the border), and the box of the reachable pixels in front of it: up to
-/// `depth` inwards from that edge and a third of that to either side (the exit's pocket, its
-/// label and the corridor leading in; narrow sideways, so a neighbouring exit's pocket stays
-/// out). `None` when the point lies inside a wall. Whether the walk starts at the true start
-/// matters less than it seems: any point in the start's corridors leads to the same exit. The
-/// walk keeps to free space at least 3 px wide (see [`wide_only`]): a hairline, such as the
-/// light frame drawn round a maze, would otherwise join every exit to every other.
+/// Where a maze walked from `from` leads: the reachable free pixel that lies furthest out
+/// past the maze's floor (a maze's exit opens outwards through its border wall, into a pocket
+/// or off the image, where a dead end stops inside the wall), and the box of the reachable
+/// pixels in front of it: up to `depth` inwards from that side and a third of that to either
+/// side (the exit's pocket, its label and the corridor leading in; narrow sideways, so a
+/// neighbouring exit's pocket stays out). `None` when the point lies inside a wall.
+///
+/// The floor is measured, not assumed to fill the image: a board set off-centre leaves a dead
+/// end by its near border closer to the image's edge than the open exit on its far side. Its
+/// extent is the [`FLOOR_QUANTILE`] quantiles of the free pixels' columns and rows, so that the
+/// few pixels of exit pockets and labels outside it do not stretch it. Ties (on a board that
+/// fills the image) go to the pixel nearest the image's edge.
+///
+/// Whether the walk starts at the true start matters less than it seems: any point in the
+/// start's corridors leads to the same exit. The walk keeps to free space at least 3 px wide
+/// (see [`wide_only`]): a hairline, such as the light frame drawn round a maze, would otherwise
+/// join every exit to every other.
 pub fn exit_from(img: &RgbImage, from: Point, wall_luma: u8, depth: f64) -> Option<(Point, Rect)> {
     let (w, h) = img.dimensions();
-    let free = wide_only(&free_mask(img, wall_luma), w as usize, h as usize);
+    let (wu, hu) = (w as usize, h as usize);
+    let free = wide_only(&free_mask(img, wall_luma), wu, hu);
     let start = snap(&free, w, h, from.x, from.y)?;
     let reached = flood(&free, w, h, start);
-    let (wu, hu) = (w as usize, h as usize);
-    let to_edge = |i: usize| {
-        let (px, py) = (i % wu, i / wu);
-        px.min(py).min(wu - 1 - px).min(hu - 1 - py)
+    let floor = floor_extent(&free, wu, hu);
+    // How far pixel (px, py) lies out past each side of the floor (negative: inside it), and
+    // how far it is from that side's image edge: left, right, top, bottom.
+    let sides = |px: usize, py: usize| {
+        let (x, y) = (px as f64, py as f64);
+        [
+            (floor.x0 - x, px),
+            (x - floor.x1, wu - 1 - px),
+            (floor.y0 - y, py),
+            (y - floor.y1, hu - 1 - py),
+        ]
     };
-    let exit = (0..reached.len())
+    // Furthest out, then nearest the edge: the side that pixel leaves the floor by.
+    let outmost = |px: usize, py: usize| {
+        let s = sides(px, py);
+        (0..4)
+            .max_by(|&a, &b| s[a].0.total_cmp(&s[b].0).then_with(|| s[b].1.cmp(&s[a].1)))
+            .map(|side| (side, s[side]))
+            .expect("four sides")
+    };
+    let (exit, side) = (0..reached.len())
         .filter(|&i| reached[i])
-        .min_by_key(|&i| to_edge(i))?;
+        .map(|i| (i, outmost(i % wu, i / wu)))
+        .max_by(|(_, (_, a)), (_, (_, b))| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)))
+        .map(|(i, (side, _))| (i, side))?;
     let (px, py) = (exit % wu, exit / wu);
     let e = Point::new(px as f64 + 0.5, py as f64 + 0.5);
-    // The window in front of the exit, deep along the axis of its nearest edge.
-    let side = depth / 3.0;
-    let d = to_edge(exit);
-    let (dx, dy) = if d == px || d == wu - 1 - px {
-        (depth, side)
+    // The window in front of the exit, deep along the axis of the side it leaves by.
+    let across = depth / 3.0;
+    let (dx, dy) = if side < 2 {
+        (depth, across)
     } else {
-        (side, depth)
+        (across, depth)
     };
     let clampx = |v: f64| v.clamp(0.0, (wu - 1) as f64) as usize;
     let clampy = |v: f64| v.clamp(0.0, (hu - 1) as f64) as usize;
@@ -211,6 +236,40 @@ pub fn exit_from(img: &RgbImage, from: Point, wall_luma: u8, depth: f64) -> Opti
         }
     }
     Some((e, pocket))
+}
+
+/// The share of free pixels on each side left out of the floor's extent ([`floor_extent`]):
+/// an exit's pocket and label are well under it, a maze's outermost row of cells well over it.
+const FLOOR_QUANTILE: f64 = 0.005;
+
+/// The extent of the free pixels, less the outermost [`FLOOR_QUANTILE`] of them on each side:
+/// the columns and rows between which the floor of a maze lies. The whole image when nothing
+/// is free.
+fn floor_extent(free: &[bool], w: usize, h: usize) -> Rect {
+    let (mut columns, mut rows) = (vec![0usize; w], vec![0usize; h]);
+    for (i, _) in free.iter().enumerate().filter(|(_, &f)| f) {
+        columns[i % w] += 1;
+        rows[i / w] += 1;
+    }
+    let total: usize = rows.iter().sum();
+    let cut = (total as f64 * FLOOR_QUANTILE) as usize;
+    // The first index at which more than `cut` pixels have been counted, from either end.
+    fn first<'a>(counts: impl Iterator<Item = (usize, &'a usize)>, cut: usize) -> Option<f64> {
+        let mut seen = 0;
+        counts
+            .into_iter()
+            .find(|(_, &c)| {
+                seen += c;
+                seen > cut
+            })
+            .map(|(i, _)| i as f64)
+    }
+    Rect::new(
+        first(columns.iter().enumerate(), cut).unwrap_or(0.0),
+        first(rows.iter().enumerate(), cut).unwrap_or(0.0),
+        first(columns.iter().enumerate().rev(), cut).unwrap_or((w - 1) as f64),
+        first(rows.iter().enumerate().rev(), cut).unwrap_or((h - 1) as f64),
+    )
 }
 
 #[cfg(test)]
@@ -282,6 +341,31 @@ mod tests {
         let near = nearest_marker(&img, Point::new(26.0, 26.0), 10.0);
         assert_eq!(near, Some(Point::new(20.5, 20.5)));
         assert_eq!(nearest_marker(&img, Point::new(40.0, 30.0), 10.0), None);
+    }
+
+    #[test]
+    fn the_exit_opens_past_the_floor_however_near_the_image_edge_a_dead_end_lies() {
+        // A board set low on the image: its floor's bottom row is 9 px from the image's
+        // bottom edge, while its one exit, on the right, opens into a pocket 78 px from the
+        // right edge. The exit is where the walk leaves the floor, not the point nearest an edge.
+        let mut img = RgbImage::from_pixel(600, 300, Rgb([20, 20, 22]));
+        let mut open = |x0: u32, x1: u32, y0: u32, y1: u32| {
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    img.put_pixel(x, y, Rgb([255, 255, 255]));
+                }
+            }
+        };
+        open(40, 500, 10, 290);
+        open(500, 510, 100, 110);
+        open(510, 522, 98, 112);
+        let (exit, pocket) = exit_from(&img, Point::new(100.0, 200.0), 96, 60.0).unwrap();
+        // The pocket's far column, less the pixel the walk keeps off its wall.
+        assert_eq!(exit.x, 520.5, "{exit:?}");
+        assert!((98.0..112.0).contains(&exit.y), "{exit:?}");
+        // The window runs inwards from the right, 60 px deep and 20 px to either side.
+        assert_eq!(pocket.x1, 521.0, "{pocket:?}");
+        assert!(pocket.x0 >= 460.0 && pocket.height() <= 41.0, "{pocket:?}");
     }
 
     #[test]
