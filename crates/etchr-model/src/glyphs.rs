@@ -352,13 +352,26 @@ fn semi_global(key: &[char], text: &[char]) -> Option<(usize, usize, f64)> {
             let sub = cost[i - 1][j - 1] + substitution(key[i - 1], text[j - 1]);
             let del = cost[i - 1][j] + 1.0;
             let ins = cost[i][j - 1] + 1.0;
-            let (c, s) = if sub <= del && sub <= ins {
+            let (mut c, mut s) = if sub <= del && sub <= ins {
                 (sub, start[i - 1][j - 1])
             } else if del <= ins {
                 (del, start[i - 1][j])
             } else {
                 (ins, start[i][j - 1])
             };
+            // Two key letters read as the one they run together into, or one read as two.
+            if i >= 2 && merges_into(key[i - 2], key[i - 1], text[j - 1]) {
+                let merged = cost[i - 2][j - 1] + MERGE_EDITS;
+                if merged < c {
+                    (c, s) = (merged, start[i - 2][j - 1]);
+                }
+            }
+            if j >= 2 && merges_into(text[j - 2], text[j - 1], key[i - 1]) {
+                let split = cost[i - 1][j - 2] + MERGE_EDITS;
+                if split < c {
+                    (c, s) = (split, start[i - 1][j - 2]);
+                }
+            }
             cost[i][j] = c;
             start[i][j] = s;
         }
@@ -368,6 +381,22 @@ fn semi_global(key: &[char], text: &[char]) -> Option<(usize, usize, f64)> {
         .min_by(|a, b| a.1.total_cmp(&b.1))?;
     let first = start[n][end].min(end - 1);
     Some((first, end, c / n as f64))
+}
+
+/// What reading a pair of letters as the one they look like run together costs ("ri" as
+/// "n"), or one as such a pair: small print set tight joins the pair's ink, and the glyph cut
+/// takes pieces that overlap for one glyph.
+const MERGE_EDITS: f64 = 0.5;
+
+/// Whether `a` then `b` set tight look like `one` (lower case).
+fn merges_into(a: char, b: char, one: char) -> bool {
+    const MERGED: [(char, char, char); 4] = [
+        ('r', 'i', 'n'),
+        ('r', 'n', 'm'),
+        ('v', 'v', 'w'),
+        ('c', 'l', 'd'),
+    ];
+    MERGED.contains(&(a, b, one))
 }
 
 /// Look-alikes cost half an edit: a small font blurs them, and keys may contain them.
@@ -409,6 +438,20 @@ mod tests {
             region: Rect::new(0.0, y, x, y + 12.0),
             chars,
         }
+    }
+
+    #[test]
+    fn letters_run_together_read_as_one_cost_half_an_edit() {
+        // "Serial" in small tight print: the glyph cut takes "ri" for one glyph, read "n".
+        let lines = [line("Senal: WPVM7", 0.0), line("Seal PDN6T", 20.0)];
+        let found = find_text(&lines, "Serial").expect("found");
+        assert_eq!((found.line, found.first, found.end), (0, 0, 5));
+        assert!((found.cost - 0.5 / 6.0).abs() < 1e-9, "{found:?}");
+        // And the other way: one letter read as the pair it looks like.
+        assert_eq!(cost_within("Wharf", "vvharf"), Some(0.1));
+        assert_eq!(cost_within("Modem", "rnodern"), Some(0.2));
+        // A pair that does not run together is two edits, as before.
+        assert_eq!(cost_within("Serial", "Sefal"), Some(2.0 / 6.0));
     }
 
     #[test]
