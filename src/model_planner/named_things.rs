@@ -12,7 +12,7 @@ use super::{
 };
 use etchr_model::glyphs::GlyphClassifier;
 use etchr_ops::program::Axis;
-use etchr_ops::render::NamedColour;
+use etchr_ops::render::{NamedColour, MAX_COLOUR_REGIONS};
 use etchr_ops::{Color, Op, Piece, Point, Program, Rect, RgbImage};
 use etchr_reason::planner::{shown_as_closely, zoom_by, PlanRequest};
 
@@ -34,17 +34,22 @@ pub(super) fn things_named(program: &Program, request: &PlanRequest<'_>) -> Vec<
         Op::Flip { .. } => Some(false),
         _ => None,
     });
-    let things: Vec<Rect> = things_of_the_named_colour(program, request)
+    let things: Vec<Rect> = things_of_the_named_colour(program, request, MAX_COLOUR_REGIONS)
         .into_iter()
         .filter(|b| lies.is_none_or(|on_side| (b.height() > b.width()) == on_side))
         .collect();
     in_the_named_place(things, request)
 }
 
-/// The boxes of the things of the colour the question names, largest first; empty unless the
-/// program was planned on the original and neither restores a jigsaw nor walks a maze, and
-/// the question names a colour (see [`things_named`]).
-fn things_of_the_named_colour(program: &Program, request: &PlanRequest<'_>) -> Vec<Rect> {
+/// The boxes of the things of the colour the question names, largest first, at most `most`
+/// of them (more say nothing: the colour is everywhere); empty unless the program was planned
+/// on the original and neither restores a jigsaw nor walks a maze, and the question names a
+/// colour (see [`things_named`]).
+fn things_of_the_named_colour(
+    program: &Program,
+    request: &PlanRequest<'_>,
+    most: usize,
+) -> Vec<Rect> {
     let walks = matches!(program.ops().first(), Some(Op::Path { .. }));
     if !request.transform.is_identity() || restores_a_jigsaw(program) || walks {
         return Vec::new();
@@ -52,7 +57,7 @@ fn things_of_the_named_colour(program: &Program, request: &PlanRequest<'_>) -> V
     let Some(colour) = NamedColour::in_text(request.question) else {
         return Vec::new();
     };
-    let everywhere = etchr_ops::render::colour_regions(request.image, colour);
+    let everywhere = etchr_ops::render::colour_regions_up_to(request.image, colour, most);
     if !everywhere.is_empty() {
         return everywhere.into_iter().map(|region| region.bounds).collect();
     }
@@ -64,7 +69,7 @@ fn things_of_the_named_colour(program: &Program, request: &PlanRequest<'_>) -> V
     };
     let (x, y, aw, ah) = area.to_pixel_bounds();
     let view = image::imageops::crop_imm(request.image, x, y, aw, ah).to_image();
-    etchr_ops::render::colour_regions(&view, colour)
+    etchr_ops::render::colour_regions_up_to(&view, colour, most)
         .into_iter()
         .map(|region| region.bounds.translated(x as f64, y as f64))
         .collect()
@@ -368,7 +373,7 @@ fn every_turn() -> [Option<Op>; 6] {
 
 /// A first plan for a question that quotes a key and names the colour of the thing that holds
 /// it ("the grey tag ... "Sensor 26""): each thing of that colour (in the place the question
-/// names, at most [`SHEET_THINGS`]) is read at full resolution in each of [`every_turn`], and
+/// names, at most [`READ_THINGS`]) is read at full resolution in each of [`every_turn`], and
 /// the one the key is read in, clearly better than in any other, is shown like an alternative
 /// thing ([`thing_view`]) in the turn it was read in. A tag lying on its side, upside down or
 /// mirrored is not found among the upright lines the sheet of text lines gathers, and the model
@@ -382,10 +387,10 @@ pub(super) fn the_thing_read(
     if !request.avoid.is_empty() || reading::quoted_key(request.question).is_none() {
         return None;
     }
-    let things = in_the_named_place(things_of_the_named_colour(model, request), request);
-    if things.len() > SHEET_THINGS {
-        return None;
-    }
+    let things = in_the_named_place(
+        things_of_the_named_colour(model, request, READ_THINGS),
+        request,
+    );
     let (w, h) = request.image.dimensions();
     let render = |image: &RgbImage, ops: Vec<Op>| {
         let rendered = etchr_ops::render(image, &Program(ops), &Default::default()).ok()?;
@@ -443,6 +448,10 @@ pub(super) fn the_thing_read(
     ))
 }
 
+/// The most things of the named colour [`the_thing_read`] reads: more than a sheet or a colour
+/// search otherwise take (reading each one's key tells them apart), few enough to read at full
+/// resolution in every turn within a plan.
+const READ_THINGS: usize = 32;
 /// How much better, in edits, the thing read as the key must read than any other.
 const MIN_READ_MARGIN: f64 = 1.0;
 /// A tag's short side, in pixels, above which it is shrunk to it for reading: a line of
@@ -602,6 +611,26 @@ mod tests {
                 None
             );
         }
+    }
+
+    #[test]
+    fn the_tag_read_as_the_key_is_found_among_more_than_a_colour_search_keeps() {
+        // Item 17 of seed 391147: thirteen green tags, one mirrored with "Hopper 50". A colour
+        // search says nothing past twelve things, so no tag was read and the model's own crop,
+        // on another tag, was shown.
+        let reader = super::super::built_in_reader().unwrap();
+        let (item, image) = etchr_data::generate(etchr_data::Family::Orientation, 391147, 17);
+        let request = super::super::first_plan(&image, &item.question);
+        let colour = NamedColour::in_text(&item.question).unwrap();
+        assert!(etchr_ops::render::colour_regions(&image, colour).is_empty());
+        let model = parse("crop box=858,209,1155,496; flip axis=vertical; zoom factor=2.73");
+        let shown = the_thing_read(&request, &model, &reader).expect("the tag read");
+        let focus = shown.focus().unwrap();
+        assert!(
+            focus.iou(&item.gold_region) > 0.8,
+            "{focus:?} vs {:?}",
+            item.gold_region
+        );
     }
 
     #[test]

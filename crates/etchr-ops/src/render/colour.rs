@@ -133,6 +133,12 @@ pub struct ColourRegion {
 /// [`MAX_REGIONS`]. Empty when nothing qualifies, or when more than [`MAX_REGIONS`] patches
 /// remain: then the colour is everywhere and says little about where to look.
 pub fn regions_of(img: &RgbImage, colour: NamedColour) -> Vec<ColourRegion> {
+    regions_up_to(img, colour, MAX_REGIONS)
+}
+
+/// [`regions_of`] with room for `most` patches: for a caller that tells the patches apart by
+/// other means (reading each one's text), so that many of the colour still say something.
+pub fn regions_up_to(img: &RgbImage, colour: NamedColour, most: usize) -> Vec<ColourRegion> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let masks = flat_patches_of(img, colour);
     let total = (w * h) as f64;
@@ -159,7 +165,7 @@ pub fn regions_of(img: &RgbImage, colour: NamedColour) -> Vec<ColourRegion> {
         return found;
     };
     found.retain(|r| r.area * 4 >= largest);
-    if found.len() > MAX_REGIONS {
+    if found.len() > most {
         found.clear();
     }
     found

@@ -14,7 +14,10 @@ mod table;
 mod text_lines;
 
 pub use bars::{bar_charts, BarChart};
-pub use colour::{regions_of as colour_regions, ColourRegion, NamedColour};
+pub use colour::{
+    regions_of as colour_regions, regions_up_to as colour_regions_up_to, ColourRegion, NamedColour,
+    MAX_REGIONS as MAX_COLOUR_REGIONS,
+};
 pub use glyphs::{
     line_glyphs, line_glyphs_cut, Cut, Glyph, GLYPH_FEATURES, GLYPH_SIDE, PLACEMENT_FEATURES,
 };
