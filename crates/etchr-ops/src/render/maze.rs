@@ -277,6 +277,19 @@ mod tests {
     use super::*;
     use image::Rgb;
 
+    /// A dark `w` × `h` board with white rectangles `[x0, x1) × [y0, y1)` opened in it.
+    fn board(w: u32, h: u32, open: &[(u32, u32, u32, u32)]) -> RgbImage {
+        let mut img = RgbImage::from_pixel(w, h, Rgb([20, 20, 20]));
+        for &(x0, x1, y0, y1) in open {
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    img.put_pixel(x, y, Rgb([255, 255, 255]));
+                }
+            }
+        }
+        img
+    }
+
     /// A 9 × 9 room with a wall across the middle row, open at the far right.
     fn room() -> RgbImage {
         let mut img = RgbImage::from_pixel(9, 9, Rgb([255, 255, 255]));
@@ -291,19 +304,17 @@ mod tests {
         // A corridor from (10, 20) ends 2 px short of the right edge; a sealed pocket on the
         // left edge, nearer the border, is joined to it only by a one-pixel light line (a frame
         // drawn round the board), which the walk must not take.
-        let mut img = RgbImage::from_pixel(60, 40, Rgb([20, 20, 20]));
-        let mut open = |x0: u32, x1: u32, y0: u32, y1: u32| {
-            for y in y0..y1 {
-                for x in x0..x1 {
-                    img.put_pixel(x, y, Rgb([255, 255, 255]));
-                }
-            }
-        };
-        open(10, 58, 18, 23);
-        open(0, 6, 2, 10);
-        open(0, 60, 36, 37);
-        open(57, 58, 23, 36);
-        open(3, 4, 10, 36);
+        let img = board(
+            60,
+            40,
+            &[
+                (10, 58, 18, 23),
+                (0, 6, 2, 10),
+                (0, 60, 36, 37),
+                (57, 58, 23, 36),
+                (3, 4, 10, 36),
+            ],
+        );
         let (exit, _) = exit_from(&img, Point::new(12.0, 20.0), 96, 20.0).unwrap();
         // The corridor's end, less the pixel the walk keeps off its wall.
         assert_eq!(exit.x, 56.5, "{exit:?}");
@@ -314,17 +325,7 @@ mod tests {
     fn the_exit_is_where_the_reachable_space_meets_the_edge() {
         // A dark board with a corridor from (10, 20) to (40, 20), open to the right edge
         // through a pocket at x 40..50; a sealed corridor reaches the left edge elsewhere.
-        let mut img = RgbImage::from_pixel(50, 40, Rgb([20, 20, 20]));
-        for x in 10..50 {
-            for y in 18..23 {
-                img.put_pixel(x, y, Rgb([255, 255, 255]));
-            }
-        }
-        for x in 0..8 {
-            for y in 4..7 {
-                img.put_pixel(x, y, Rgb([255, 255, 255]));
-            }
-        }
+        let mut img = board(50, 40, &[(10, 50, 18, 23), (0, 8, 4, 7)]);
         let (exit, pocket) = exit_from(&img, Point::new(12.0, 20.0), 96, 15.0).unwrap();
         assert_eq!(exit.x, 49.5);
         assert!((18.0..23.0).contains(&exit.y), "{exit:?}");
@@ -348,17 +349,15 @@ mod tests {
         // A board set low on the image: its floor's bottom row is 9 px from the image's
         // bottom edge, while its one exit, on the right, opens into a pocket 78 px from the
         // right edge. The exit is where the walk leaves the floor, not the point nearest an edge.
-        let mut img = RgbImage::from_pixel(600, 300, Rgb([20, 20, 22]));
-        let mut open = |x0: u32, x1: u32, y0: u32, y1: u32| {
-            for y in y0..y1 {
-                for x in x0..x1 {
-                    img.put_pixel(x, y, Rgb([255, 255, 255]));
-                }
-            }
-        };
-        open(40, 500, 10, 290);
-        open(500, 510, 100, 110);
-        open(510, 522, 98, 112);
+        let img = board(
+            600,
+            300,
+            &[
+                (40, 500, 10, 290),
+                (500, 510, 100, 110),
+                (510, 522, 98, 112),
+            ],
+        );
         let (exit, pocket) = exit_from(&img, Point::new(100.0, 200.0), 96, 60.0).unwrap();
         // The pocket's far column, less the pixel the walk keeps off its wall.
         assert_eq!(exit.x, 520.5, "{exit:?}");
