@@ -106,14 +106,46 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     })
 }
 
-/// Routes anyone may call: probes, metrics and the playground's static files (the playground's
-/// own API calls carry a key like any client's).
+/// The token `GET /metrics` requires (`security.metrics_token`), kept as its digest and
+/// checked in constant time like the client keys.
+#[derive(Clone)]
+pub struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    /// The token of `cfg`, or `None` when none is set (`/metrics` is open).
+    pub fn from_config(cfg: &SecurityConfig) -> Option<Self> {
+        let token = cfg.metrics_token.trim();
+        (!token.is_empty()).then(|| Self(digest(token)))
+    }
+
+    /// Whether `presented` is the token.
+    pub fn admits(&self, presented: Option<&str>) -> bool {
+        presented.is_some_and(|p| bool::from(digest(p).ct_eq(&self.0)))
+    }
+}
+
+/// Routes anyone may call: probes, metrics (unless a metrics token is set) and the
+/// playground's static files (the playground's own API calls carry a key like any client's).
 fn is_public(path: &str) -> bool {
     matches!(path, "/" | "/healthz" | "/readyz" | "/metrics") || path.starts_with("/playground/")
 }
 
-/// Middleware: refuses API requests without a valid key (401) or over their key's rate (429).
+/// Middleware: refuses `/metrics` without the metrics token when one is set, and API requests
+/// without a valid key (401) or over their key's rate (429).
 pub async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/metrics" {
+        if let Some(token) = &state.metrics_token {
+            if !token.admits(presented_key(req.headers())) {
+                state.metrics.record_auth_refusal("unauthorized");
+                return ApiError::Unauthorized(
+                    "missing or invalid metrics token: send `Authorization: Bearer <token>` \
+                     (security.metrics_token)"
+                        .into(),
+                )
+                .into_response();
+            }
+        }
+    }
     let Some(auth) = state.auth.as_deref() else {
         return next.run(req).await;
     };
@@ -150,6 +182,7 @@ mod tests {
             api_keys: keys.iter().map(|k| k.to_string()).collect(),
             rate_limit_per_minute: per_minute,
             rate_limit_burst: burst,
+            metrics_token: String::new(),
         }
     }
 

@@ -282,8 +282,8 @@ pub struct CorsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
     /// Keys clients must send as `Authorization: Bearer KEY` (or `x-api-key: KEY`) on every
-    /// API route (`/healthz`, `/readyz`, `/metrics` and the playground's static files stay
-    /// open). Empty means no client authentication, which is logged at start-up. Also read,
+    /// API route (`/healthz`, `/readyz`, `/metrics` unless `metrics_token` is set, and the
+    /// playground's static files stay open). Empty means no client authentication, which is logged at start-up. Also read,
     /// comma-separated, from `ETCHR_API_KEYS`.
     pub api_keys: Vec<String>,
     /// Requests per minute allowed per key (a token bucket); 0 means unlimited.
@@ -291,6 +291,11 @@ pub struct SecurityConfig {
     /// Requests a key may send in a burst above its steady rate; 0 means the per-minute
     /// rate itself.
     pub rate_limit_burst: u32,
+    /// A bearer token `GET /metrics` requires (`Authorization: Bearer TOKEN`, what a
+    /// Prometheus scrape config's `authorization` sends); empty means `/metrics` is open, like
+    /// the probes. Independent of `api_keys`: a client key does not read the metrics, and the
+    /// token opens no API route.
+    pub metrics_token: String,
 }
 
 /// Never prints the keys.
@@ -300,6 +305,14 @@ impl fmt::Debug for SecurityConfig {
             .field("api_keys", &format!("<{} redacted>", self.api_keys.len()))
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("rate_limit_burst", &self.rate_limit_burst)
+            .field(
+                "metrics_token",
+                &if self.metrics_token.is_empty() {
+                    "<none>"
+                } else {
+                    "<redacted>"
+                },
+            )
             .finish()
     }
 }
@@ -561,6 +574,13 @@ impl Config {
             .any(|k| k.trim().is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return bad("security.api_keys: keys must be non-empty and contain no whitespace");
+        }
+        if sec
+            .metrics_token
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return bad("security.metrics_token must contain no whitespace");
         }
         if sec.rate_limit_burst > 0 && sec.rate_limit_per_minute == 0 {
             return bad("security.rate_limit_burst needs security.rate_limit_per_minute");

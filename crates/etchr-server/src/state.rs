@@ -1,6 +1,6 @@
 //! Shared application state, cloned into every handler.
 
-use crate::auth::ClientAuth;
+use crate::auth::{ClientAuth, MetricsToken};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -23,6 +23,8 @@ pub struct AppState {
     pub upstream: Option<Arc<UpstreamState>>,
     /// Client API keys and rate limits; `None` means open access.
     pub auth: Option<Arc<ClientAuth>>,
+    /// The token `GET /metrics` requires, if one is set.
+    pub metrics_token: Option<MetricsToken>,
     /// Fetches `http(s)` image URLs under the `[fetch]` policy; `None` when fetching is off.
     pub fetcher: Option<ImageFetcher>,
     /// Bounds the reasoning loops running at once.
@@ -54,6 +56,7 @@ impl AppState {
             renders,
             upstream,
             auth: ClientAuth::from_config(&config.security).map(Arc::new),
+            metrics_token: MetricsToken::from_config(&config.security),
             fetcher,
             loops: Arc::new(LoopGate::new(config.reason.max_concurrent_loops)),
             background: TaskTracker::new(),

@@ -138,6 +138,63 @@ async fn api_routes_need_a_configured_key() {
 }
 
 #[tokio::test]
+async fn a_metrics_token_guards_the_metrics_and_nothing_else() {
+    let state = keyed(|c| c.security.metrics_token = "scrape-token".into());
+    const TOKEN: &[(&str, &str)] = &[("authorization", "Bearer scrape-token")];
+    let token = TOKEN;
+    let metrics = |headers: &'static [(&'static str, &'static str)]| {
+        let state = state.clone();
+        async move { call(&state, "GET", "/metrics", None, headers).await }
+    };
+    let r = metrics(&[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["error"]["code"], "invalid_api_key");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("metrics_token"));
+    // A client key is not the metrics token, nor a wrong token.
+    assert_eq!(
+        metrics(&[("authorization", "Bearer key-alpha")])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        metrics(&[("authorization", "Bearer scrape-tokem")])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(metrics(token).await.status, StatusCode::OK);
+    // The token opens no API route; the probes stay open.
+    let body = edit_body(&data_url(16, 16));
+    let r = call(&state, "POST", "/v1/edit", Some(body), token).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&state, "GET", "/healthz", None, &[]).await.status,
+        StatusCode::OK
+    );
+    // Without client keys the token still guards the metrics alone.
+    let mut cfg = Config::default();
+    cfg.security.metrics_token = "scrape-token".into();
+    cfg.validate().unwrap();
+    let open = AppState::new(cfg);
+    assert_eq!(
+        call(&open, "GET", "/metrics", None, &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&open, "GET", "/metrics", None, token).await.status,
+        StatusCode::OK
+    );
+    assert_ne!(
+        call(&open, "GET", "/v1/models", None, &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
 async fn each_key_is_rate_limited_on_its_own() {
     let state = keyed(|c| {
         c.security.rate_limit_per_minute = 6;
@@ -196,6 +253,18 @@ fn security_settings_are_validated() {
         !format!("{cfg:?}").contains("abc"),
         "keys must not be printed"
     );
+    // The metrics token: from the environment, never printed, no whitespace.
+    let env = [(
+        "ETCHR_SECURITY__METRICS_TOKEN".to_string(),
+        "scrape-xyz".to_string(),
+    )];
+    let cfg = Config::load(None, env, &[]).unwrap();
+    assert_eq!(cfg.security.metrics_token, "scrape-xyz");
+    assert!(!format!("{cfg:?}").contains("scrape-xyz"));
+    assert!(!format!("{:?}", cfg.security).contains("scrape-xyz"));
+    let mut cfg = Config::default();
+    cfg.security.metrics_token = "two words".into();
+    assert!(cfg.validate().is_err());
 }
 
 /// A file server for fetch tests: `/cat.png` (a real PNG), `/big.png` (larger than the test

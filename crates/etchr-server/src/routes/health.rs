@@ -38,11 +38,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
 }
 
 /// Prometheus metrics in the text exposition format.
+///
+/// Open unless `security.metrics_token` is set; then it needs `Authorization: Bearer TOKEN`.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "`security.metrics_token` is set and the request does not send it", body = crate::error::ErrorBody)
+    )
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
