@@ -327,10 +327,13 @@ fn with_the_restore_tiled(program: Program, request: &PlanRequest<'_>) -> Progra
 }
 
 /// A first plan that restores a jigsaw, aimed at the line the question quotes when that line is
-/// read on the restored picture (`None` when it is not, or for a plan that is not a leading
-/// restore of the original). A sign that reads whole ([`reads_whole`]) is shown whole with the
-/// line's tiles boxed: the box is the plan's bet. A sign in small print shows only the line's
-/// tiles, cropped and zoomed to the upstream's reading size, as the generator's gold edit does.
+/// read on the restored picture (`None` for a plan that is not a leading restore of the
+/// original). A sign that reads whole ([`reads_whole`]) is shown whole with the line's tiles
+/// boxed: the box is the plan's bet. A sign in small print shows only the line's tiles, cropped
+/// and zoomed to the upstream's reading size, as the generator's gold edit does. When the line
+/// is not read, a sign in small print is first shown as a sheet of all its lines
+/// ([`text_sheet::sheet_of`], after a `reframe`), and `None` is left for the later candidates
+/// and for a sign that reads whole, which the restored tiles or the whole picture then show.
 /// Boxes and crops after a restore without `reframe` are given in the shuffled original's
 /// pixels, where the renderer maps them tile by tile: the crop names the line's tiles there when
 /// they lie side by side there as they do on the restored picture, and otherwise is cut after a
@@ -361,7 +364,19 @@ fn the_quoted_line_restored(
     };
     let view = &rendered.views[0];
     let lines = etchr_ops::render::short_text_lines(&view.image);
-    let line = reading::find_key(reader, &view.image, &lines, request.question)?;
+    let Some(line) = reading::find_key(reader, &view.image, &lines, request.question) else {
+        // Not read: on the first edit of a sign in small print, every line of the restored
+        // picture on one sheet, where the upstream finds the key itself (the restored
+        // quarters follow, as they would have come first). Short lines too: a key such as
+        // "Bin:" is a line of its own, which the sheet keeps beside its code.
+        if request.step > 0 || reads_whole(request.image) {
+            return None;
+        }
+        let sheet = text_sheet::sheet_of(&lines)?;
+        return Some(Program(
+            [restore, Op::Reframe].into_iter().chain(sheet.0).collect(),
+        ));
+    };
     let words = best_guess::with_its_words(lines[line], &lines);
     // The restored picture's tiles that hold the line, and where they lie in the original.
     // Tiles are whole pixels; a remainder strip at the far edges stays in place.
@@ -1593,9 +1608,61 @@ mod tests {
             assert_eq!(the_quoted_line_restored(&model, &later, &reader), None);
             let tile = etchr_ops::text::parse("crop box=0,0,100,100").unwrap();
             assert_eq!(the_quoted_line_restored(&tile, &request, &reader), None);
+            // A key not on the sign: a sign in small print is shown as a sheet of its lines
+            // on the first edit only; one that reads whole is left to be shown whole.
             let elsewhere = first_plan(&image, "Restore the tiles and read the line \"Qwxz 88\".");
-            assert_eq!(the_quoted_line_restored(&model, &elsewhere, &reader), None);
+            let sheet = the_quoted_line_restored(&model, &elsewhere, &reader);
+            let names: Option<Vec<&str>> = sheet
+                .as_ref()
+                .map(|p| p.ops().iter().map(|op| op.name()).collect());
+            match index {
+                3 => assert_eq!(sheet, None),
+                _ => assert_eq!(
+                    names.as_deref(),
+                    Some(&["jigsaw_solve", "reframe", "collage", "zoom"][..])
+                ),
+            }
+            let second = PlanRequest {
+                step: 1,
+                ..elsewhere
+            };
+            assert_eq!(the_quoted_line_restored(&model, &second, &reader), None);
         }
+    }
+
+    #[test]
+    fn a_restored_sign_whose_key_is_not_read_is_shown_as_a_sheet_of_its_lines() {
+        // Item 12 of seed 808231's jigsaws: "Shift" in small print reads "Siii ft", so the
+        // line is not found; the restored quarters shown instead never held it in three tries.
+        let reader = built_in_reader().unwrap();
+        let (item, image) = etchr_data::generate(etchr_data::Family::Jigsaw, 808231, 12);
+        let model = etchr_ops::text::parse("jigsaw_solve rows=4 cols=8").unwrap();
+        let request = first_plan(&image, &item.question);
+        let sheet = the_quoted_line_restored(&model, &request, &reader).expect("a sheet");
+        let rendered = etchr_ops::render(&image, &sheet, &Default::default()).unwrap();
+        let restored = etchr_ops::render(&image, &model, &Default::default()).unwrap();
+        let lines = etchr_ops::render::text_lines(&restored.views[0].image);
+        // Every line of the restored sign is on the sheet, at a size that reads.
+        let Some(Op::Collage { pieces, .. }) = sheet.ops().get(2) else {
+            panic!("{sheet:?}");
+        };
+        for line in &lines {
+            assert!(
+                pieces.iter().any(|p| p.region.contains(line.center())),
+                "{line:?} not on the sheet"
+            );
+        }
+        let zoom = rendered.views[0].image.height() as f64
+            / pieces
+                .iter()
+                .map(|p| p.at.y + p.region.height())
+                .fold(0.0, f64::max);
+        let median = {
+            let mut h: Vec<f64> = lines.iter().map(Rect::height).collect();
+            h.sort_by(f64::total_cmp);
+            h[h.len() / 2]
+        };
+        assert!(median * zoom >= 24.0, "lines {median} px at {zoom}x");
     }
 
     #[test]

@@ -44,10 +44,7 @@ pub(super) fn plan(
         return None;
     }
     let TextLines { lines, short } = TextLines::of(request.image);
-    if lines.len() < MIN_LINES {
-        return None;
-    }
-    let sheet = sheet(&phrases(&lines))?;
+    let sheet = sheet_of(&lines)?;
     // The line the key is read in; else the tag of the thing the question names by colour
     // and shape, or the annotation of the chart mark it names by its cue, when one is found.
     // Keys are looked up among short lines too: "Bin:" is a line of its own.
@@ -63,6 +60,16 @@ pub(super) fn plan(
         Some(mark) => best_guess::marked(sheet, mark),
         None => sheet,
     })
+}
+
+/// The sheet of `lines` (text lines of one image, in reading order), the words of a row kept
+/// together; `None` with fewer than [`MIN_LINES`] lines, or when they would be too small to
+/// read on it.
+pub(super) fn sheet_of(lines: &[Rect]) -> Option<Program> {
+    if lines.len() < MIN_LINES {
+        return None;
+    }
+    sheet(&phrases(lines))
 }
 
 /// `lines` with the lines that continue one another on a row (a key and its value split by a
