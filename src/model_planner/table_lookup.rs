@@ -64,7 +64,16 @@ pub(super) fn plan(request: &PlanRequest<'_>, reader: Option<&GlyphClassifier>) 
             return Some(row.program);
         }
     }
-    let groups = column_groups(&tables, column);
+    // A header named and read, though its row's key was not: that column beside the keys
+    // first, then the groups of all of them as for a header not read.
+    let read_head = match column {
+        Column::Named => reader.and_then(|r| named_column_of_all(request, &tables, r)),
+        _ => None,
+    };
+    let groups = read_head
+        .map(|j| vec![j])
+        .into_iter()
+        .chain(column_groups(&tables, column));
     groups.into_iter().find_map(|cols| {
         let layout = Layout::best(&tables, &cols)?;
         // A collage view's region (`shown_region`) is where its pieces come from.
@@ -202,6 +211,20 @@ fn named_column(
         let rival = costs.get(1).map_or(f64::INFINITY, |r| r.1);
         (cost <= MAX_MATCH_COST && (rival - cost) * n as f64 >= MIN_MATCH_MARGIN).then_some(best)
     })
+}
+
+/// The data column whose header the question names, read in every table that has the column
+/// at the same place (`None` when no table's header reads as named, or two tables disagree).
+fn named_column_of_all(
+    request: &PlanRequest<'_>,
+    tables: &[Table],
+    reader: &GlyphClassifier,
+) -> Option<usize> {
+    let mut read = tables
+        .iter()
+        .filter_map(|t| named_column(request.question, t, reader, request.image));
+    let first = read.next()?;
+    read.all(|j| j == first).then_some(first)
 }
 
 /// The column a lookup question asks for, if it is a lookup: a quoted key and a word for
@@ -469,6 +492,48 @@ mod tests {
             .transform
             .rect_to_original(&Rect::full(view.image.width(), view.image.height()));
         assert!(plan(&request(&image, &item.question, &identity, &[region]), None).is_none());
+    }
+
+    #[test]
+    fn a_header_read_without_its_rows_key_is_shown_alone_beside_the_keys_first() {
+        // Items 2 and 5 of seed 808231: "... what is its Slot code?" on two tables, and
+        // "... its Invoice column" on one; the headers read, the keys do not. The first group
+        // of neighbours (Order, then Batch) was shown, and the upstream read the wrong column.
+        let reader = super::super::built_in_reader().unwrap();
+        for index in [2, 5] {
+            let (item, image) = etchr_data::generate(Family::Document, 808231, index);
+            let identity = Transform::identity();
+            let ask = request(&image, &item.question, &identity, &[]);
+            let tables = ruled_tables(&image);
+            assert!(read_row(&ask, &tables, Column::Named, &reader).is_none());
+            let first = plan(&ask, Some(&reader)).unwrap();
+            let cell = cell_of(&item);
+            let spans = spans(&first);
+            assert_eq!(
+                spans.len(),
+                2 * tables.len(),
+                "key and asked column: {spans:?}"
+            );
+            assert!(
+                spans.iter().any(|s| s.0 <= cell.x0 && cell.x1 <= s.1),
+                "item {index}: the asked column is not shown: {spans:?} {cell:?}"
+            );
+            // Shown and rejected: the groups of every column follow, as before.
+            let rendered = etchr_ops::render(&image, &first, &Default::default()).unwrap();
+            let view = &rendered.views[0];
+            let region = view
+                .transform
+                .rect_to_original(&Rect::full(view.image.width(), view.image.height()));
+            let next = plan(
+                &request(&image, &item.question, &identity, &[region]),
+                Some(&reader),
+            );
+            assert!(next.is_some_and(|p| spans_of(&p) > 2), "item {index}");
+        }
+    }
+
+    fn spans_of(program: &Program) -> usize {
+        spans(program).len()
     }
 
     #[test]
