@@ -213,8 +213,9 @@ fn named_column(
     })
 }
 
-/// The data column whose header the question names, read in every table that has the column
-/// at the same place (`None` when no table's header reads as named, or two tables disagree).
+/// The data column whose header the question names, as the tables' headers read: the column
+/// every table whose header reads as named agrees on (`None` when none reads so, or two
+/// tables name different columns).
 fn named_column_of_all(
     request: &PlanRequest<'_>,
     tables: &[Table],
@@ -452,6 +453,15 @@ mod tests {
         (view.transform.rect_to_view(&cell), view.image.dimensions())
     }
 
+    /// The part of the original a collage view's pieces come from (what `shown_region` of a
+    /// session would put in `avoid`).
+    fn shown_region(image: &RgbImage, program: &Program) -> Rect {
+        let rendered = etchr_ops::render(image, program, &Default::default()).unwrap();
+        let view = &rendered.views[0];
+        view.transform
+            .rect_to_original(&Rect::full(view.image.width(), view.image.height()))
+    }
+
     fn cell_of(item: &etchr_data::Item) -> Rect {
         let c: Vec<f64> = serde_json::from_value(item.meta["cell"].clone()).unwrap();
         Rect::new(c[0], c[1], c[2], c[3])
@@ -486,11 +496,7 @@ mod tests {
         // Nothing else to show: alternatives are left to the other searches.
         let shown = [Rect::new(0.0, 0.0, 1.0, 1.0)];
         assert!(plan(&request(&image, &item.question, &identity, &shown), None).is_some());
-        let rendered = etchr_ops::render(&image, &program, &Default::default()).unwrap();
-        let view = &rendered.views[0];
-        let region = view
-            .transform
-            .rect_to_original(&Rect::full(view.image.width(), view.image.height()));
+        let region = shown_region(&image, &program);
         assert!(plan(&request(&image, &item.question, &identity, &[region]), None).is_none());
     }
 
@@ -508,32 +514,24 @@ mod tests {
             assert!(read_row(&ask, &tables, Column::Named, &reader).is_none());
             let first = plan(&ask, Some(&reader)).unwrap();
             let cell = cell_of(&item);
-            let spans = spans(&first);
+            let shown = spans(&first);
             assert_eq!(
-                spans.len(),
+                shown.len(),
                 2 * tables.len(),
-                "key and asked column: {spans:?}"
+                "key and asked column: {shown:?}"
             );
             assert!(
-                spans.iter().any(|s| s.0 <= cell.x0 && cell.x1 <= s.1),
-                "item {index}: the asked column is not shown: {spans:?} {cell:?}"
+                shown.iter().any(|s| s.0 <= cell.x0 && cell.x1 <= s.1),
+                "item {index}: the asked column is not shown: {shown:?} {cell:?}"
             );
             // Shown and rejected: the groups of every column follow, as before.
-            let rendered = etchr_ops::render(&image, &first, &Default::default()).unwrap();
-            let view = &rendered.views[0];
-            let region = view
-                .transform
-                .rect_to_original(&Rect::full(view.image.width(), view.image.height()));
+            let region = shown_region(&image, &first);
             let next = plan(
                 &request(&image, &item.question, &identity, &[region]),
                 Some(&reader),
             );
-            assert!(next.is_some_and(|p| spans_of(&p) > 2), "item {index}");
+            assert!(next.is_some_and(|p| spans(&p).len() > 2), "item {index}");
         }
-    }
-
-    fn spans_of(program: &Program) -> usize {
-        spans(program).len()
     }
 
     #[test]
@@ -551,11 +549,7 @@ mod tests {
         let (_, (w, h)) = cell_in_view(&image, &first, cell_of(&item));
         assert!(w.max(h) <= 1100, "{w}x{h}");
         // The next group shows the key column again with other columns.
-        let rendered = etchr_ops::render(&image, &first, &Default::default()).unwrap();
-        let view = &rendered.views[0];
-        let shown = [view
-            .transform
-            .rect_to_original(&Rect::full(view.image.width(), view.image.height()))];
+        let shown = [shown_region(&image, &first)];
         let next = plan(&request(&image, &item.question, &identity, &shown), None).unwrap();
         let next_spans = spans(&next);
         assert_eq!(next_spans[0], first_spans[0], "the key column");
@@ -629,11 +623,7 @@ mod tests {
                 "the key's and the value's columns"
             );
             // Once shown, the bands of whole columns follow.
-            let rendered = etchr_ops::render(&image, &program, &Default::default()).unwrap();
-            let view = &rendered.views[0];
-            let shown = [view
-                .transform
-                .rect_to_original(&Rect::full(view.image.width(), view.image.height()))];
+            let shown = [shown_region(&image, &program)];
             let next = plan(
                 &request(&image, &item.question, &identity, &shown),
                 Some(&reader),

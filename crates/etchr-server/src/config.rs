@@ -283,8 +283,8 @@ pub struct CorsConfig {
 pub struct SecurityConfig {
     /// Keys clients must send as `Authorization: Bearer KEY` (or `x-api-key: KEY`) on every
     /// API route (`/healthz`, `/readyz`, `/metrics` unless `metrics_token` is set, and the
-    /// playground's static files stay open). Empty means no client authentication, which is logged at start-up. Also read,
-    /// comma-separated, from `ETCHR_API_KEYS`.
+    /// playground's static files stay open). Empty means no client authentication, which is
+    /// logged at start-up. Also read, comma-separated, from `ETCHR_API_KEYS`.
     pub api_keys: Vec<String>,
     /// Requests per minute allowed per key (a token bucket); 0 means unlimited.
     pub rate_limit_per_minute: u32,

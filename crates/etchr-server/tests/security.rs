@@ -141,7 +141,6 @@ async fn api_routes_need_a_configured_key() {
 async fn a_metrics_token_guards_the_metrics_and_nothing_else() {
     let state = keyed(|c| c.security.metrics_token = "scrape-token".into());
     const TOKEN: &[(&str, &str)] = &[("authorization", "Bearer scrape-token")];
-    let token = TOKEN;
     let metrics = |headers: &'static [(&'static str, &'static str)]| {
         let state = state.clone();
         async move { call(&state, "GET", "/metrics", None, headers).await }
@@ -166,10 +165,10 @@ async fn a_metrics_token_guards_the_metrics_and_nothing_else() {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(metrics(token).await.status, StatusCode::OK);
+    assert_eq!(metrics(TOKEN).await.status, StatusCode::OK);
     // The token opens no API route; the probes stay open.
     let body = edit_body(&data_url(16, 16));
-    let r = call(&state, "POST", "/v1/edit", Some(body), token).await;
+    let r = call(&state, "POST", "/v1/edit", Some(body), TOKEN).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         call(&state, "GET", "/healthz", None, &[]).await.status,
@@ -185,7 +184,7 @@ async fn a_metrics_token_guards_the_metrics_and_nothing_else() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        call(&open, "GET", "/metrics", None, token).await.status,
+        call(&open, "GET", "/metrics", None, TOKEN).await.status,
         StatusCode::OK
     );
     assert_ne!(

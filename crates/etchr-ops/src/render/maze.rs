@@ -202,18 +202,20 @@ pub fn exit_from(img: &RgbImage, from: Point, wall_luma: u8, depth: f64) -> Opti
             (y - floor.y1, hu - 1 - py),
         ]
     };
-    // Furthest out, then nearest the edge: the side that pixel leaves the floor by.
+    // Further out past the floor, then nearer the image's edge: the order of sides and pixels.
+    let further = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1));
+    // The side a pixel leaves the floor by, and how far.
     let outmost = |px: usize, py: usize| {
         let s = sides(px, py);
-        (0..4)
-            .max_by(|&a, &b| s[a].0.total_cmp(&s[b].0).then_with(|| s[b].1.cmp(&s[a].1)))
-            .map(|side| (side, s[side]))
-            .expect("four sides")
+        let side = (0..4)
+            .max_by(|&a, &b| further(&s[a], &s[b]))
+            .expect("four sides");
+        (side, s[side])
     };
     let (exit, side) = (0..reached.len())
         .filter(|&i| reached[i])
         .map(|i| (i, outmost(i % wu, i / wu)))
-        .max_by(|(_, (_, a)), (_, (_, b))| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)))
+        .max_by(|(_, (_, a)), (_, (_, b))| further(a, b))
         .map(|(i, (side, _))| (i, side))?;
     let (px, py) = (exit % wu, exit / wu);
     let e = Point::new(px as f64 + 0.5, py as f64 + 0.5);
@@ -254,10 +256,9 @@ fn floor_extent(free: &[bool], w: usize, h: usize) -> Rect {
     let total: usize = rows.iter().sum();
     let cut = (total as f64 * FLOOR_QUANTILE) as usize;
     // The first index at which more than `cut` pixels have been counted, from either end.
-    fn first<'a>(counts: impl Iterator<Item = (usize, &'a usize)>, cut: usize) -> Option<f64> {
+    fn first<'a>(mut counts: impl Iterator<Item = (usize, &'a usize)>, cut: usize) -> Option<f64> {
         let mut seen = 0;
         counts
-            .into_iter()
             .find(|(_, &c)| {
                 seen += c;
                 seen > cut
