@@ -122,6 +122,19 @@ impl Rect {
         p.x >= self.x0 && p.x < self.x1 && p.y >= self.y0 && p.y < self.y1
     }
 
+    /// Generalised IoU (Rezatofighi et al., 2019): the IoU less the share of the smallest
+    /// enclosing box that the union leaves empty. In (−1, 1]; unlike the IoU it still ranks
+    /// boxes that do not overlap, by how far apart they are (−1 when either box is empty).
+    pub fn giou(&self, other: &Rect) -> f64 {
+        let hull = self.union(other).area();
+        let inter = self.intersect(other).map_or(0.0, |r| r.area());
+        let union = self.area() + other.area() - inter;
+        if hull <= 0.0 || union <= 0.0 || self.area() <= 0.0 || other.area() <= 0.0 {
+            return -1.0;
+        }
+        inter / union - (hull - union) / hull
+    }
+
     /// Intersection over union, 0 when either box is empty.
     pub fn iou(&self, other: &Rect) -> f64 {
         let inter = self.intersect(other).map_or(0.0, |r| r.area());
@@ -321,6 +334,23 @@ mod tests {
         let b = Rect::new(5.0, 0.0, 15.0, 10.0);
         assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-12);
         assert_eq!(a.iou(&Rect::new(20.0, 20.0, 30.0, 30.0)), 0.0);
+    }
+
+    #[test]
+    fn giou_ranks_boxes_that_do_not_overlap_by_distance() {
+        let a = Rect::new(0.0, 0.0, 10.0, 10.0);
+        assert_eq!(a.giou(&a), 1.0);
+        let b = Rect::new(5.0, 0.0, 15.0, 10.0);
+        // Overlapping inside their hull: the IoU itself.
+        assert!((a.giou(&b) - a.iou(&b)).abs() < 1e-12);
+        let touching = Rect::new(10.0, 0.0, 20.0, 10.0);
+        assert!(a.giou(&touching).abs() < 1e-12);
+        let near = Rect::new(20.0, 0.0, 30.0, 10.0);
+        let far = Rect::new(90.0, 90.0, 100.0, 100.0);
+        assert!((a.giou(&near) - (0.0 - 100.0 / 300.0)).abs() < 1e-12);
+        assert!(a.giou(&far) < a.giou(&near));
+        assert!(a.giou(&far) > -1.0);
+        assert_eq!(a.giou(&Rect::new(3.0, 3.0, 3.0, 9.0)), -1.0);
     }
 
     #[test]

@@ -31,6 +31,29 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How the edit reward scores where a program looks against the gold region.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    /// The IoU: 0 for every box that misses the gold region, however near.
+    #[default]
+    Iou,
+    /// The generalised IoU mapped to [0, 1] (`(giou + 1) / 2`): equal to the IoU's ranking
+    /// where boxes overlap, and still higher the nearer a miss lands. A policy whose samples
+    /// rarely touch the target gets a gradient from every group instead of almost none.
+    Giou,
+}
+
+impl Overlap {
+    /// The overlap score of `pred` against `gold`, in [0, 1].
+    pub fn score(self, pred: &Rect, gold: &Rect) -> f64 {
+        match self {
+            Overlap::Iou => pred.iou(gold),
+            Overlap::Giou => (pred.giou(gold) + 1.0) / 2.0,
+        }
+    }
+}
+
 /// The edit half of the reward, and its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EditScore {
@@ -40,8 +63,8 @@ pub struct EditScore {
     pub iou: Option<f64>,
     /// Share of the gold program's op kinds (of [`KINDS`]) the program holds, when it has any.
     pub kinds: Option<f64>,
-    /// `0` if invalid, else `0.2 + 0.8 · mean(iou, kinds)` (the mean of those that apply; `1`
-    /// when neither does).
+    /// `0` if invalid, else `0.2 + 0.8 · mean(overlap, kinds)` (the mean of those that apply;
+    /// `1` when neither does), the overlap scored as [`Overlap`] says.
     pub score: f64,
 }
 
@@ -53,18 +76,19 @@ pub fn edit_score(
     gold: &Program,
     gold_region: &Rect,
     size: (u32, u32),
+    overlap: Overlap,
 ) -> EditScore {
     let valid = !pred.is_empty()
         && dropped == 0
         && etchr_ops::validate(size.0, size.1, pred, &RenderOptions::default()).is_ok();
-    let iou = gold
-        .focus()
-        .map(|_| pred.focus().map_or(0.0, |p| p.iou(gold_region)));
+    let focus = gold.focus().map(|_| pred.focus());
+    let iou = focus.map(|f| f.map_or(0.0, |p| p.iou(gold_region)));
+    let overlap = focus.map(|f| f.map_or(0.0, |p| overlap.score(&p, gold_region)));
     let (g, p) = (kinds(gold), kinds(pred));
     let wanted = g.iter().filter(|&&x| x).count();
     let kinds = (wanted > 0)
         .then(|| (0..KINDS.len()).filter(|&k| g[k] && p[k]).count() as f64 / wanted as f64);
-    let parts: Vec<f64> = [iou, kinds].into_iter().flatten().collect();
+    let parts: Vec<f64> = [overlap, kinds].into_iter().flatten().collect();
     let matched = if parts.is_empty() {
         1.0
     } else {
@@ -479,20 +503,28 @@ mod tests {
         )
         .unwrap();
         let region = Rect::new(10.0, 10.0, 20.0, 20.0);
-        let exact = edit_score(&gold, 0, &gold, &region, (100, 100));
+        let exact = edit_score(&gold, 0, &gold, &region, (100, 100), Overlap::Iou);
         assert!(exact.valid);
         assert_eq!(exact.iou, Some(1.0));
         assert_eq!(exact.kinds, None);
         assert!((exact.score - 1.0).abs() < 1e-12);
         let far = Program::from_json(r#"[{"op":"crop","box":[60,60,90,90]}]"#).unwrap();
-        let s = edit_score(&far, 0, &gold, &region, (100, 100));
+        let s = edit_score(&far, 0, &gold, &region, (100, 100), Overlap::Iou);
         assert_eq!(s.iou, Some(0.0));
         assert!((s.score - 0.2).abs() < 1e-12);
-        let dropped = edit_score(&gold, 1, &gold, &region, (100, 100));
+        let dropped = edit_score(&gold, 1, &gold, &region, (100, 100), Overlap::Iou);
         assert!(!dropped.valid);
         assert_eq!(dropped.score, 0.0);
         assert_eq!(
-            edit_score(&Program::default(), 0, &gold, &region, (100, 100)).score,
+            edit_score(
+                &Program::default(),
+                0,
+                &gold,
+                &region,
+                (100, 100),
+                Overlap::Iou
+            )
+            .score,
             0.0
         );
         let rot = Program::from_json(r#"[{"op":"rotate","angle":90}]"#).unwrap();
@@ -502,6 +534,7 @@ mod tests {
             &rot,
             &Rect::new(0.0, 0.0, 100.0, 100.0),
             (100, 100),
+            Overlap::Iou,
         );
         assert_eq!(s.kinds, Some(1.0));
         assert_eq!(s.iou, None);
@@ -511,9 +544,28 @@ mod tests {
             &rot,
             &Rect::new(0.0, 0.0, 100.0, 100.0),
             (100, 100),
+            Overlap::Iou,
         );
         assert_eq!(s.kinds, Some(0.0));
         assert!((s.score - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_giou_reward_ranks_misses_by_how_near_they_land() {
+        let gold = Program::from_json(r#"[{"op":"box","box":[10,10,20,20]}]"#).unwrap();
+        let region = Rect::new(10.0, 10.0, 20.0, 20.0);
+        let near = Program::from_json(r#"[{"op":"box","box":[22,10,32,20]}]"#).unwrap();
+        let far = Program::from_json(r#"[{"op":"box","box":[80,80,90,90]}]"#).unwrap();
+        let score = |p: &Program, o| edit_score(p, 0, &gold, &region, (100, 100), o);
+        // The IoU scores both misses alike, the generalised IoU the near one higher.
+        assert_eq!(
+            score(&near, Overlap::Iou).score,
+            score(&far, Overlap::Iou).score
+        );
+        assert!(score(&near, Overlap::Giou).score > score(&far, Overlap::Giou).score + 0.1);
+        // Either way the reported IoU is the plain one, and an exact hit scores 1.
+        assert_eq!(score(&near, Overlap::Giou).iou, Some(0.0));
+        assert!((score(&gold, Overlap::Giou).score - 1.0).abs() < 1e-12);
     }
 
     #[test]

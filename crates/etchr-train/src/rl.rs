@@ -29,7 +29,7 @@
 
 use crate::data::SplitMix;
 use crate::optim::{clip_scale, grad_norm, AdamW, AdamWParams};
-use crate::reward::{edit_score, Downstream, EditScore, Judged, Query, RewardCache};
+use crate::reward::{edit_score, Downstream, EditScore, Judged, Overlap, Query, RewardCache};
 use crate::rollout::{
     sample_groups, sample_seed, Recording, Sampled, SamplingNetwork, SamplingPlanner,
 };
@@ -153,6 +153,11 @@ pub struct RlArgs {
     /// Weight of downstream correctness (0 without --upstream).
     #[arg(long, default_value_t = 1.0)]
     pub w_answer: f64,
+    /// How the edit reward scores the program's region against the gold one: `iou`, or `giou`
+    /// (the generalised IoU, which still ranks misses by how near they land). Held-out
+    /// evaluations score the plain IoU either way.
+    #[arg(long, value_enum, default_value = "iou")]
+    pub overlap: Overlap,
     #[arg(long, value_enum, default_value = "single")]
     pub rollout: Rollout,
     /// Most edits per progressive episode.
@@ -226,6 +231,7 @@ impl RlArgs {
             kl_coef: 0.04,
             w_edit: 0.5,
             w_answer: 1.0,
+            overlap: Overlap::Iou,
             rollout: Rollout::Single,
             max_steps: 3,
             upstream: None,
@@ -273,6 +279,7 @@ impl RlArgs {
             clip: self.clip,
             w_edit: self.w_edit,
             w_answer: self.w_answer,
+            overlap: self.overlap,
             rollout: self.rollout,
             max_steps: self.max_steps,
         }
@@ -306,6 +313,9 @@ pub struct GrpoParams {
     pub clip: f64,
     pub w_edit: f64,
     pub w_answer: f64,
+    /// Absent in checkpoints written before it existed: the IoU.
+    #[serde(default)]
+    pub overlap: Overlap,
     pub rollout: Rollout,
     pub max_steps: usize,
 }
@@ -367,18 +377,19 @@ impl RlItem {
         }
     }
 
-    fn edit_score(&self, s: &Sampled) -> EditScore {
-        self.edit_score_of(&s.program, s.dropped)
+    fn edit_score(&self, s: &Sampled, overlap: Overlap) -> EditScore {
+        self.edit_score_of(&s.program, s.dropped, overlap)
     }
 
     /// Edit correctness of `program`, of which validation dropped `dropped` ops.
-    fn edit_score_of(&self, program: &Program, dropped: usize) -> EditScore {
+    fn edit_score_of(&self, program: &Program, dropped: usize, overlap: Overlap) -> EditScore {
         edit_score(
             program,
             dropped,
             &self.item.gold_program,
             &self.item.gold_region,
             (self.item.width, self.item.height),
+            overlap,
         )
     }
 }
@@ -550,6 +561,8 @@ pub struct EpisodeSpec {
     pub max_steps: usize,
     /// Seeds the planners' sampling.
     pub seed: u64,
+    /// How the edit reward scores the region shown.
+    pub overlap: Overlap,
 }
 
 /// The upstream side of the reward: the loop, the cache, and the runtime they run on.
@@ -696,7 +709,7 @@ impl RlTrainer {
                 episodes.push(match s {
                     Ok(s) => Episode {
                         item: i,
-                        edit: self.items[i].edit_score(&s),
+                        edit: self.items[i].edit_score(&s, g.overlap),
                         calls: vec![s],
                         judged: None,
                         error: None,
@@ -749,6 +762,7 @@ impl RlTrainer {
             sampling,
             max_steps,
             seed: step_seed,
+            overlap,
         } = run;
         // The sidecar's planner runs in `evr`, as `etchr eval` runs it; the bare policy in
         // `progressive`.
@@ -812,7 +826,8 @@ impl RlTrainer {
                 } else {
                     shown.last()
                 };
-                let edit = scored.map_or_else(invalid_edit, |p| items[i].edit_score_of(p, 0));
+                let edit =
+                    scored.map_or_else(invalid_edit, |p| items[i].edit_score_of(p, 0, overlap));
                 let mut e = Episode {
                     item: i,
                     calls,
@@ -902,6 +917,7 @@ impl RlTrainer {
                     sampling: Some((g.temperature, g.top_p)),
                     max_steps: g.max_steps,
                     seed: step_seed,
+                    overlap: g.overlap,
                 };
                 Self::rollout_episodes(&self.policy, &self.items, &idx, run, env, make)
             }
@@ -1114,6 +1130,7 @@ pub fn evaluate_rl(
         sampling: None,
         max_steps,
         seed: 0,
+        overlap: Overlap::Iou,
     };
     let episodes = match (rollout, env) {
         (Rollout::Progressive, Some(env)) => {
@@ -1153,7 +1170,7 @@ pub fn evaluate_rl(
                             };
                             Episode {
                                 item: i,
-                                edit: items[i].edit_score(&s),
+                                edit: items[i].edit_score(&s, Overlap::Iou),
                                 calls: vec![s],
                                 judged: None,
                                 error: None,
@@ -1416,9 +1433,9 @@ pub fn run_rl(args: RlArgs, product: Option<ProductPlanner>) -> Result<()> {
     let env = build_env(&args, &runtime)?;
     if env.is_none() {
         eprintln!(
-            "no --upstream: the reward is edit correctness only (w_edit {} · validity / IoU / op \
-             kinds); w_answer is 0 for this run",
-            args.w_edit
+            "no --upstream: the reward is edit correctness only (w_edit {} · validity / {:?} / \
+             op kinds); w_answer is 0 for this run",
+            args.w_edit, args.overlap
         );
     }
 

@@ -7,7 +7,7 @@ use etchr_model::{Batch, EditingModel, TrainExample};
 use etchr_ops::{OutputFormat, Program, RgbImage};
 use etchr_testkit::{MockUpstream, Reply, Script};
 use etchr_train::optim::AdamWParams;
-use etchr_train::reward::{Downstream, Query, RewardCache};
+use etchr_train::reward::{Downstream, Overlap, Query, RewardCache};
 use etchr_train::rl::{
     build_items, rl_checkpoints, Env, EpisodeSpec, GrpoParams, RlItem, RlTrainer, Rollout,
 };
@@ -35,6 +35,7 @@ fn grpo(k: usize) -> GrpoParams {
         clip: 0.0,
         w_edit: 1.0,
         w_answer: 1.0,
+        overlap: Overlap::Iou,
         rollout: Rollout::Single,
         max_steps: 2,
     }
@@ -152,6 +153,7 @@ const SAMPLED_PAIR: EpisodeSpec = EpisodeSpec {
     sampling: Some((1.0, 1.0)),
     max_steps: 2,
     seed: 9,
+    overlap: Overlap::Iou,
 };
 
 /// The reward's upstream side against `mock`, with an in-memory cache.
