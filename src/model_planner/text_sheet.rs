@@ -44,16 +44,20 @@ pub(super) fn plan(
         return None;
     }
     let TextLines { lines, short } = TextLines::of(request.image);
-    let sheet = sheet_of(&lines)?;
     // The line the key is read in; else the tag of the thing the question names by colour
     // and shape, or the annotation of the chart mark it names by its cue, when one is found.
     // Keys are looked up among short lines too: "Bin:" is a line of its own.
     let read = reader.and_then(|r| {
         let line = reading::find_key(r, request.image, &short, request.question)?;
         let words = best_guess::with_its_words(short[line], &short);
-        Some(best_guess::framed(request.image, words, &short))
+        Some((words, best_guess::framed(request.image, words, &short)))
     });
+    let sheet = match read {
+        Some((words, label)) => sheet_of(&with_the_label(&lines, words, label))?,
+        None => sheet_of(&lines)?,
+    };
     let bet = read
+        .map(|(_, label)| label)
         .or_else(|| best_guess::tag_of_the_named_thing(request, pointer, &lines))
         .or_else(|| best_guess::chart_annotation(request, pointer, &lines));
     Some(match bet {
@@ -70,6 +74,44 @@ pub(super) fn sheet_of(lines: &[Rect]) -> Option<Program> {
         return None;
     }
     sheet(&phrases(lines))
+}
+
+/// `lines` (in reading order) with the key's label on them whole. `words` is the text of the
+/// key's row as read (snug), `label` the label around it (its outline, snug). When a line
+/// already holds the words, `lines` as they are. Else (line detection missed the label, or cut
+/// it short where a chart's series line runs through it, and the reading that found the key
+/// would box a label not on the sheet) the lines the label touches are replaced by one line
+/// holding them and the label with a margin of a twelfth of its height (about what the snug cut
+/// of `best_guess::framed` took off), where the first of them stood (else before the first line
+/// below it).
+fn with_the_label(lines: &[Rect], words: Rect, label: Rect) -> Vec<Rect> {
+    let holds_the_words = |l: &Rect| {
+        l.intersect(&words)
+            .is_some_and(|i| i.area() >= 0.95 * words.area())
+    };
+    if lines.iter().any(holds_the_words) {
+        return lines.to_vec();
+    }
+    let padded = label.padded(label.height() / 12.0);
+    let first_touching = lines.iter().position(|l| l.intersect(&padded).is_some());
+    let whole = lines
+        .iter()
+        .filter(|l| l.intersect(&padded).is_some())
+        .fold(padded, |whole, l| whole.union(l));
+    let at = first_touching.unwrap_or_else(|| {
+        lines
+            .iter()
+            .position(|l| l.y0 > whole.center().y)
+            .unwrap_or(lines.len())
+    });
+    // No line before `at` touches the label, so `at` stands in what is kept too.
+    let mut out: Vec<Rect> = lines
+        .iter()
+        .filter(|l| l.intersect(&padded).is_none())
+        .copied()
+        .collect();
+    out.insert(at, whole);
+    out
 }
 
 /// `lines` with the lines that continue one another on a row (a key and its value split by a
@@ -259,6 +301,58 @@ mod tests {
             pieces.iter().any(|p| spanned(p) > 0.8 * tag.width()),
             "{tag:?} {pieces:?}"
         );
+    }
+
+    #[test]
+    fn the_label_a_key_is_read_in_joins_the_lines_it_touches_or_stands_in_reading_order_unless_held(
+    ) {
+        let line = |x: f64, y: f64, w: f64| Rect::new(x, y, x + w, y + 20.0);
+        let lines = [
+            line(0.0, 0.0, 100.0),
+            line(50.0, 100.0, 60.0),
+            line(0.0, 200.0, 80.0),
+        ];
+        // A label cut short: the line holds its key only.
+        let label = Rect::new(55.0, 104.0, 180.0, 116.0);
+        let words = label.padded(-1.0);
+        let joined = with_the_label(&lines, words, label);
+        assert_eq!(joined.len(), 3);
+        assert_eq!(joined[0], lines[0]);
+        assert_eq!(joined[1], lines[1].union(&label.padded(1.0)));
+        assert_eq!(joined[2], lines[2]);
+        // A label no line found: between the lines above and below it.
+        let missed = Rect::new(300.0, 150.0, 380.0, 162.0);
+        let joined = with_the_label(&lines, missed.padded(-1.0), missed);
+        assert_eq!(joined.len(), 4);
+        assert_eq!(joined[2], missed.padded(1.0));
+        assert_eq!(joined[3], lines[2]);
+        // Words a line already holds: the lines as they were, however the label is framed.
+        let held = Rect::new(52.0, 103.0, 108.0, 117.0);
+        assert_eq!(with_the_label(&lines, held, held.padded(4.0)), lines);
+    }
+
+    #[test]
+    fn a_key_read_in_a_label_line_detection_missed_or_cut_short_is_on_the_sheet_whole() {
+        // Charts 6 and 26 of seed 6061: a series line runs through "Shag: 61.7", which the
+        // sheet of lines then left out; "Merlin:" was found without its value. The key is read
+        // all the same, and its label was boxed where the sheet did not show it.
+        let reader = super::super::built_in_reader().unwrap();
+        for index in [6, 26] {
+            let (item, image) = etchr_data::generate(etchr_data::Family::Chart, 6061, index);
+            let request = super::super::first_plan(&image, &item.question);
+            let program = plan(&request, &Program::default(), &[], Some(&reader)).expect("a sheet");
+            let Op::Collage { pieces, .. } = &program.ops()[0] else {
+                panic!("{program:?}")
+            };
+            let label = item.gold_region;
+            let holds = |p: &Piece| p.region.intersect(&label).map(|i| i.area());
+            assert!(
+                pieces.iter().any(|p| holds(p) == Some(label.area())),
+                "{label:?} {pieces:?}"
+            );
+            let focus = program.focus().expect("the label boxed");
+            assert!(focus.iou(&label) > 0.6, "{focus:?} vs {label:?}");
+        }
     }
 
     #[test]
