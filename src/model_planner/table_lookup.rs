@@ -40,14 +40,16 @@ enum Column {
     At(usize),
     /// The last column.
     Last,
-    /// By its header text, which the editor cannot read.
+    /// By its header text, which the glyph reader may read (`named_column`); when it does
+    /// not, every data column is shown in groups.
     Named,
 }
 
 /// The plan for a lookup question on a view of ruled tables. First, when `reader` reads the
 /// key's row and the column asked for: that row's key and value cells side by side under their
-/// headers, the pair boxed ([`read_row`]). Then the next group of columns not yet shown
-/// (`request.avoid`), laid out to read. `None` when the question is no lookup, the view is not
+/// headers, the pair boxed ([`read_row`]). Then, when the header named reads though the key
+/// does not ([`named_column_of_all`]), that column alone beside the keys. Then the next group
+/// of columns not yet shown (`request.avoid`), laid out to read. `None` when the question is no lookup, the view is not
 /// the original, it holds no ruled table, or everything has been shown.
 pub(super) fn plan(request: &PlanRequest<'_>, reader: Option<&GlyphClassifier>) -> Option<Program> {
     if !request.transform.is_identity() {
