@@ -11,9 +11,9 @@ use image::{Rgb, RgbImage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SINGLE: usize = 60;
+const SINGLE: usize = 100;
 const CONCURRENCY: usize = 16;
-const PER_WORKER: usize = 15;
+const PER_WORKER: usize = 40;
 
 #[path = "../tests/common/mod.rs"]
 mod common;

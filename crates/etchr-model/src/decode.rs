@@ -34,6 +34,10 @@ pub struct DecodeOptions {
     pub sampling: Sampling,
     /// Most ops in one program (the grammar also allows each op kind once).
     pub max_ops: usize,
+    /// When sampling: the standard deviation of Gaussian noise added to a box's regressed
+    /// `log2` width and height, so that a box's size is explored as its place is (Stage 2's
+    /// `--size-std`). 0, the default, keeps sizes at the regression's mean.
+    pub size_std: f32,
 }
 
 impl Default for DecodeOptions {
@@ -41,6 +45,7 @@ impl Default for DecodeOptions {
         Self {
             sampling: Sampling::Greedy,
             max_ops: 8,
+            size_std: 0.0,
         }
     }
 }
@@ -55,6 +60,12 @@ impl DecodeOptions {
             },
             ..Self::default()
         }
+    }
+
+    /// The same, with box sizes sampled around the regression's mean (see `size_std`).
+    pub fn with_size_std(mut self, size_std: f32) -> Self {
+        self.size_std = size_std;
+        self
     }
 }
 
@@ -361,10 +372,17 @@ impl EditingModel {
                         logprob,
                     }) => {
                         let r = &raw[bi];
+                        let (mut lw, mut lh) = (r[2], r[3]);
+                        let std = s.item.options.size_std;
+                        let sampled = matches!(s.item.options.sampling, Sampling::Sample { .. });
+                        if sampled && std > 0.0 && !point {
+                            lw += std * s.rng.normal() as f32;
+                            lh += std * s.rng.normal() as f32;
+                        }
                         let clip = pr.frame.transform.rect_to_view(&s.cons.tracker().visible());
                         let tok = decode_slot(
                             patch,
-                            [r[0], r[1], r[2], r[3]],
+                            [r[0], r[1], lw, lh],
                             point,
                             &pr.letterbox,
                             &pr.frame,

@@ -34,6 +34,10 @@ pub struct LossParts {
     /// `[B, T]` log-probability of each gold choice (symbol or patch), 0 at padding and where
     /// nothing is chosen: Stage 2 sums these over a sampled program for its policy gradient.
     pub logprobs: Tensor,
+    /// `[B, T]` squared distance of each box's `log2` width and height from the regression's
+    /// output (0 elsewhere): when Stage 2 samples sizes with Gaussian noise of deviation σ,
+    /// `−size_sq / 2σ²` is the sampled size's log-density up to a constant.
+    pub size_sq: Tensor,
 }
 
 impl LossParts {
@@ -106,7 +110,11 @@ impl EditingModel {
             ],
             D::Minus1,
         )?;
-        let reg = (pseudo_huber(&(pred - &batch.geo_target)?, 0.1)? * &batch.geo_weight)?;
+        let diff = (pred - &batch.geo_target)?;
+        let size_sq = (diff.narrow(D::Minus1, 2, 2)?.sqr()?
+            * batch.geo_weight.narrow(D::Minus1, 2, 2)?)?
+        .sum(D::Minus1)?;
+        let reg = (pseudo_huber(&diff, 0.1)? * &batch.geo_weight)?;
 
         let token_nll = (tok_lp.sum_all()?.neg()? / batch.n_tokens.max(1) as f64)?;
         let pointer_nll = (ptr_lp.sum_all()?.neg()? / batch.n_pointers.max(1) as f64)?;
@@ -129,6 +137,7 @@ impl EditingModel {
             cue_bce,
             cue_top1,
             logprobs: (tok_lp + ptr_lp)?,
+            size_sq,
         })
     }
 

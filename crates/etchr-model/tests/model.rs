@@ -956,3 +956,47 @@ fn the_direct_cue_path_grows_in_unchanged_and_then_learns() {
         &["dec.cue_direct_img.weight", "dec.cue_direct_txt.weight"],
     );
 }
+
+#[test]
+fn sampled_box_sizes_spread_around_the_same_choices_and_greedy_plans_ignore_them() {
+    let model = EditingModel::tiny(4).unwrap();
+    let mut rng = Rng(21);
+    let (mut boxes, mut resized) = (0, 0);
+    for i in 0..24u64 {
+        let base = random_input(&mut rng, DecodeOptions::default());
+        let noisy_greedy = DecodeOptions::default().with_size_std(1.0);
+        assert_eq!(
+            model.plan(base.clone()).unwrap().tokens,
+            model
+                .plan(base.clone().with_options(noisy_greedy))
+                .unwrap()
+                .tokens,
+            "a greedy plan has no size noise"
+        );
+        let sampled = DecodeOptions::sample(1.0, 1.0, i);
+        let plain = model.plan(base.clone().with_options(sampled)).unwrap();
+        let noisy = model
+            .plan(base.with_options(sampled.with_size_std(1.0)))
+            .unwrap();
+        assert_valid(&noisy);
+        // The noise is drawn after the first pointer's choice: everything up to that choice is
+        // the same, and a box chosen there differs in size only.
+        let Some(j) = plain.steps.iter().position(|s| s.patch.is_some()) else {
+            continue;
+        };
+        assert_eq!(plain.steps[..j], noisy.steps[..j]);
+        assert_eq!(plain.steps[j].patch, noisy.steps[j].patch);
+        if let (Token::Box(a), Token::Box(b)) = (plain.steps[j].token, noisy.steps[j].token) {
+            boxes += 1;
+            let size = |t: [u16; 4]| (t[2] - t[0], t[3] - t[1]);
+            if size(a) != size(b) {
+                resized += 1;
+            }
+        }
+    }
+    assert!(boxes >= 5, "only {boxes} programs started with a box");
+    assert!(
+        resized * 10 >= boxes * 7,
+        "{resized} of {boxes} first boxes changed size"
+    );
+}

@@ -42,16 +42,53 @@ pub enum Overlap {
     /// where boxes overlap, and still higher the nearer a miss lands. A policy whose samples
     /// rarely touch the target gets a gradient from every group instead of almost none.
     Giou,
+    /// How much of the gold region the program's *view* shows (its first crop, else the whole
+    /// image), discounted steeply (`(2 · gold side / side)⁴`) when that view's side is more
+    /// than twice the gold view's (the gold program's first crop): a view that holds the target
+    /// with some context scores fully wherever its box lands. What a reader needs is the target in view at a legible scale;
+    /// the IoU of the marked box asks for more than that, and scores a view that holds the
+    /// target but marks it loosely 0.
+    Shown,
 }
 
 impl Overlap {
-    /// The overlap score of `pred` against `gold`, in [0, 1].
-    pub fn score(self, pred: &Rect, gold: &Rect) -> f64 {
+    /// The overlap score of `pred` (validated, original pixels) against the gold program and
+    /// region of a `size` image, in [0, 1].
+    pub fn score(
+        self,
+        pred: &Program,
+        gold: &Program,
+        gold_region: &Rect,
+        size: (u32, u32),
+    ) -> f64 {
+        let focus = || pred.focus();
         match self {
-            Overlap::Iou => pred.iou(gold),
-            Overlap::Giou => (pred.giou(gold) + 1.0) / 2.0,
+            Overlap::Iou => focus().map_or(0.0, |p| p.iou(gold_region)),
+            Overlap::Giou => focus().map_or(0.0, |p| (p.giou(gold_region) + 1.0) / 2.0),
+            Overlap::Shown => {
+                let full = Rect::full(size.0, size.1);
+                let (view, gold_view) = (
+                    first_crop(pred).unwrap_or(full),
+                    first_crop(gold).unwrap_or(full),
+                );
+                let shown = view.intersect(gold_region).map_or(0.0, |r| r.area());
+                let side = |r: &Rect| r.area().max(1e-9).sqrt();
+                // Past twice the gold view's side the target's print shrinks below what a
+                // reader can read: a hard limit, smoothed (the fourth power), so that showing
+                // more of the image is not a way around finding the target.
+                let scale = (2.0 * side(&gold_view) / side(&view)).min(1.0).powi(4);
+                shown / gold_region.area().max(1e-9) * scale
+            }
         }
     }
+}
+
+/// The region a program's first crop keeps.
+fn first_crop(p: &Program) -> Option<Rect> {
+    p.ops().iter().find_map(|op| match op {
+        etchr_ops::Op::Crop { region } => Some(*region),
+        _ => None,
+    })
 }
 
 /// The edit half of the reward, and its parts.
@@ -83,7 +120,7 @@ pub fn edit_score(
         && etchr_ops::validate(size.0, size.1, pred, &RenderOptions::default()).is_ok();
     let focus = gold.focus().map(|_| pred.focus());
     let iou = focus.map(|f| f.map_or(0.0, |p| p.iou(gold_region)));
-    let overlap = focus.map(|f| f.map_or(0.0, |p| overlap.score(&p, gold_region)));
+    let overlap = focus.map(|_| overlap.score(pred, gold, gold_region, size));
     let (g, p) = (kinds(gold), kinds(pred));
     let wanted = g.iter().filter(|&&x| x).count();
     let kinds = (wanted > 0)
@@ -566,6 +603,39 @@ mod tests {
         // Either way the reported IoU is the plain one, and an exact hit scores 1.
         assert_eq!(score(&near, Overlap::Giou).iou, Some(0.0));
         assert!((score(&gold, Overlap::Giou).score - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_shown_reward_scores_the_target_in_view_at_a_legible_scale() {
+        let gold = Program::from_json(
+            r#"[{"op":"crop","box":[0,0,40,40]},{"op":"box","box":[10,10,20,20]}]"#,
+        )
+        .unwrap();
+        let region = Rect::new(10.0, 10.0, 20.0, 20.0);
+        let score = |p: &str| {
+            let p = Program::from_json(p).unwrap();
+            edit_score(&p, 0, &gold, &region, (400, 400), Overlap::Shown)
+        };
+        // A view twice the gold view's side that holds the target scores fully, wherever its
+        // box is marked (the IoU of that box is 0).
+        let loose = score(r#"[{"op":"crop","box":[0,0,80,80]},{"op":"box","box":[50,50,60,60]}]"#);
+        assert!((loose.score - 1.0).abs() < 1e-12, "{loose:?}");
+        assert_eq!(loose.iou, Some(0.0));
+        // Half the target in view: half the overlap.
+        let half = score(r#"[{"op":"crop","box":[15,0,80,80]}]"#);
+        assert!((half.score - (0.2 + 0.8 * 0.5)).abs() < 1e-9, "{half:?}");
+        // A view four times the gold's side shows it at half the scale allowed: a sixteenth.
+        let wide = score(r#"[{"op":"crop","box":[0,0,160,160]}]"#);
+        assert!((wide.score - (0.2 + 0.8 / 16.0)).abs() < 1e-9, "{wide:?}");
+        // No crop: the whole image is the view (ten times the gold's side), nearly nothing.
+        let whole = score(r#"[{"op":"box","box":[10,10,20,20]}]"#);
+        assert!(
+            (whole.score - (0.2 + 0.8 * 0.2f64.powi(4))).abs() < 1e-9,
+            "{whole:?}"
+        );
+        // A view that misses the target scores the valid floor only.
+        let miss = score(r#"[{"op":"crop","box":[200,200,280,280]}]"#);
+        assert!((miss.score - 0.2).abs() < 1e-12, "{miss:?}");
     }
 
     #[test]

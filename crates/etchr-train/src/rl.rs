@@ -153,11 +153,18 @@ pub struct RlArgs {
     /// Weight of downstream correctness (0 without --upstream).
     #[arg(long, default_value_t = 1.0)]
     pub w_answer: f64,
-    /// How the edit reward scores the program's region against the gold one: `iou`, or `giou`
-    /// (the generalised IoU, which still ranks misses by how near they land). Held-out
-    /// evaluations score the plain IoU either way.
+    /// How the edit reward scores the program's region against the gold one: `iou`, `giou`
+    /// (the generalised IoU, which still ranks misses by how near they land), or `shown` (how
+    /// much of the gold region the program's view shows, at up to twice the gold view's side;
+    /// see `reward::Overlap`). Held-out evaluations score the plain IoU either way.
     #[arg(long, value_enum, default_value = "iou")]
     pub overlap: Overlap,
+    /// Standard deviation (in `log2` units) of the Gaussian noise added to each sampled box's
+    /// width and height, so that a box's size is an action the reward can reach (a crop large
+    /// enough to hold a target the pointer places roughly). 0 keeps sizes at the regression's
+    /// output, which then learns only through the shared features.
+    #[arg(long, default_value_t = 0.0)]
+    pub size_std: f32,
     #[arg(long, value_enum, default_value = "single")]
     pub rollout: Rollout,
     /// Most edits per progressive episode.
@@ -232,6 +239,7 @@ impl RlArgs {
             w_edit: 0.5,
             w_answer: 1.0,
             overlap: Overlap::Iou,
+            size_std: 0.0,
             rollout: Rollout::Single,
             max_steps: 3,
             upstream: None,
@@ -280,6 +288,7 @@ impl RlArgs {
             w_edit: self.w_edit,
             w_answer: self.w_answer,
             overlap: self.overlap,
+            size_std: self.size_std,
             rollout: self.rollout,
             max_steps: self.max_steps,
         }
@@ -316,6 +325,9 @@ pub struct GrpoParams {
     /// Absent in checkpoints written before it existed: the IoU.
     #[serde(default)]
     pub overlap: Overlap,
+    /// Gaussian exploration of box sizes (`--size-std`); absent in older checkpoints: none.
+    #[serde(default)]
+    pub size_std: f32,
     pub rollout: Rollout,
     pub max_steps: usize,
 }
@@ -563,6 +575,8 @@ pub struct EpisodeSpec {
     pub seed: u64,
     /// How the edit reward scores the region shown.
     pub overlap: Overlap,
+    /// Gaussian exploration of box sizes (see [`GrpoParams::size_std`]).
+    pub size_std: f32,
 }
 
 /// The upstream side of the reward: the loop, the cache, and the runtime they run on.
@@ -587,6 +601,10 @@ pub struct RlStepStats {
     pub validity: f64,
     /// Mean focus IoU with the gold region, over samples whose gold has a focus.
     pub iou: Option<f64>,
+    /// Mean side of the programs' first crop relative to the image (`√(crop area / image
+    /// area)`), over the calls that crop: how much of the image the policy shows, the quantity
+    /// `--size-std` lets the reward move.
+    pub crop_side: Option<f64>,
     pub update: UpdateStats,
     pub samples: usize,
     pub groups: usize,
@@ -702,7 +720,14 @@ impl RlTrainer {
         let seeds: Vec<u64> = (0..idx.len())
             .map(|n| sample_seed(step_seed, 1_000 + n))
             .collect();
-        let groups = sample_groups(&self.policy, &inputs, &seeds, k, g.temperature, g.top_p);
+        let groups = sample_groups(
+            &self.policy,
+            &inputs,
+            &seeds,
+            k,
+            (g.temperature, g.top_p),
+            g.size_std,
+        );
         let mut episodes = Vec::with_capacity(idx.len() * k);
         for (&i, group) in idx.iter().zip(groups) {
             for s in group {
@@ -763,6 +788,7 @@ impl RlTrainer {
             max_steps,
             seed: step_seed,
             overlap,
+            size_std,
         } = run;
         // The sidecar's planner runs in `evr`, as `etchr eval` runs it; the bare policy in
         // `progressive`.
@@ -775,7 +801,9 @@ impl RlTrainer {
         for (n, &i) in idx.iter().enumerate() {
             for j in 0..k {
                 let seed = sample_seed(step_seed, 1_000 + n * k + j);
-                let network = Arc::new(SamplingNetwork::new(policy.clone(), sampling, seed));
+                let network = Arc::new(
+                    SamplingNetwork::new(policy.clone(), sampling, seed).with_size_std(size_std),
+                );
                 let planner: Arc<dyn Planner> = match make {
                     Some(make) => make(network.clone()),
                     None => Arc::new(SamplingPlanner::new(network.clone())),
@@ -854,7 +882,7 @@ impl RlTrainer {
         let batch = Batch::new(&examples, &self.policy)?;
         let dev = self.policy.device().clone();
         let mask = (&batch.token_weight + &batch.ptr_weight)?;
-        let ref_lp = self.reference.loss(&batch)?.logprobs.detach();
+        let ref_lp = policy_logprobs(self.reference.loss(&batch)?, g.size_std)?.detach();
         let adv = Tensor::from_vec(advantages.clone(), advantages.len(), &dev)?;
         let lr = self.state.schedule.lr(self.state.step);
         let mut old: Option<Tensor> = None;
@@ -864,7 +892,7 @@ impl RlTrainer {
             ..Default::default()
         };
         for epoch in 0..g.ppo_epochs.max(1) {
-            let lp = self.policy.loss(&batch)?.logprobs;
+            let lp = policy_logprobs(self.policy.loss(&batch)?, g.size_std)?;
             let old_lp = match &old {
                 Some(o) => o.clone(),
                 None => lp.detach(),
@@ -918,6 +946,7 @@ impl RlTrainer {
                     max_steps: g.max_steps,
                     seed: step_seed,
                     overlap: g.overlap,
+                    size_std: g.size_std,
                 };
                 Self::rollout_episodes(&self.policy, &self.items, &idx, run, env, make)
             }
@@ -1010,6 +1039,17 @@ impl RlTrainer {
     }
 }
 
+/// `[B, T]` log-probabilities of a replayed program's choices: the symbols and patches, plus,
+/// when sizes were sampled with deviation `size_std`, each box size's Gaussian log-density (its
+/// constant dropped: it cancels in the ratio and the KL).
+fn policy_logprobs(parts: etchr_model::LossParts, size_std: f32) -> Result<Tensor> {
+    if size_std <= 0.0 {
+        return Ok(parts.logprobs);
+    }
+    let var2 = 2.0 * (size_std as f64).powi(2);
+    Ok((parts.logprobs - (parts.size_sq / var2)?)?)
+}
+
 fn invalid_edit() -> EditScore {
     EditScore {
         valid: false,
@@ -1044,6 +1084,22 @@ fn replayable(
 }
 
 /// Means over episodes for the metrics line.
+/// See [`RlStepStats::crop_side`].
+fn mean_crop_side(calls: &[&Sampled]) -> Option<f64> {
+    let sides: Vec<f64> = calls
+        .iter()
+        .filter_map(|c| {
+            let (w, h) = c.example.as_ref()?.original_size;
+            let crop = c.program.ops().iter().find_map(|op| match op {
+                etchr_ops::Op::Crop { region } => Some(*region),
+                _ => None,
+            })?;
+            Some((crop.area() / (w as f64 * h as f64).max(1.0)).sqrt())
+        })
+        .collect();
+    (!sides.is_empty()).then(|| sides.iter().sum::<f64>() / sides.len() as f64)
+}
+
 fn summarise(
     episodes: &[Episode],
     rewards: &[Option<f64>],
@@ -1074,6 +1130,7 @@ fn summarise(
             .count() as f64
             / calls.len().max(1) as f64,
         iou: (!ious.is_empty()).then(|| ious.iter().sum::<f64>() / ious.len() as f64),
+        crop_side: mean_crop_side(&calls),
         samples: episodes.len(),
         groups: rewards.len().div_ceil(k.max(1)),
         zero_variance_groups: zero,
@@ -1097,6 +1154,8 @@ pub struct RlEvalReport {
     pub validity: f64,
     pub edit: f64,
     pub iou: Option<f64>,
+    /// See [`RlStepStats::crop_side`] (the greedy programs' first crops).
+    pub crop_side: Option<f64>,
     /// Share answered right by the upstream after the edit (with an upstream).
     pub pass1: Option<f64>,
     pub upstream_errors: usize,
@@ -1131,6 +1190,7 @@ pub fn evaluate_rl(
         max_steps,
         seed: 0,
         overlap: Overlap::Iou,
+        size_std: 0.0,
     };
     let episodes = match (rollout, env) {
         (Rollout::Progressive, Some(env)) => {
@@ -1243,6 +1303,7 @@ pub fn evaluate_rl(
     r.validity = valid as f64 / n;
     r.edit = edit / n;
     r.iou = (!ious.is_empty()).then(|| ious.iter().sum::<f64>() / ious.len() as f64);
+    r.crop_side = mean_crop_side(&episodes.iter().flat_map(|e| &e.calls).collect::<Vec<_>>());
     r.pass1 = env.map(|_| right as f64 / judged.max(1) as f64);
     r.per_family = fam
         .into_iter()
@@ -1503,12 +1564,13 @@ pub fn run_rl(args: RlArgs, product: Option<ProductPlanner>) -> Result<()> {
         append_jsonl(&args.out, &s)?;
         let ema = trainer.state.reward_ema.unwrap_or(s.reward);
         pb.set_message(format!(
-            "reward {ema:.3} (last {:.3}) edit {:.3}{} valid {:.0}% kl {:.4}",
+            "reward {ema:.3} (last {:.3}) edit {:.3}{} valid {:.0}% crop {} kl {:.4}",
             s.reward,
             s.reward_edit,
             s.reward_answer
                 .map_or(String::new(), |a| format!(" answer {a:.3}")),
             100.0 * s.validity,
+            s.crop_side.map_or("-".into(), |c| format!("{c:.3}")),
             s.update.kl
         ));
         pb.inc(1);

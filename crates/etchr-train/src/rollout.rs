@@ -60,7 +60,8 @@ pub fn sample_seed(step_seed: u64, sample: usize) -> u64 {
 /// Inputs decoded together by [`sample_groups`] (one encoder and decoder pass).
 pub const SAMPLE_BATCH: usize = 32;
 
-/// Samples `k` programs for each input (its decode options are replaced), `seeds[i]` seeding
+/// Samples `k` programs for each input (its decode options are replaced: `(temperature, top_p)`
+/// and the box sizes' Gaussian deviation `size_std`), `seeds[i]` seeding
 /// input `i`'s samples, in batched decodes of up to [`SAMPLE_BATCH`] sequences. One vector of
 /// `k` results per input; a failed plan is an `Err` with the message.
 pub fn sample_groups(
@@ -68,8 +69,8 @@ pub fn sample_groups(
     inputs: &[PlanInput],
     seeds: &[u64],
     k: usize,
-    temperature: f32,
-    top_p: f32,
+    (temperature, top_p): (f32, f32),
+    size_std: f32,
 ) -> Vec<Vec<Result<Sampled, String>>> {
     let prepared: Vec<Result<Arc<etchr_model::Prepared>, String>> = inputs
         .iter()
@@ -91,11 +92,10 @@ pub fn sample_groups(
         let batch: Vec<PlanInput> = chunk
             .iter()
             .map(|&(i, j)| {
-                inputs[i].clone().with_options(DecodeOptions::sample(
-                    temperature,
-                    top_p,
-                    sample_seed(seeds[i], j),
-                ))
+                inputs[i].clone().with_options(
+                    DecodeOptions::sample(temperature, top_p, sample_seed(seeds[i], j))
+                        .with_size_std(size_std),
+                )
             })
             .collect();
         let ready: Vec<Arc<etchr_model::Prepared>> = chunk
@@ -129,6 +129,8 @@ pub struct SamplingNetwork {
     model: Arc<EditingModel>,
     /// `(temperature, top_p)`, or `None` for greedy decoding.
     sampling: Option<(f32, f32)>,
+    /// Gaussian deviation of sampled box sizes (`DecodeOptions::size_std`).
+    size_std: f32,
     seed: u64,
     calls: Mutex<Vec<Sampled>>,
 }
@@ -138,9 +140,16 @@ impl SamplingNetwork {
         Self {
             model,
             sampling,
+            size_std: 0.0,
             seed,
             calls: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Samples box sizes too (see `DecodeOptions::size_std`).
+    pub fn with_size_std(mut self, size_std: f32) -> Self {
+        self.size_std = size_std;
+        self
     }
 
     /// The calls made so far, in order.
@@ -153,7 +162,9 @@ impl Network for SamplingNetwork {
     fn plan_one(&self, input: PlanInput) -> Result<PlanOutput, ModelError> {
         let n = self.calls.lock().expect("calls lock").len();
         let input = input.with_options(match self.sampling {
-            Some((t, p)) => DecodeOptions::sample(t, p, sample_seed(self.seed, n)),
+            Some((t, p)) => {
+                DecodeOptions::sample(t, p, sample_seed(self.seed, n)).with_size_std(self.size_std)
+            }
             None => DecodeOptions::default(),
         });
         let prepared = Arc::new(self.model.prepare(&input)?);

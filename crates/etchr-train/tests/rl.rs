@@ -36,6 +36,7 @@ fn grpo(k: usize) -> GrpoParams {
         w_edit: 1.0,
         w_answer: 1.0,
         overlap: Overlap::Iou,
+        size_std: 0.0,
         rollout: Rollout::Single,
         max_steps: 2,
     }
@@ -137,6 +138,63 @@ fn kl_is_zero_while_the_policy_is_the_reference() {
     assert!(s.kl > 1e-6, "kl {}", s.kl);
 }
 
+/// Mean `log2` area of the first region (crop, box or highlight) of the programs sampled for
+/// the trainer's first items with `seed`, box sizes at the regression's output (no size noise).
+fn first_region_log_area(t: &mut RlTrainer, seed: u64) -> f64 {
+    let std = t.state.grpo.size_std;
+    t.state.grpo.size_std = 0.0;
+    let idx = t.items_at(0);
+    let episodes = t.rollout_single(&idx, seed, None).unwrap();
+    t.state.grpo.size_std = std;
+    let areas: Vec<f64> = episodes
+        .iter()
+        .flat_map(|e| &e.calls)
+        .filter_map(|c| c.program.ops().iter().find_map(etchr_ops::Op::focus_region))
+        .map(|r| r.area().max(1.0).log2())
+        .collect();
+    assert!(!areas.is_empty(), "no sampled program had a region");
+    areas.iter().sum::<f64>() / areas.len() as f64
+}
+
+#[test]
+fn sampled_box_sizes_are_actions_the_advantage_moves() {
+    let _s = serial();
+    // Advantages that favour the samples whose first region is larger grow the regions the
+    // policy draws; the opposite advantages shrink them. Without the sizes' own log-density in
+    // the objective, the size regression would move only by chance through shared features.
+    for sign in [1.0f64, -1.0] {
+        let mut g = grpo(6);
+        g.size_std = 0.5;
+        g.kl_coef = 0.0;
+        let mut t = trainer(items(2), g, 3e-3);
+        let before = first_region_log_area(&mut t, 5);
+        for round in 0..8u64 {
+            let idx = t.items_at(0);
+            let episodes = t.rollout_single(&idx, 100 + round, None).unwrap();
+            let rewards: Vec<Option<f64>> = episodes
+                .iter()
+                .map(|e| {
+                    let region = (e.calls.first()?.program.ops().iter())
+                        .find_map(etchr_ops::Op::focus_region)?;
+                    Some(sign * region.area().max(1.0).log2())
+                })
+                .collect();
+            let adv = etchr_train::rl::group_advantages(&rewards, 6);
+            let (examples, adv): (Vec<TrainExample>, Vec<f32>) = episodes
+                .iter()
+                .zip(adv)
+                .filter_map(|(e, a)| Some((e.calls.first()?.example.clone()?, a as f32)))
+                .unzip();
+            t.update(&examples, &adv).unwrap();
+        }
+        let after = first_region_log_area(&mut t, 5);
+        assert!(
+            sign * (after - before) > 0.5,
+            "advantage sign {sign}: log2 area {before:.2} -> {after:.2}"
+        );
+    }
+}
+
 fn tiny_jpeg() -> Arc<[u8]> {
     let data: Vec<u8> = (0..96 * 64)
         .flat_map(|i| [(i % 96 * 2) as u8, (i / 96 * 3) as u8, 90])
@@ -154,6 +212,7 @@ const SAMPLED_PAIR: EpisodeSpec = EpisodeSpec {
     max_steps: 2,
     seed: 9,
     overlap: Overlap::Iou,
+    size_std: 0.0,
 };
 
 /// The reward's upstream side against `mock`, with an in-memory cache.
