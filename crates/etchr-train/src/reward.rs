@@ -1,8 +1,9 @@
 //! Stage 2 rewards.
 //!
 //! - **Edit correctness** ([`edit_score`]), computed locally: is the program valid, does its
-//!   focus region ([`Program::focus`]) overlap the item's gold region (IoU), and does it hold the
-//!   op kinds the gold program needs (rotate, flip, jigsaw_solve, path).
+//!   focus region ([`Program::focus`]) overlap the item's gold region (IoU, or as [`Overlap`]
+//!   says: the generalised IoU, or how much of the gold region the program's view shows), and
+//!   does it hold the op kinds the gold program needs (rotate, flip, jigsaw_solve, path).
 //! - **Downstream correctness** ([`Downstream`]): the program rendered on the item's image and
 //!   the question asked through the real loop code (`etchr_reason::Reasoner`, the same code
 //!   `etchr reason`, the server and `etchr eval`'s `etchr` condition run), the answer judged with
@@ -45,9 +46,9 @@ pub enum Overlap {
     /// How much of the gold region the program's *view* shows (its first crop, else the whole
     /// image), discounted steeply (`(2 · gold side / side)⁴`) when that view's side is more
     /// than twice the gold view's (the gold program's first crop): a view that holds the target
-    /// with some context scores fully wherever its box lands. What a reader needs is the target in view at a legible scale;
-    /// the IoU of the marked box asks for more than that, and scores a view that holds the
-    /// target but marks it loosely 0.
+    /// with some context scores fully wherever its box lands. What a reader needs is the target
+    /// in view at a legible scale; the IoU of the marked box asks for more than that, and
+    /// scores a view that holds the target but marks it loosely 0.
     Shown,
 }
 
