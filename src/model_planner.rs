@@ -753,7 +753,7 @@ mod tests {
     /// ```
     ///
     /// and paste the printed line here.
-    const SHIPPED_EXPECTED: &str = "crop box=1711.0,1219.0,2079.0,1565.0; zoom factor=2.98 filter=bicubic; box box=1809.0555,1379.924,1961.2635,1420.956 color=#e61919 width=3.0";
+    const SHIPPED_EXPECTED: &str = "crop box=1701.0,1202.0,2088.0,1589.0; zoom factor=2.5 filter=bicubic; box box=1818.5685,1395.98,1980.2895,1433.444 color=#e61919 width=3.0";
 
     fn tiny_planner(seed: u64) -> ModelPlanner {
         let handle =
