@@ -1018,14 +1018,7 @@ mod tests {
 
     /// A first plan's request: on the original (identity transform), nothing shown yet.
     fn crop_of(program: &Program) -> Rect {
-        program
-            .ops()
-            .iter()
-            .find_map(|op| match op {
-                Op::Crop { region } => Some(*region),
-                _ => None,
-            })
-            .expect("a crop")
+        program.first_crop().expect("a crop")
     }
 
     #[test]

@@ -543,10 +543,7 @@ pub(super) fn with_the_cue_in_view(
     if things.is_empty() || things.len() > FEW_THINGS {
         return program;
     }
-    let model_crop = program.ops().iter().find_map(|op| match op {
-        Op::Crop { region } => Some(*region),
-        _ => None,
-    });
+    let model_crop = program.first_crop();
     if model_crop.is_some_and(|r| things.iter().any(|t| r.intersect(t).is_some())) {
         return program;
     }

@@ -28,10 +28,7 @@ pub fn refine_view(
     if !transform.is_axis_aligned() {
         return None;
     }
-    let crop = program.ops().iter().find_map(|op| match op {
-        Op::Crop { region } => Some(*region),
-        _ => None,
-    })?;
+    let crop = program.first_crop()?;
     let (w, h) = (image.width() as f64, image.height() as f64);
     let v = transform.rect_to_view(&crop);
     if v.area() <= 0.0 || v.area() > REFINE_MAX_AREA_SHARE * w * h {

@@ -523,11 +523,14 @@ impl Program {
             | Op::Highlight { region, .. } => Some(*region),
             _ => None,
         });
-        marked.or_else(|| {
-            self.0.iter().find_map(|op| match op {
-                Op::Crop { region } => Some(*region),
-                _ => None,
-            })
+        marked.or_else(|| self.first_crop())
+    }
+
+    /// The region the program's first crop keeps.
+    pub fn first_crop(&self) -> Option<Rect> {
+        self.0.iter().find_map(|op| match op {
+            Op::Crop { region } => Some(*region),
+            _ => None,
         })
     }
 

@@ -69,8 +69,8 @@ impl Overlap {
             Overlap::Shown => {
                 let full = Rect::full(size.0, size.1);
                 let (view, gold_view) = (
-                    first_crop(pred).unwrap_or(full),
-                    first_crop(gold).unwrap_or(full),
+                    pred.first_crop().unwrap_or(full),
+                    gold.first_crop().unwrap_or(full),
                 );
                 let shown = view.intersect(gold_region).map_or(0.0, |r| r.area());
                 let side = |r: &Rect| r.area().max(1e-9).sqrt();
@@ -82,14 +82,6 @@ impl Overlap {
             }
         }
     }
-}
-
-/// The region a program's first crop keeps.
-fn first_crop(p: &Program) -> Option<Rect> {
-    p.ops().iter().find_map(|op| match op {
-        etchr_ops::Op::Crop { region } => Some(*region),
-        _ => None,
-    })
 }
 
 /// The edit half of the reward, and its parts.

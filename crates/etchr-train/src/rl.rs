@@ -1083,23 +1083,20 @@ fn replayable(
     (ex, adv)
 }
 
-/// Means over episodes for the metrics line.
 /// See [`RlStepStats::crop_side`].
 fn mean_crop_side(calls: &[&Sampled]) -> Option<f64> {
     let sides: Vec<f64> = calls
         .iter()
         .filter_map(|c| {
             let (w, h) = c.example.as_ref()?.original_size;
-            let crop = c.program.ops().iter().find_map(|op| match op {
-                etchr_ops::Op::Crop { region } => Some(*region),
-                _ => None,
-            })?;
+            let crop = c.program.first_crop()?;
             Some((crop.area() / (w as f64 * h as f64).max(1.0)).sqrt())
         })
         .collect();
     (!sides.is_empty()).then(|| sides.iter().sum::<f64>() / sides.len() as f64)
 }
 
+/// Means over episodes for the metrics line.
 fn summarise(
     episodes: &[Episode],
     rewards: &[Option<f64>],
