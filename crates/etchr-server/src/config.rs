@@ -197,6 +197,10 @@ pub struct ReasonConfig {
     /// What `/v1/chat/completions` does with a request carrying images when the request does not
     /// choose: run the loop, or forward it to the upstream unchanged.
     pub chat_images: ChatImages,
+    /// Passthrough chat requests with a declared length of at least this many bytes start going
+    /// upstream while they are still arriving (the last chunk waits until the whole body has
+    /// been checked). 0 turns this off.
+    pub early_forward_bytes: u64,
 }
 
 /// The handling of chat completions with images.
@@ -222,6 +226,7 @@ impl Default for ReasonConfig {
             trajectory_dir: String::new(),
             max_concurrent_loops: 256,
             chat_images: ChatImages::Loop,
+            early_forward_bytes: 64 * 1024,
         }
     }
 }

@@ -99,8 +99,13 @@ fn limit_status(status: StatusCode, err: &(dyn std::error::Error + 'static)) -> 
     }
 }
 
-fn bytes_rejection(r: BytesRejection) -> ApiError {
+pub fn bytes_rejection(r: BytesRejection) -> ApiError {
     too_large_or(limit_status(r.status(), &r), r.body_text())
+}
+
+/// A request body that failed while it was read as a stream: 413 over the body limit, else 400.
+pub fn body_error(e: axum::Error) -> ApiError {
+    too_large_or(limit_status(StatusCode::BAD_REQUEST, &e), e.to_string())
 }
 
 fn multipart_rejection(r: MultipartRejection) -> ApiError {

@@ -4,7 +4,8 @@
 //! Passthrough does not use [`ChatBackend`]: a forwarded chat request (text-only, or with images
 //! in passthrough mode) goes out as the very bytes the client sent, and the upstream's answer
 //! (JSON or SSE) streams back as the very bytes it sent — nothing is parsed or re-serialised, so
-//! nothing is lost and nothing is slow. (Only a body naming no model, or naming an alias or
+//! nothing is lost and nothing is slow. A large body known to be passed through starts going
+//! upstream while it still arrives ([`EarlyForward`]), so its two hops overlap. (Only a body naming no model, or naming an alias or
 //! carrying an `etchr` field, has its top-level object re-assembled from raw slices.) Provider
 //! quirks that the loop's client handles (Gemini's inline images, Kimi's content arrays) are not
 //! applied to forwarded requests: they reach the upstream as the client wrote them.
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use etchr_reason::{Reasoner, TrajectoryLog};
 use etchr_upstream::retry::{fits_before, retry_after_from_headers};
 use etchr_upstream::{ApiKey, ChatBackend, ErrorKind, RetryPolicy, UpstreamConfig, UpstreamError};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -105,6 +106,132 @@ pub struct Forwarded {
     pub upstream_time: Duration,
 }
 
+/// A passthrough request sent to the primary upstream while its body is still arriving from the
+/// client, so that a large body crosses the two hops at once rather than one after the other.
+///
+/// Each chunk is forwarded as it arrives, all but the last byte received so far, so the upstream
+/// never has the whole body until [`EarlyForward::release`]. The server releases it only after
+/// checking the complete body (valid JSON, nothing to rewrite, passthrough after all); otherwise
+/// (or when dropped, e.g. when the client goes away) the upstream's body is cut off with an error,
+/// which aborts that request before the upstream can act on it, and the request takes the ordinary
+/// path with the body collected here.
+pub struct EarlyForward {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<std::io::Result<Bytes>>>,
+    held: Option<Bytes>,
+    /// The body so far, copied as it arrives (off the path after its last byte).
+    collected: bytes::BytesMut,
+    received: u64,
+    task: Option<tokio::task::JoinHandle<Result<reqwest::Response, UpstreamError>>>,
+}
+
+impl EarlyForward {
+    /// The client's next chunk: forwards all of it but its last byte (and the byte held back
+    /// before it), and holds that byte back.
+    pub fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.received += chunk.len() as u64;
+        self.collected.extend_from_slice(&chunk);
+        let mut ahead = chunk;
+        let last = ahead.split_off(ahead.len() - 1);
+        if let Some(tx) = &self.tx {
+            // A closed channel means the upstream's request already failed; the ordinary
+            // path retries it with the collected body.
+            for part in [self.held.take(), Some(ahead)].into_iter().flatten() {
+                if !part.is_empty() {
+                    let _ = tx.send(Ok(part));
+                }
+            }
+        }
+        self.held = Some(last);
+    }
+
+    /// Bytes received from the client so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The body received so far, in one buffer (taken: a second call gets what arrived since).
+    pub fn take_body(&mut self) -> Bytes {
+        self.collected.split().freeze()
+    }
+
+    /// Completes the upstream's request (the held-back chunk goes out, the body ends).
+    pub fn release(mut self) -> EarlyAttempt {
+        if let (Some(last), Some(tx)) = (self.held.take(), &self.tx) {
+            let _ = tx.send(Ok(last));
+        }
+        self.tx = None;
+        EarlyAttempt {
+            task: self.task.take(),
+        }
+    }
+}
+
+impl Drop for EarlyForward {
+    /// Not released: the upstream's body ends in an error, so its request is aborted unfinished.
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            tracing::debug!(
+                received = self.received,
+                "early forward abandoned; the upstream's copy is cut off"
+            );
+            let _ = tx.send(Err(std::io::Error::other(
+                "the request was not forwarded after all",
+            )));
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// An early forward whose body is complete: the upstream's answer is on its way.
+pub struct EarlyAttempt {
+    task: Option<tokio::task::JoinHandle<Result<reqwest::Response, UpstreamError>>>,
+}
+
+impl EarlyAttempt {
+    async fn response(mut self) -> Result<reqwest::Response, UpstreamError> {
+        let task = self
+            .task
+            .as_mut()
+            .expect("an early attempt is awaited once");
+        let out = task.await.unwrap_or_else(|e| {
+            Err(UpstreamError::new(
+                ErrorKind::Connect,
+                format!("the forwarded request failed: {e}"),
+            ))
+        });
+        self.task = None;
+        out
+    }
+}
+
+impl Drop for EarlyAttempt {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A failed send, as an upstream error.
+fn send_error(e: reqwest::Error) -> UpstreamError {
+    UpstreamError::new(
+        if e.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Connect
+        },
+        format!(
+            "cannot reach the upstream: {}",
+            etchr_upstream::error::error_chain(&e.without_url())
+        ),
+    )
+}
+
 /// What the proxy forwards.
 pub enum ForwardBody {
     /// These bytes, to whichever upstream serves.
@@ -180,6 +307,9 @@ impl Proxy {
     /// 408/429/5xx and connection failures with backoff (honouring `Retry-After`) first. A 2xx
     /// comes back unread; a final failure becomes an [`UpstreamError`] (the server renders it in
     /// the OpenAI shape).
+    ///
+    /// `early` is the primary's first attempt when the body went out while it arrived
+    /// ([`Proxy::start_early`]); its failures are retried (and fall back) like any other.
     pub async fn chat(
         &self,
         body: &ForwardBody,
@@ -187,13 +317,30 @@ impl Proxy {
         client_auth: Option<&ApiKey>,
         request_id: Option<&str>,
         deadline: Instant,
+        early: Option<EarlyAttempt>,
     ) -> Result<Forwarded, UpstreamError> {
         let started = Instant::now();
+        let early = std::sync::Mutex::new(early);
+        let early = &early;
+        let primary = &self.targets[0];
         let response = self
             .in_order("passthrough", Some(deadline), |target| async move {
                 let bytes = body.for_target(target)?;
-                self.forward(target, bytes, stream, client_auth, request_id, deadline)
-                    .await
+                let first = if std::ptr::eq(target, primary) {
+                    early.lock().unwrap_or_else(|p| p.into_inner()).take()
+                } else {
+                    None
+                };
+                self.forward(
+                    target,
+                    bytes,
+                    stream,
+                    client_auth,
+                    request_id,
+                    deadline,
+                    first,
+                )
+                .await
             })
             .await?;
         Ok(Forwarded {
@@ -231,7 +378,61 @@ impl Proxy {
         unreachable!("the loop returns on the last upstream")
     }
 
-    /// One upstream, with its retries.
+    /// Starts forwarding a passthrough body of `len` bytes to the primary upstream while it is
+    /// still arriving from the client: see [`EarlyForward`]. Sent without an `Accept` header
+    /// (whether the body asks for a stream is not known yet; the body's `stream` decides).
+    pub fn start_early(
+        &self,
+        len: u64,
+        client_auth: Option<&ApiKey>,
+        request_id: Option<&str>,
+    ) -> EarlyForward {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<Bytes>>();
+        let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let target = &self.targets[0];
+        let rb = self
+            .request(target, false, client_auth, request_id)
+            .header(CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(chunks));
+        EarlyForward {
+            tx: Some(tx),
+            held: None,
+            // The body limit has already refused a larger declared length.
+            collected: bytes::BytesMut::with_capacity(len as usize),
+            received: 0,
+            task: Some(tokio::spawn(
+                async move { rb.send().await.map_err(send_error) },
+            )),
+        }
+    }
+
+    /// A chat POST to `target`, without its body.
+    fn request(
+        &self,
+        target: &ProxyTarget,
+        stream: bool,
+        client_auth: Option<&ApiKey>,
+        request_id: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .client
+            .post(&target.chat_url)
+            .header(CONTENT_TYPE, "application/json");
+        if stream {
+            rb = rb.header(ACCEPT, "text/event-stream");
+        }
+        if let Some(id) = request_id {
+            rb = rb.header("x-request-id", id);
+        }
+        if let Some(k) = target.key(client_auth) {
+            rb = rb.bearer_auth(k.expose());
+        }
+        rb
+    }
+
+    /// One upstream, with its retries. `first`, when given, is this upstream's first attempt,
+    /// already under way (an early forward).
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         target: &ProxyTarget,
@@ -240,6 +441,7 @@ impl Proxy {
         client_auth: Option<&ApiKey>,
         request_id: Option<&str>,
         deadline: Instant,
+        mut first: Option<EarlyAttempt>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut retry = 0u32;
         loop {
@@ -248,36 +450,24 @@ impl Proxy {
                 return Err(UpstreamError::deadline().with_upstream(&target.name));
             }
             let until = deadline.min(now + target.timeout);
-            let mut rb = self
-                .client
-                .post(&target.chat_url)
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
-            if stream {
-                rb = rb.header(ACCEPT, "text/event-stream");
-            }
-            if let Some(id) = request_id {
-                rb = rb.header("x-request-id", id);
-            }
-            if let Some(k) = target.key(client_auth) {
-                rb = rb.bearer_auth(k.expose());
-            }
-            let err = match tokio::time::timeout_at(until.into(), rb.send()).await {
+            let sent = match first.take() {
+                Some(attempt) => tokio::time::timeout_at(until.into(), attempt.response()).await,
+                None => {
+                    let rb = self
+                        .request(target, stream, client_auth, request_id)
+                        .body(body.clone());
+                    tokio::time::timeout_at(until.into(), async {
+                        rb.send().await.map_err(send_error)
+                    })
+                    .await
+                }
+            };
+            let err = match sent {
                 Err(_) if until >= deadline => UpstreamError::deadline(),
                 Err(_) => {
                     UpstreamError::new(ErrorKind::Timeout, "no answer within the per-call timeout")
                 }
-                Ok(Err(e)) => UpstreamError::new(
-                    if e.is_timeout() {
-                        ErrorKind::Timeout
-                    } else {
-                        ErrorKind::Connect
-                    },
-                    format!(
-                        "cannot reach the upstream: {}",
-                        etchr_upstream::error::error_chain(&e.without_url())
-                    ),
-                ),
+                Ok(Err(e)) => e,
                 Ok(Ok(resp)) if resp.status().is_success() => return Ok(resp),
                 Ok(Ok(resp)) => {
                     let status = resp.status().as_u16();

@@ -600,3 +600,150 @@ async fn a_passthrough_reply_cut_short_is_a_clean_502() {
         .unwrap()
         .contains("broke off"));
 }
+
+/// A request body the test feeds chunk by chunk, with its declared length.
+fn streamed_request(
+    len: usize,
+    headers: &[(&str, &str)],
+) -> (tokio::sync::mpsc::UnboundedSender<Vec<u8>>, Request<Body>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let chunks = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|c| c.map(Ok::<_, std::convert::Infallible>))
+    });
+    let mut req = Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("content-length", len);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    (tx, req.body(Body::from_stream(chunks)).unwrap())
+}
+
+/// A chat request with an image, over 256 bytes (the tests' early-forward threshold).
+fn image_chat_bytes() -> Vec<u8> {
+    format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"text","text":"Q?"}},{{"type":"image_url","image_url":{{"url":"{}"}}}}]}}]}}"#,
+        data_url(64, 48)
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn large_passthrough_bodies_go_upstream_while_they_arrive() {
+    let mock = MockUpstream::start(Script::always(
+        Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json"),
+    ))
+    .await;
+    let st = state(&mock, |c| c.reason.early_forward_bytes = 256);
+    let raw = image_chat_bytes();
+    let (tx, req) = streamed_request(raw.len(), &[("x-etchr-strategy", "passthrough")]);
+    let res = tokio::spawn(router(st).oneshot(req));
+    // Every byte, but the client's body has not ended yet.
+    let (a, b) = raw.split_at(raw.len() / 2);
+    tx.send(a.to_vec()).unwrap();
+    tx.send(b.to_vec()).unwrap();
+    // The upstream's request starts before the client's body has ended (without early
+    // forwarding this never happens, and the guard below fails the test instead of hanging)...
+    tokio::time::timeout(std::time::Duration::from_secs(30), mock.heads_arrived(1))
+        .await
+        .expect("the upstream's request should start while the body is still arriving");
+    // ...but cannot complete before the whole body has been checked, which needs its end: the
+    // last chunk is held back (a window for the upstream to show a complete request, if it had
+    // one; not a timing bound).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(mock.request_count(), 0);
+    drop(tx);
+    let res = res.await.unwrap().unwrap();
+    assert_eq!(res.status(), 200);
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&bytes[..], br#"{"ok":1}"#);
+    assert_eq!(mock.request_count(), 1);
+    assert_eq!(mock.requests()[0].raw, raw);
+}
+
+#[tokio::test]
+async fn an_early_forward_reaches_the_upstream_whole_only_when_passed_through_unchanged() {
+    let mock = MockUpstream::start(Script::always(
+        Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json"),
+    ))
+    .await;
+    let st = state(&mock, |c| {
+        c.reason.early_forward_bytes = 256;
+        c.reason.chat_images = etchr_server::config::ChatImages::Passthrough;
+    });
+    // Sends the body in three chunks, the last only once the upstream's request has started
+    // (its `heads`-th head has arrived), so the decision falls while that request is open.
+    let send = |st: AppState, raw: Vec<u8>, heads: usize| {
+        let mock = &mock;
+        async move {
+            let (tx, req) = streamed_request(raw.len(), &[]);
+            let res = tokio::spawn(router(st).oneshot(req));
+            let third = raw.len() / 3;
+            tx.send(raw[..third].to_vec()).unwrap();
+            tx.send(raw[third..2 * third].to_vec()).unwrap();
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                mock.heads_arrived(heads),
+            )
+            .await
+            .expect("the upstream's request should start while the body is still arriving");
+            tx.send(raw[2 * third..].to_vec()).unwrap();
+            drop(tx);
+            let res = res.await.unwrap().unwrap();
+            let status = res.status();
+            (status, res.into_body().collect().await.unwrap().to_bytes())
+        }
+    };
+
+    // An alias and an `etchr` field must be rewritten: the original bytes are cut off
+    // upstream, and only the rewritten body arrives whole.
+    let mut body: Value = serde_json::from_slice(&image_chat_bytes()).unwrap();
+    body["model"] = json!("etchr-vl");
+    body["etchr"] = json!({"strategy": "passthrough"});
+    let (status, _) = send(st.clone(), body.to_string().into_bytes(), 1).await;
+    assert_eq!(status, 200);
+    assert_eq!(mock.request_count(), 1);
+    let sent = &mock.bodies()[0];
+    assert_eq!(sent["model"], "real-model");
+    assert!(sent.get("etchr").is_none());
+
+    // Malformed JSON is refused here and never reaches the upstream whole.
+    let mut broken = image_chat_bytes();
+    broken.truncate(broken.len() - 3);
+    let (status, bytes) = send(st.clone(), broken, 3).await;
+    assert_eq!(status, 400);
+    assert_eq!(json_of(&bytes)["error"]["code"], "invalid_json");
+    assert_eq!(mock.request_count(), 1);
+
+    // A body shorter than its Content-Length is a 400, and is not forwarded whole either.
+    let raw = image_chat_bytes();
+    let (tx, req) = streamed_request(raw.len() + 5, &[]);
+    tx.send(raw.clone()).unwrap();
+    drop(tx);
+    let res = router(st).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(mock.request_count(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_early_forward_is_retried_with_the_same_bytes() {
+    let mock = MockUpstream::start(Script::faulty(
+        1,
+        Reply::server_error(),
+        Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json"),
+    ))
+    .await;
+    let st = state(&mock, |c| c.reason.early_forward_bytes = 256);
+    let raw = image_chat_bytes();
+    let (tx, req) = streamed_request(raw.len(), &[("x-etchr-strategy", "passthrough")]);
+    let (a, b) = raw.split_at(raw.len() / 2);
+    tx.send(a.to_vec()).unwrap();
+    tx.send(b.to_vec()).unwrap();
+    drop(tx);
+    let res = router(st).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|r| r.raw == raw));
+}

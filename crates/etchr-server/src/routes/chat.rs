@@ -8,18 +8,24 @@
 //! To decide which is which without copying megabytes of base64, the body is first read by a
 //! probe that looks only at `model`, `stream`, `etchr` and the `type` of each content part; image
 //! payloads are skipped by the JSON parser, never allocated.
+//!
+//! A request known to be passed through before its body is read (the `x-etchr-strategy:
+//! passthrough` header, or `[reason] chat_images = "passthrough"`), and at least `[reason]
+//! early_forward_bytes` long, is forwarded while it arrives; its last byte goes upstream only once
+//! the probe has found nothing to change, so the upstream never acts on a request that should
+//! have been refused, rewritten or looped.
 
 use crate::config::ChatImages;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::parse_json;
+use crate::extract::{body_error, bytes_rejection, parse_json};
 use crate::routes::common::{
     authorization, client_auth, image_bytes, log_trajectory, record_loop, record_overhead,
     request_id, resolve_model, strategy_header,
 };
 use crate::state::AppState;
-use crate::upstream::ForwardBody;
+use crate::upstream::{EarlyForward, ForwardBody};
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use etchr_reason::tools::TOOL_NAME;
@@ -27,6 +33,7 @@ use etchr_reason::{ClientTools, ReasonOutcome, ReasonRequest, Strategy, Trace};
 use etchr_upstream::{
     ChatRequest, Content, ContentPart, ErrorKind, Message, Role, UpstreamError, Usage,
 };
+use futures_util::StreamExt;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -200,12 +207,83 @@ pub struct ChatCompletionRequest {
         (status = 504, description = "The deadline passed", body = ErrorBody)
     )
 )]
-pub async fn chat_completions(
-    State(state): State<AppState>,
+pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let out = match early_forward_len(&state, &headers) {
+        Some(len) => forward_while_receiving(state, headers, req.into_body(), len).await,
+        None => match Bytes::from_request(req, &state).await {
+            Ok(body) => chat(state, headers, body, Instant::now(), None).await,
+            Err(rejection) => Err(bytes_rejection(rejection)),
+        },
+    };
+    out.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The body's length when this request is forwarded while it arrives: a passthrough request
+/// (by header, or by config with no header saying otherwise) with a declared length of at least
+/// `[reason] early_forward_bytes`.
+fn early_forward_len(state: &AppState, headers: &HeaderMap) -> Option<u64> {
+    let threshold = state.config.reason.early_forward_bytes;
+    if threshold == 0 || state.upstream().is_err() {
+        return None;
+    }
+    let len: u64 = headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    let passthrough = match strategy_header::<ChatMode>(headers) {
+        Ok(Some(mode)) => mode == ChatMode::Passthrough,
+        Ok(None) => state.config.reason.chat_images == ChatImages::Passthrough,
+        // The ordinary path reports the bad header.
+        Err(_) => false,
+    };
+    (passthrough && len >= threshold).then_some(len)
+}
+
+/// Reads the body while forwarding it to the primary upstream ([`crate::upstream::EarlyForward`]),
+/// then decides as [`chat`] does; the upstream gets the last chunk only if the request is passed
+/// through unchanged.
+async fn forward_while_receiving(
+    state: AppState,
+    headers: HeaderMap,
+    body: Body,
+    len: u64,
+) -> Result<Response, ApiError> {
+    let up = state.upstream()?.clone();
+    let mut early = up.proxy.start_early(
+        len,
+        client_auth(&headers).as_ref(),
+        request_id(&headers).as_deref(),
+    );
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        early.push(chunk.map_err(body_error)?);
+    }
+    if early.received() != len {
+        return Err(ApiError::invalid_request(
+            format!(
+                "the request body has {} bytes, but its Content-Length says {len}",
+                early.received()
+            ),
+            None,
+        ));
+    }
+    let body = early.take_body();
+    chat(state, headers, body, Instant::now(), Some(early)).await
+}
+
+/// Routes a complete chat request: passthrough or the loop. `early` is the request already on
+/// its way upstream, if it is being forwarded while it arrived; it is completed only when the
+/// body is passed through unchanged.
+async fn chat(
+    state: AppState,
     headers: HeaderMap,
     body: Bytes,
+    started: Instant,
+    early: Option<EarlyForward>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
     let probe: Probe = parse_json(&body)?;
     if probe.messages.is_empty() {
         return Err(ApiError::invalid_request(
@@ -215,11 +293,14 @@ pub async fn chat_completions(
     }
     let images: usize = probe.messages.iter().map(|m| m.content.0).sum();
     if images == 0 {
-        return passthrough(state, headers, body, probe, started).await;
+        return passthrough(state, headers, body, probe, started, early).await;
     }
     match chat_mode(&state, &headers, &probe)? {
-        ChatMode::Passthrough => passthrough(state, headers, body, probe, started).await,
-        ChatMode::Loop(strategy) => reason(state, headers, body, strategy, started).await,
+        ChatMode::Passthrough => passthrough(state, headers, body, probe, started, early).await,
+        ChatMode::Loop(strategy) => {
+            drop(early);
+            reason(state, headers, body, strategy, started).await
+        }
     }
 }
 
@@ -242,13 +323,15 @@ const BUFFERED_REPLY_LIMIT: u64 = 16 << 20;
 
 /// Forwards a request (text-only, or with images in passthrough mode). The body is forwarded as
 /// received unless an alias, an `etchr` field or a missing model needs rewriting (then only the
-/// top-level object is re-assembled, from raw slices: image payloads are copied, never parsed).
+/// top-level object is re-assembled, from raw slices: image payloads are copied, never parsed,
+/// and an early forward of the original bytes is abandoned).
 async fn passthrough(
     state: AppState,
     headers: HeaderMap,
     body: Bytes,
     probe: Probe,
     started: Instant,
+    mut early: Option<EarlyForward>,
 ) -> Result<Response, ApiError> {
     let up = state.upstream()?.clone();
     let stream = probe.stream.unwrap_or(false);
@@ -259,6 +342,8 @@ async fn passthrough(
     let names_model = probe.model.as_deref().is_some_and(|m| !m.trim().is_empty());
     let fill_model = !names_model && up.proxy.fills_model();
     let body = if alias.is_some() || probe.etchr.is_some() || fill_model {
+        // The original bytes must not reach the upstream complete.
+        drop(early.take());
         let mut obj: BTreeMap<String, Box<RawValue>> = parse_json(&body)?;
         obj.remove("etchr");
         if let Some(target) = alias {
@@ -277,6 +362,10 @@ async fn passthrough(
     } else {
         ForwardBody::Exact(body)
     };
+    let early = match body {
+        ForwardBody::Exact(_) => early.map(EarlyForward::release),
+        ForwardBody::NeedsModel(_) => None,
+    };
     let deadline = Instant::now() + state.config.request_timeout();
     let auth = client_auth(&headers);
     drop(probe);
@@ -288,6 +377,7 @@ async fn passthrough(
             auth.as_ref(),
             request_id(&headers).as_deref(),
             deadline,
+            early,
         )
         .await?;
     let mut upstream_time = fwd.upstream_time;
