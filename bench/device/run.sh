@@ -44,6 +44,6 @@ cd /work/main && timeout 120 /tmp/bin/http_edit --bench 2>&1 | tail -30; cd "$R"
 cp /work/main/bench/out/http-edit.json /work/main/bench/out/proxy-overhead.json "$OUT"/ 2>/dev/null
 
 step proxy_overhead on 16 cores
-cd /work/main && ETCHR_BENCH_SECS=30 timeout 240 /tmp/bin/proxy_overhead --bench 2>&1 | tail -30; cd "$R"
+cd /work/main && ETCHR_BENCH_SECS=30 timeout 330 /tmp/bin/proxy_overhead --bench 2>&1 | tail -30; cd "$R"
 cp /work/main/bench/out/http-edit.json /work/main/bench/out/proxy-overhead.json "$OUT"/ 2>/dev/null
 step done
