@@ -727,6 +727,29 @@ async fn an_early_forward_reaches_the_upstream_whole_only_when_passed_through_un
 }
 
 #[tokio::test]
+async fn a_client_gone_mid_body_leaves_the_upstream_a_request_it_cannot_act_on() {
+    let mock = MockUpstream::start(Script::always(
+        Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json"),
+    ))
+    .await;
+    let st = state(&mock, |c| c.reason.early_forward_bytes = 256);
+    let raw = image_chat_bytes();
+    let (tx, req) = streamed_request(raw.len(), &[("x-etchr-strategy", "passthrough")]);
+    let handler = tokio::spawn(router(st).oneshot(req));
+    // Every byte, but not the body's end.
+    tx.send(raw.clone()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), mock.heads_arrived(1))
+        .await
+        .expect("the upstream's request should start while the body is still arriving");
+    // The client goes away: the handler is dropped with its body unfinished.
+    handler.abort();
+    tokio::time::timeout(std::time::Duration::from_secs(30), mock.bodies_broken(1))
+        .await
+        .expect("the upstream's copy should break off");
+    assert_eq!(mock.request_count(), 0);
+}
+
+#[tokio::test]
 async fn a_failed_early_forward_is_retried_with_the_same_bytes() {
     let mock = MockUpstream::start(Script::faulty(
         1,

@@ -43,6 +43,8 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     /// Requests whose head has arrived, complete or not.
     heads: tokio::sync::watch::Sender<usize>,
+    /// Requests whose body broke off before it was complete (never recorded).
+    broken: tokio::sync::watch::Sender<usize>,
     /// Whether requests are kept for [`MockUpstream::requests`] (off for long benchmarks).
     recording: std::sync::atomic::AtomicBool,
 }
@@ -80,6 +82,7 @@ impl MockUpstream {
             script: Mutex::new(script),
             requests: Mutex::new(Vec::new()),
             heads: tokio::sync::watch::Sender::new(0),
+            broken: tokio::sync::watch::Sender::new(0),
             recording: std::sync::atomic::AtomicBool::new(true),
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
@@ -158,6 +161,13 @@ impl MockUpstream {
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Waits until the bodies of `n` requests have broken off (or were over the mock's size
+    /// limit): requests the upstream could not act on, which are not recorded.
+    pub async fn bodies_broken(&self, n: usize) {
+        let mut broken = self.shared.broken.subscribe();
+        let _ = broken.wait_for(|&seen| seen >= n).await;
+    }
+
     /// Waits until `n` request heads have arrived, whether or not their bodies have (or ever
     /// will): how a test sees a request that is still being sent.
     pub async fn heads_arrived(&self, n: usize) {
@@ -201,6 +211,7 @@ async fn handle(
     // A body that breaks off (or is too large) is not a request a real server could act on:
     // it is refused and not recorded.
     let Ok(raw) = axum::body::to_bytes(body, MAX_BODY).await else {
+        shared.broken.send_modify(|n| *n += 1);
         return (StatusCode::BAD_REQUEST, "the request body broke off").into_response();
     };
     let recorded = RecordedRequest {
