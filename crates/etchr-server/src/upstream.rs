@@ -5,10 +5,11 @@
 //! in passthrough mode) goes out as the very bytes the client sent, and the upstream's answer
 //! (JSON or SSE) streams back as the very bytes it sent — nothing is parsed or re-serialised, so
 //! nothing is lost and nothing is slow. A large body known to be passed through starts going
-//! upstream while it still arrives ([`EarlyForward`]), so its two hops overlap. (Only a body naming no model, or naming an alias or
-//! carrying an `etchr` field, has its top-level object re-assembled from raw slices.) Provider
-//! quirks that the loop's client handles (Gemini's inline images, Kimi's content arrays) are not
-//! applied to forwarded requests: they reach the upstream as the client wrote them.
+//! upstream while it still arrives ([`EarlyForward`]), so its two hops overlap. (Only a body
+//! naming no model, or naming an alias or carrying an `etchr` field, has its top-level object
+//! re-assembled from raw slices.) Provider quirks that the loop's client handles (Gemini's inline
+//! images, Kimi's content arrays) are not applied to forwarded requests: they reach the upstream
+//! as the client wrote them.
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -157,7 +158,7 @@ impl EarlyForward {
         self.collected.split().freeze()
     }
 
-    /// Completes the upstream's request (the held-back chunk goes out, the body ends).
+    /// Completes the upstream's request (the held-back byte goes out, the body ends).
     pub fn release(mut self) -> EarlyAttempt {
         if let (Some(last), Some(tx)) = (self.held.take(), &self.tx) {
             let _ = tx.send(Ok(last));
@@ -230,6 +231,14 @@ fn send_error(e: reqwest::Error) -> UpstreamError {
             etchr_upstream::error::error_chain(&e.without_url())
         ),
     )
+}
+
+/// Who a forwarded request is for: the same on every attempt.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    /// The client's own key, sent on where `pass_through_auth` allows.
+    client_auth: Option<&'a ApiKey>,
+    request_id: Option<&'a str>,
 }
 
 /// What the proxy forwards.
@@ -331,16 +340,12 @@ impl Proxy {
                 } else {
                     None
                 };
-                self.forward(
-                    target,
-                    bytes,
-                    stream,
+                let caller = Caller {
                     client_auth,
                     request_id,
-                    deadline,
-                    first,
-                )
-                .await
+                };
+                self.forward(target, bytes, stream, caller, deadline, first)
+                    .await
             })
             .await?;
         Ok(Forwarded {
@@ -391,7 +396,14 @@ impl Proxy {
         let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
         let target = &self.targets[0];
         let rb = self
-            .request(target, false, client_auth, request_id)
+            .request(
+                target,
+                false,
+                Caller {
+                    client_auth,
+                    request_id,
+                },
+            )
             .header(CONTENT_LENGTH, len)
             .body(reqwest::Body::wrap_stream(chunks));
         EarlyForward {
@@ -411,9 +423,12 @@ impl Proxy {
         &self,
         target: &ProxyTarget,
         stream: bool,
-        client_auth: Option<&ApiKey>,
-        request_id: Option<&str>,
+        caller: Caller,
     ) -> reqwest::RequestBuilder {
+        let Caller {
+            client_auth,
+            request_id,
+        } = caller;
         let mut rb = self
             .client
             .post(&target.chat_url)
@@ -432,14 +447,12 @@ impl Proxy {
 
     /// One upstream, with its retries. `first`, when given, is this upstream's first attempt,
     /// already under way (an early forward).
-    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         target: &ProxyTarget,
         body: Bytes,
         stream: bool,
-        client_auth: Option<&ApiKey>,
-        request_id: Option<&str>,
+        caller: Caller<'_>,
         deadline: Instant,
         mut first: Option<EarlyAttempt>,
     ) -> Result<reqwest::Response, UpstreamError> {
@@ -453,9 +466,7 @@ impl Proxy {
             let sent = match first.take() {
                 Some(attempt) => tokio::time::timeout_at(until.into(), attempt.response()).await,
                 None => {
-                    let rb = self
-                        .request(target, stream, client_auth, request_id)
-                        .body(body.clone());
+                    let rb = self.request(target, stream, caller).body(body.clone());
                     tokio::time::timeout_at(until.into(), async {
                         rb.send().await.map_err(send_error)
                     })

@@ -243,7 +243,7 @@ fn early_forward_len(state: &AppState, headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Reads the body while forwarding it to the primary upstream ([`crate::upstream::EarlyForward`]),
-/// then decides as [`chat`] does; the upstream gets the last chunk only if the request is passed
+/// then decides as [`chat`] does; the upstream gets the last byte only if the request is passed
 /// through unchanged.
 async fn forward_while_receiving(
     state: AppState,
@@ -362,10 +362,8 @@ async fn passthrough(
     } else {
         ForwardBody::Exact(body)
     };
-    let early = match body {
-        ForwardBody::Exact(_) => early.map(EarlyForward::release),
-        ForwardBody::NeedsModel(_) => None,
-    };
+    // Still here only when the body goes out as received: complete the upstream's copy.
+    let early = early.map(EarlyForward::release);
     let deadline = Instant::now() + state.config.request_timeout();
     let auth = client_auth(&headers);
     drop(probe);
