@@ -601,6 +601,20 @@ async fn a_passthrough_reply_cut_short_is_a_clean_502() {
         .contains("broke off"));
 }
 
+/// A chat reply of `{"ok":1}`.
+fn ok_reply() -> Reply {
+    Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json")
+}
+
+/// Waits until the upstream has seen the head of its `n`-th request. Without early forwarding
+/// that head would not come while the test still holds the body's end back, and the guard fails
+/// the test instead of letting it hang.
+async fn upstream_started(mock: &MockUpstream, n: usize) {
+    tokio::time::timeout(std::time::Duration::from_secs(30), mock.heads_arrived(n))
+        .await
+        .expect("the upstream's request should start while the body is still arriving");
+}
+
 /// A request body the test feeds chunk by chunk, with its declared length.
 fn streamed_request(
     len: usize,
@@ -631,10 +645,7 @@ fn image_chat_bytes() -> Vec<u8> {
 
 #[tokio::test]
 async fn large_passthrough_bodies_go_upstream_while_they_arrive() {
-    let mock = MockUpstream::start(Script::always(
-        Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json"),
-    ))
-    .await;
+    let mock = MockUpstream::start(Script::always(ok_reply())).await;
     let st = state(&mock, |c| c.reason.early_forward_bytes = 256);
     let raw = image_chat_bytes();
     let (tx, req) = streamed_request(raw.len(), &[("x-etchr-strategy", "passthrough")]);
@@ -645,9 +656,7 @@ async fn large_passthrough_bodies_go_upstream_while_they_arrive() {
     tx.send(b.to_vec()).unwrap();
     // The upstream's request starts before the client's body has ended (without early
     // forwarding this never happens, and the guard below fails the test instead of hanging)...
-    tokio::time::timeout(std::time::Duration::from_secs(30), mock.heads_arrived(1))
-        .await
-        .expect("the upstream's request should start while the body is still arriving");
+    upstream_started(&mock, 1).await;
     // ...but cannot complete before the whole body has been checked, which needs its end: the
     // last chunk is held back (a window for the upstream to show a complete request, if it had
     // one; not a timing bound).
@@ -664,10 +673,7 @@ async fn large_passthrough_bodies_go_upstream_while_they_arrive() {
 
 #[tokio::test]
 async fn an_early_forward_reaches_the_upstream_whole_only_when_passed_through_unchanged() {
-    let mock = MockUpstream::start(Script::always(
-        Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json"),
-    ))
-    .await;
+    let mock = MockUpstream::start(Script::always(ok_reply())).await;
     let st = state(&mock, |c| {
         c.reason.early_forward_bytes = 256;
         c.reason.chat_images = etchr_server::config::ChatImages::Passthrough;
@@ -682,12 +688,7 @@ async fn an_early_forward_reaches_the_upstream_whole_only_when_passed_through_un
             let third = raw.len() / 3;
             tx.send(raw[..third].to_vec()).unwrap();
             tx.send(raw[third..2 * third].to_vec()).unwrap();
-            tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                mock.heads_arrived(heads),
-            )
-            .await
-            .expect("the upstream's request should start while the body is still arriving");
+            upstream_started(mock, heads).await;
             tx.send(raw[2 * third..].to_vec()).unwrap();
             drop(tx);
             let res = res.await.unwrap().unwrap();
@@ -728,19 +729,14 @@ async fn an_early_forward_reaches_the_upstream_whole_only_when_passed_through_un
 
 #[tokio::test]
 async fn a_client_gone_mid_body_leaves_the_upstream_a_request_it_cannot_act_on() {
-    let mock = MockUpstream::start(Script::always(
-        Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json"),
-    ))
-    .await;
+    let mock = MockUpstream::start(Script::always(ok_reply())).await;
     let st = state(&mock, |c| c.reason.early_forward_bytes = 256);
     let raw = image_chat_bytes();
     let (tx, req) = streamed_request(raw.len(), &[("x-etchr-strategy", "passthrough")]);
     let handler = tokio::spawn(router(st).oneshot(req));
     // Every byte, but not the body's end.
     tx.send(raw.clone()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(30), mock.heads_arrived(1))
-        .await
-        .expect("the upstream's request should start while the body is still arriving");
+    upstream_started(&mock, 1).await;
     // The client goes away: the handler is dropped with its body unfinished.
     handler.abort();
     tokio::time::timeout(std::time::Duration::from_secs(30), mock.bodies_broken(1))
@@ -751,12 +747,7 @@ async fn a_client_gone_mid_body_leaves_the_upstream_a_request_it_cannot_act_on()
 
 #[tokio::test]
 async fn a_failed_early_forward_is_retried_with_the_same_bytes() {
-    let mock = MockUpstream::start(Script::faulty(
-        1,
-        Reply::server_error(),
-        Reply::text(200, r#"{"ok":1}"#).with_header("content-type", "application/json"),
-    ))
-    .await;
+    let mock = MockUpstream::start(Script::faulty(1, Reply::server_error(), ok_reply())).await;
     let st = state(&mock, |c| c.reason.early_forward_bytes = 256);
     let raw = image_chat_bytes();
     let (tx, req) = streamed_request(raw.len(), &[("x-etchr-strategy", "passthrough")]);
