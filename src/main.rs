@@ -337,11 +337,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Largest allocation glibc serves from its arenas rather than a fresh mapping, and how much free
-/// memory an arena keeps before returning it to the kernel, in the service.
-const MMAP_THRESHOLD: i32 = 64 << 20;
-const TRIM_THRESHOLD: i32 = 256 << 20;
-
 /// Makes glibc keep and reuse the multi-megabyte buffers every edit allocates and frees (decoded
 /// pixels, renders, encodings, response bodies). By default it maps the largest afresh and
 /// returns freed memory to the kernel, so each request pays page faults again:
@@ -354,11 +349,17 @@ fn keep_freed_memory() {
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; it is called before the runtime's
-    // threads start and takes no pointers.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    {
+        // The largest allocation served from the arenas rather than a fresh mapping, and how
+        // much free memory an arena keeps before returning it to the kernel.
+        const MMAP_THRESHOLD: i32 = 64 << 20;
+        const TRIM_THRESHOLD: i32 = 256 << 20;
+        // SAFETY: mallopt only sets allocator parameters (it takes its own locks) and is given
+        // no pointers.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+        }
     }
 }
 
