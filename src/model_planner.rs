@@ -1016,7 +1016,7 @@ mod tests {
         (board_with(&corners), centres)
     }
 
-    /// A first plan's request: on the original (identity transform), nothing shown yet.
+    /// The region of `program`'s first crop (there must be one).
     fn crop_of(program: &Program) -> Rect {
         program.first_crop().expect("a crop")
     }

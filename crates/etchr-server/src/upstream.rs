@@ -121,7 +121,6 @@ pub struct EarlyForward {
     held: Option<Bytes>,
     /// The body so far, copied as it arrives (off the path after its last byte).
     collected: bytes::BytesMut,
-    received: u64,
     task: Option<tokio::task::JoinHandle<Result<reqwest::Response, UpstreamError>>>,
 }
 
@@ -132,7 +131,6 @@ impl EarlyForward {
         if chunk.is_empty() {
             return;
         }
-        self.received += chunk.len() as u64;
         self.collected.extend_from_slice(&chunk);
         let mut ahead = chunk;
         let last = ahead.split_off(ahead.len() - 1);
@@ -146,11 +144,6 @@ impl EarlyForward {
             }
         }
         self.held = Some(last);
-    }
-
-    /// Bytes received from the client so far.
-    pub fn received(&self) -> u64 {
-        self.received
     }
 
     /// The body received so far, in one buffer (taken: a second call gets what arrived since).
@@ -174,10 +167,7 @@ impl Drop for EarlyForward {
     /// Not released: the upstream's body ends in an error, so its request is aborted unfinished.
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            tracing::debug!(
-                received = self.received,
-                "early forward abandoned; the upstream's copy is cut off"
-            );
+            tracing::debug!("early forward abandoned; the upstream's copy is cut off");
             let _ = tx.send(Err(std::io::Error::other(
                 "the request was not forwarded after all",
             )));
@@ -411,7 +401,6 @@ impl Proxy {
             held: None,
             // The body limit has already refused a larger declared length.
             collected: bytes::BytesMut::with_capacity(len as usize),
-            received: 0,
             task: Some(tokio::spawn(
                 async move { rb.send().await.map_err(send_error) },
             )),

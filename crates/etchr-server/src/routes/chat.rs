@@ -261,16 +261,16 @@ async fn forward_while_receiving(
     while let Some(chunk) = chunks.next().await {
         early.push(chunk.map_err(body_error)?);
     }
-    if early.received() != len {
+    let body = early.take_body();
+    if body.len() as u64 != len {
         return Err(ApiError::invalid_request(
             format!(
                 "the request body has {} bytes, but its Content-Length says {len}",
-                early.received()
+                body.len()
             ),
             None,
         ));
     }
-    let body = early.take_body();
     chat(state, headers, body, Instant::now(), Some(early)).await
 }
 
