@@ -114,11 +114,11 @@ impl ModelPlanner {
 
     fn call(
         &self,
-        image: RgbImage,
+        image: Arc<RgbImage>,
         transform: Transform,
         request: &PlanRequest<'_>,
     ) -> Result<etchr_model::PlanOutput, PlanError> {
-        let mut input = PlanInput::new(ImageInput::Decoded(Arc::new(image)), request.question)
+        let mut input = PlanInput::new(ImageInput::Decoded(image), request.question)
             .on_view(transform, request.original_size);
         if let Some(context) = request.context {
             input = input.with_context(context);
@@ -156,7 +156,7 @@ impl ModelPlanner {
                 avoid: &[],
                 ..*request
             };
-            let out = self.call(request.image.clone(), request.transform.clone(), &guess)?;
+            let out = self.call(Arc::clone(request.image), request.transform.clone(), &guess)?;
             let (w, h) = request.original_size;
             let steered = steered_pointer(&out);
             let pointer = if restores_a_jigsaw(&out.program) {
@@ -177,7 +177,11 @@ impl ModelPlanner {
                 .ok_or(PlanError::Exhausted)?;
             return Ok(borrowing_from(tile, &out.program));
         }
-        let first = self.call(request.image.clone(), request.transform.clone(), request)?;
+        let first = self.call(
+            Arc::clone(request.image),
+            request.transform.clone(),
+            request,
+        )?;
         let pointer = steered_pointer(&first);
         // A quoted key on a thing named by its colour: the thing it is read on, turned upright.
         let read = (self.reader.as_deref())
@@ -199,7 +203,7 @@ impl ModelPlanner {
         else {
             return Ok(first.program);
         };
-        let second = self.call(view, transform, request)?;
+        let second = self.call(Arc::new(view), transform, request)?;
         // A refinement that lost the crop is no refinement: keep the first plan.
         if second.program.is_empty() {
             return Ok(first.program);
@@ -215,7 +219,11 @@ impl Planner for ModelPlanner {
 
     fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
         if self.bare {
-            let out = self.call(request.image.clone(), request.transform.clone(), request)?;
+            let out = self.call(
+                Arc::clone(request.image),
+                request.transform.clone(),
+                request,
+            )?;
             return Ok(out.program);
         }
         let program = self.plan_program(request)?;
@@ -715,7 +723,7 @@ fn warm_up(handle: &ModelHandle) -> Result<()> {
 /// A first plan's request (no context, nothing to avoid) for `question` on `image` itself; for
 /// the tests of this module and its submodules.
 #[cfg(test)]
-fn first_plan<'a>(image: &'a RgbImage, question: &'a str) -> PlanRequest<'a> {
+fn first_plan<'a>(image: &'a Arc<RgbImage>, question: &'a str) -> PlanRequest<'a> {
     static IDENTITY: std::sync::OnceLock<Transform> = std::sync::OnceLock::new();
     PlanRequest {
         image,
@@ -777,14 +785,14 @@ mod tests {
         warm_up(&handle).unwrap();
     }
 
-    fn pattern(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| {
+    fn pattern(w: u32, h: u32) -> Arc<RgbImage> {
+        Arc::new(RgbImage::from_fn(w, h, |x, y| {
             image::Rgb([
                 (x * 7 % 256) as u8,
                 (y * 5 % 256) as u8,
                 ((x ^ y) % 256) as u8,
             ])
-        })
+        }))
     }
 
     #[test]
@@ -796,6 +804,7 @@ mod tests {
         let planner = load(&settings, None).expect("the built-in model loads");
         assert_eq!(planner.name(), "etchr-model:default");
         let (item, image) = etchr_data::generate(Family::FineGrained, 4, 0);
+        let image = Arc::new(image);
         let request = first_plan(&image, &item.question);
         // The model's own program, before the planner's rewrites (those are tested below).
         let out = planner
@@ -859,7 +868,7 @@ mod tests {
         let question = "what is written in the corner?";
         let planner = tiny_planner(3);
         let request = PlanRequest {
-            image: &view.image,
+            image: &Arc::new(view.image.clone()),
             transform: &view.transform,
             original_size: (640, 480),
             question,
@@ -925,7 +934,7 @@ mod tests {
         let direct = EditingModel::tiny(4)
             .unwrap()
             .plan(PlanInput::new(
-                ImageInput::Decoded(Arc::new(image.clone())),
+                ImageInput::Decoded(Arc::clone(&image)),
                 question,
             ))
             .unwrap();
@@ -974,7 +983,7 @@ mod tests {
         let avoided = EditingModel::tiny(4)
             .unwrap()
             .plan(
-                PlanInput::new(ImageInput::Decoded(Arc::new(image.clone())), question)
+                PlanInput::new(ImageInput::Decoded(Arc::clone(&image)), question)
                     .avoiding(shown.to_vec()),
             )
             .unwrap();
@@ -982,13 +991,13 @@ mod tests {
     }
 
     /// A light grey board with outlined pink tags (80 × 24) at `pink` and one blue one.
-    fn board_with(pink: &[(u32, u32)]) -> RgbImage {
+    fn board_with(pink: &[(u32, u32)]) -> Arc<RgbImage> {
         let tags: Vec<_> = pink.iter().map(|&(x, y)| (x, y, 80, 24)).collect();
         board_of(&tags)
     }
 
     /// A light grey board with outlined pink tags at `(x, y, width, height)` and a blue one.
-    fn board_of(pink: &[(u32, u32, u32, u32)]) -> RgbImage {
+    fn board_of(pink: &[(u32, u32, u32, u32)]) -> Arc<RgbImage> {
         let mut img = RgbImage::from_fn(900, 600, |x, y| {
             let v = 226 - ((x + y) / 100) as u8;
             image::Rgb([v, v + 2, v])
@@ -1006,11 +1015,11 @@ mod tests {
             tag(t, [246, 190, 212]);
         }
         tag((700, 400, 80, 24), [186, 212, 246]);
-        img
+        Arc::new(img)
     }
 
     /// Three pink tags and their centres.
-    fn tag_board() -> (RgbImage, [Point; 3]) {
+    fn tag_board() -> (Arc<RgbImage>, [Point; 3]) {
         let corners = [(100, 80), (600, 120), (400, 480)];
         let centres = corners.map(|(x, y)| Point::new(x as f64 + 40.0, y as f64 + 12.0));
         (board_with(&corners), centres)
@@ -1222,7 +1231,7 @@ mod tests {
     /// `n` alternatives in a row from `next_thing`, each shown (its crop avoided) before the
     /// next: the crops and the op after each crop's box (the turn).
     fn next_things(
-        image: &RgbImage,
+        image: &Arc<RgbImage>,
         model: &Program,
         question: &str,
         pointer: &[(Point, f32)],
@@ -1333,6 +1342,7 @@ mod tests {
         // Over twelve lilac tags on the board, too many to say where to look; a few in its
         // top right quarter, the target among them.
         let (item, image) = etchr_data::generate(Family::Orientation, 391147, 12);
+        let image = Arc::new(image);
         assert!(
             item.question.contains("lilac tag in the top right"),
             "{}",
@@ -1464,7 +1474,8 @@ mod tests {
                 region: Rect::new(0.0, 0.0, 80.0, 80.0),
             },
         ]);
-        let request = |image: &RgbImage, transform: &Transform| {
+        let (scene, shuffled) = (Arc::new(scene), Arc::new(shuffled));
+        let request = |image: &Arc<RgbImage>, transform: &Transform| {
             with_the_grid_seen(
                 guess.clone(),
                 &PlanRequest {
@@ -1539,6 +1550,7 @@ mod tests {
         let model = parse("jigsaw_solve rows=4 cols=8; crop box=0,40,120,80");
         for (index, whole) in [(3, true), (0, false)] {
             let (item, image) = etchr_data::generate(etchr_data::Family::Jigsaw, 4, index);
+            let image = Arc::new(image);
             assert_eq!(
                 reads_whole(&image),
                 whole,
@@ -1565,6 +1577,7 @@ mod tests {
             (0, &["jigsaw_solve", "crop", "zoom"]),
         ] {
             let (item, image) = etchr_data::generate(etchr_data::Family::Jigsaw, 4, index);
+            let image = Arc::new(image);
             let (rows, cols) = match &item.gold_program.ops()[0] {
                 Op::Jigsaw { rows, cols, .. } => (*rows, *cols),
                 op => panic!("{op:?}"),
@@ -1629,6 +1642,7 @@ mod tests {
         // line is not found; the restored quarters shown instead never held it in three tries.
         let reader = built_in_reader().unwrap();
         let (item, image) = etchr_data::generate(etchr_data::Family::Jigsaw, 808231, 12);
+        let image = Arc::new(image);
         let model = etchr_ops::text::parse("jigsaw_solve rows=4 cols=8").unwrap();
         let request = first_plan(&image, &item.question);
         let sheet = the_quoted_line_restored(&model, &request, &reader).expect("a sheet");
@@ -1662,6 +1676,7 @@ mod tests {
     fn the_reached_exits_label_is_boxed() {
         // A generated maze: the model's path starts at the gold start but heads elsewhere.
         let (item, image) = etchr_data::generate(etchr_data::Family::Maze, 4, 0);
+        let image = Arc::new(image);
         let mut guess = Program(item.gold_program.ops()[..1].to_vec());
         if let Op::Path { to, .. } = &mut guess.0[0] {
             *to = etchr_ops::Point::new(0.0, 0.0);
@@ -1679,6 +1694,7 @@ mod tests {
         // than the open exit's pocket across the board: the walk ended in the dead end.
         for index in [25, 52] {
             let (item, image) = etchr_data::generate(etchr_data::Family::Maze, 391147, index);
+            let image = Arc::new(image);
             let walk = Program(item.gold_program.ops()[..1].to_vec());
             let found = with_the_exit_found(walk, &first_plan(&image, &item.question));
             let focus = found.focus().expect("a focus");
@@ -1694,6 +1710,7 @@ mod tests {
         // Item 8 of seed 1129's mazes: a long label runs along the wall past the pocket of
         // corridor the exit opens on; a crop of the pocket alone cut its code in half.
         let (item, image) = etchr_data::generate(etchr_data::Family::Maze, 1129, 8);
+        let image = Arc::new(image);
         let walk = Program(item.gold_program.ops()[..1].to_vec());
         let found = with_the_exit_found(walk, &first_plan(&image, &item.question));
         let Some(Op::Crop { region }) = found.ops().get(1) else {
@@ -1756,7 +1773,7 @@ mod tests {
             with_the_exit_found(
                 guess.clone(),
                 &PlanRequest {
-                    image: &maze,
+                    image: &Arc::new(maze.clone()),
                     transform,
                     original_size: (400, 200),
                     question,
@@ -1841,6 +1858,7 @@ mod tests {
         assert_eq!(training.name(), "etchr-model:policy");
         for family in [Family::FineGrained, Family::Jigsaw, Family::Maze] {
             let (item, image) = etchr_data::generate(family, 4, 1);
+            let image = Arc::new(image);
             let request = first_plan(&image, &item.question);
             let calls = network.1.load(std::sync::atomic::Ordering::Relaxed);
             assert_eq!(
@@ -1860,17 +1878,15 @@ mod tests {
         let handle =
             ModelWorker::spawn(EditingModel::tiny(5).unwrap(), WorkerConfig::default()).unwrap();
         let (item, image) = etchr_data::generate(Family::FineGrained, 4, 1);
+        let image = Arc::new(image);
         let network: Arc<dyn Network> = Arc::new(handle);
         let bare = ModelPlanner::new(network.clone(), "tiny").bare();
         assert_eq!(bare.name(), "etchr-network:tiny");
         let request = first_plan(&image, &item.question);
         let own = |request: &PlanRequest<'_>| {
-            let input = PlanInput::new(
-                ImageInput::Decoded(Arc::new(image.clone())),
-                request.question,
-            )
-            .on_view(Transform::identity(), request.original_size)
-            .avoiding(request.avoid.to_vec());
+            let input = PlanInput::new(ImageInput::Decoded(Arc::clone(&image)), request.question)
+                .on_view(Transform::identity(), request.original_size)
+                .avoiding(request.avoid.to_vec());
             network.plan_one(input).unwrap().program
         };
         assert_eq!(bare.plan(&request).unwrap(), own(&request));

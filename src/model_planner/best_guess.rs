@@ -362,6 +362,7 @@ fn unpadded(line: Rect) -> Rect {
 mod tests {
     use super::*;
     use etchr_data::{generate_sample, Family};
+    use std::sync::Arc;
 
     #[test]
     fn a_named_shape_is_read_outside_quotes_only() {
@@ -418,6 +419,7 @@ mod tests {
         // "the lowest point of the teal Evening series" (19).
         for index in [8, 13, 19] {
             let (item, image) = etchr_data::generate(Family::Chart, 4, index);
+            let image = Arc::new(image);
             let lines = etchr_ops::render::text_lines(&image);
             let request = super::super::first_plan(&image, &item.question);
             let mark = chart_annotation(&request, &[], &lines).expect(&item.question);
@@ -425,6 +427,7 @@ mod tests {
         }
         // A cue that fits several marks: no bet.
         let (item, image) = etchr_data::generate(Family::Chart, 4, 0);
+        let image = Arc::new(image);
         assert!(item.question.contains("a point of"), "{}", item.question);
         let lines = etchr_ops::render::text_lines(&image);
         let request = super::super::first_plan(&image, &item.question);

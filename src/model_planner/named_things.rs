@@ -68,7 +68,7 @@ fn things_of_the_named_colour(
         return Vec::new();
     };
     let (x, y, aw, ah) = area.to_pixel_bounds();
-    let view = image::imageops::crop_imm(request.image, x, y, aw, ah).to_image();
+    let view = image::imageops::crop_imm(request.image.as_ref(), x, y, aw, ah).to_image();
     etchr_ops::render::colour_regions_up_to(&view, colour, most)
         .into_iter()
         .map(|region| region.bounds.translated(x as f64, y as f64))
@@ -556,6 +556,7 @@ pub(super) fn with_the_cue_in_view(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn parse(text: &str) -> Program {
         etchr_ops::text::parse(text).unwrap()
@@ -569,6 +570,7 @@ mod tests {
         // blue "Duct 36" in large print on its side.
         for index in [21, 9] {
             let (item, image) = etchr_data::generate(etchr_data::Family::Orientation, 4, index);
+            let image = Arc::new(image);
             let request = super::super::first_plan(&image, &item.question);
             let shown = the_thing_read(&request, &model, &reader).expect(&item.question);
             let turn = |p: &Program| {
@@ -617,6 +619,7 @@ mod tests {
         // on another tag, was shown.
         let reader = super::super::built_in_reader().unwrap();
         let (item, image) = etchr_data::generate(etchr_data::Family::Orientation, 391147, 17);
+        let image = Arc::new(image);
         let request = super::super::first_plan(&image, &item.question);
         let colour = NamedColour::in_text(&item.question).unwrap();
         assert!(etchr_ops::render::colour_regions(&image, colour).is_empty());

@@ -414,9 +414,10 @@ mod tests {
     use super::*;
     use etchr_data::Family;
     use etchr_ops::{Op, RgbImage, Transform};
+    use std::sync::Arc;
 
     fn request<'a>(
-        image: &'a RgbImage,
+        image: &'a Arc<RgbImage>,
         question: &'a str,
         transform: &'a Transform,
         avoid: &'a [Rect],
@@ -474,6 +475,7 @@ mod tests {
         // "What code appears in the fourth data column (Docket) of the row "Canyon 24"?" on a
         // page with two tables of 90 rows, its text about 3 px tall at 1024 px.
         let (item, image) = etchr_data::generate(Family::Document, 4, 10);
+        let image = Arc::new(image);
         assert!(
             item.question.contains("fourth data column"),
             "{}",
@@ -510,6 +512,7 @@ mod tests {
         let reader = super::super::built_in_reader().unwrap();
         for index in [2, 5] {
             let (item, image) = etchr_data::generate(Family::Document, 808231, index);
+            let image = Arc::new(image);
             let identity = Transform::identity();
             let ask = request(&image, &item.question, &identity, &[]);
             let tables = ruled_tables(&image);
@@ -540,6 +543,7 @@ mod tests {
     fn a_column_named_by_header_is_shown_with_its_neighbours_group_by_group() {
         // "Look up "Lantern 95" in the table: what is its Case code?" of 7 data columns.
         let (item, image) = etchr_data::generate(Family::Document, 4, 7);
+        let image = Arc::new(image);
         assert!(item.question.contains("Case code"), "{}", item.question);
         let identity = Transform::identity();
         let first = plan(&request(&image, &item.question, &identity, &[]), None).unwrap();
@@ -565,8 +569,9 @@ mod tests {
         let reader = super::super::built_in_reader().unwrap();
         let (item, image) = etchr_data::generate(Family::Document, 77, index);
         let jpeg = etchr_ops::encode_image_stable(&image, etchr_ops::OutputFormat::Jpeg(90));
-        let image =
-            etchr_ops::decode_image(&jpeg.unwrap(), &etchr_ops::DecodeLimits::default()).unwrap();
+        let image = Arc::new(
+            etchr_ops::decode_image(&jpeg.unwrap(), &etchr_ops::DecodeLimits::default()).unwrap(),
+        );
         let identity = Transform::identity();
         let program = plan(
             &request(&image, &item.question, &identity, &[]),
@@ -606,6 +611,7 @@ mod tests {
         // The column named by its header ("Case"), then by position ("fourth data column").
         for index in [7, 10] {
             let (item, image) = etchr_data::generate(Family::Document, 4, index);
+            let image = Arc::new(image);
             let req = request(&image, &item.question, &identity, &[]);
             let program = plan(&req, Some(&reader)).unwrap();
             let focus = program.focus().expect("the key and value are boxed");
@@ -637,6 +643,7 @@ mod tests {
     #[test]
     fn only_lookups_on_the_original_are_laid_out() {
         let (item, image) = etchr_data::generate(Family::Document, 4, 10);
+        let image = Arc::new(image);
         let identity = Transform::identity();
         let zoomed = Transform::identity().then(etchr_ops::Step::Affine {
             matrix: etchr_ops::Affine::scale(0.5, 0.5),
@@ -645,7 +652,7 @@ mod tests {
         let not_a_lookup = "What is the largest code on this page?";
         assert!(plan(&request(&image, not_a_lookup, &identity, &[]), None).is_none());
         // A lookup question on an image without a ruled table.
-        let blank = RgbImage::from_pixel(400, 300, image::Rgb([240, 240, 240]));
+        let blank = Arc::new(RgbImage::from_pixel(400, 300, image::Rgb([240, 240, 240])));
         assert!(plan(&request(&blank, &item.question, &identity, &[]), None).is_none());
     }
 

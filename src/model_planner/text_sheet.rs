@@ -175,6 +175,7 @@ fn sheet(lines: &[Rect]) -> Option<Program> {
 mod tests {
     use super::*;
     use etchr_ops::Color;
+    use std::sync::Arc;
 
     #[test]
     fn lines_are_packed_apart_in_order_and_zoomed_to_read() {
@@ -220,6 +221,7 @@ mod tests {
         // "What is the code on the tag "Shaft 54" of the brown triangle?": 50 shapes, each
         // with a tag whose text is under 3 px tall at 1024 px.
         let (item, image) = etchr_data::generate(etchr_data::Family::FineGrained, 4, 0);
+        let image = Arc::new(image);
         let request = super::super::first_plan(&image, &item.question);
         // The model points near the target (one of two brown triangles).
         let near = item.gold_region.center();
@@ -259,6 +261,7 @@ mod tests {
         let reader = super::super::built_in_reader().unwrap();
         for index in 0..3 {
             let (item, image) = etchr_data::generate(etchr_data::Family::FineGrained, 4, index);
+            let image = Arc::new(image);
             let request = super::super::first_plan(&image, &item.question);
             // The model points at the far corner: reading, not pointing, finds the tag.
             let far = [(Point::new(0.0, 0.0), 1.0)];
@@ -289,6 +292,7 @@ mod tests {
         // Seed 391147, item 3: "Relay 89:" and its code are two text lines a wide space
         // apart. Packed two line heights apart, the reader took the code under the key.
         let (item, image) = etchr_data::generate(etchr_data::Family::FineGrained, 391147, 3);
+        let image = Arc::new(image);
         let request = super::super::first_plan(&image, &item.question);
         let program = plan(&request, &Program::default(), &[], None).expect("a sheet");
         let Op::Collage { pieces, .. } = &program.ops()[0] else {
@@ -339,6 +343,7 @@ mod tests {
         let reader = super::super::built_in_reader().unwrap();
         for index in [6, 26] {
             let (item, image) = etchr_data::generate(etchr_data::Family::Chart, 6061, index);
+            let image = Arc::new(image);
             let request = super::super::first_plan(&image, &item.question);
             let program = plan(&request, &Program::default(), &[], Some(&reader)).expect("a sheet");
             let Op::Collage { pieces, .. } = &program.ops()[0] else {

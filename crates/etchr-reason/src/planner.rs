@@ -7,11 +7,13 @@
 //! `Planner` runs there; the trace names the planner either way.
 
 use etchr_ops::{Op, Point, Program, Rect, RgbImage, Transform};
+use std::sync::Arc;
 
 /// What a planner is asked.
 pub struct PlanRequest<'a> {
     /// The image the planner looks at: the current view (the original on the first step).
-    pub image: &'a RgbImage,
+    /// Shared, so that a planner handing it to a model on another thread need not copy it.
+    pub image: &'a Arc<RgbImage>,
     /// How `image` maps back to the original (identity for the original).
     pub transform: &'a Transform,
     /// Width and height of the original image.

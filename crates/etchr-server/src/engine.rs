@@ -83,7 +83,8 @@ pub fn execute(job: EditJob) -> Result<EditOutcome, ApiError> {
 
     let t = Instant::now();
     let bytes = payload_bytes(&job.image)?;
-    let original = decode_image(&bytes, &job.limits)?;
+    // Shared: a planner hands it to the editing model without copying it.
+    let original = Arc::new(decode_image(&bytes, &job.limits)?);
     drop(bytes);
     timings.decode = ms(t);
     let (width, height) = original.dimensions();

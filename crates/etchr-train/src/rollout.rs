@@ -206,7 +206,7 @@ impl Planner for SamplingPlanner {
 
     fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
         let mut input = PlanInput::new(
-            ImageInput::Decoded(Arc::new(request.image.clone())),
+            ImageInput::Decoded(Arc::clone(request.image)),
             request.question,
         )
         .on_view(request.transform.clone(), request.original_size);

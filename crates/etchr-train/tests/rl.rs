@@ -331,7 +331,7 @@ impl etchr_reason::Planner for TwoCallsThenGold {
     ) -> Result<Program, etchr_reason::PlanError> {
         for _ in 0..2 {
             let input = etchr_model::PlanInput::new(
-                etchr_model::ImageInput::Decoded(Arc::new(request.image.clone())),
+                etchr_model::ImageInput::Decoded(Arc::clone(request.image)),
                 request.question,
             );
             self.network
