@@ -1667,6 +1667,35 @@ mod tests {
     }
 
     #[test]
+    fn crop_side_is_the_mean_side_of_first_crops_relative_to_their_images() {
+        let model = EditingModel::tiny(1).unwrap();
+        let image = Arc::new(etchr_ops::RgbImage::new(400, 100));
+        let input = PlanInput::new(ImageInput::Decoded(image), "q");
+        let prepared = Arc::new(model.prepare(&input).unwrap());
+        let sampled = |text: &str, original_size: Option<(u32, u32)>| Sampled {
+            program: etchr_ops::text::parse(text).unwrap(),
+            dropped: 0,
+            example: original_size.map(|original_size| TrainExample {
+                prepared: prepared.clone(),
+                question: String::new(),
+                context: String::new(),
+                tokens: Vec::new(),
+                original_size,
+                cue_regions: Vec::new(),
+            }),
+            logprob: 0.0,
+        };
+        // A quarter of the image's area is half its side; a later crop does not count.
+        let quarter = sampled("crop box=0,0,200,50; crop box=0,0,10,10", Some((400, 100)));
+        let whole = sampled("crop box=0,0,800,200", Some((800, 200)));
+        let uncropped = sampled("box box=0,0,10,10", Some((400, 100)));
+        let unreplayable = sampled("crop box=0,0,40,10", None);
+        let side = mean_crop_side(&[&quarter, &whole, &uncropped, &unreplayable]).unwrap();
+        assert!((side - 0.75).abs() < 1e-12, "{side}");
+        assert_eq!(mean_crop_side(&[&uncropped, &unreplayable]), None);
+    }
+
+    #[test]
     fn objective_ratio_clip_and_kl() {
         let dev = Device::Cpu;
         let t = |v: &[f32]| Tensor::from_vec(v.to_vec(), (1, v.len()), &dev).unwrap();
