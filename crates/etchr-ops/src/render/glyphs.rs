@@ -102,10 +102,12 @@ pub fn line_glyphs_cut(img: &RgbImage, line: Rect, cut: Cut) -> Vec<Glyph> {
         .flat_map(|r| (0..w).map(move |c| (c, r)))
         .map(|(c, r)| luma(img.get_pixel((ox + c) as u32, (oy + r) as u32).0) as f64)
         .collect();
-    let mut sorted = lum.clone();
-    sorted.sort_by(f64::total_cmp);
-    let mut paper = sorted[sorted.len() / 2];
-    let (darkest, lightest) = (sorted[sorted.len() / 100], sorted[sorted.len() - 1]);
+    // Order statistics of whole brightness levels from their histogram, not a sort.
+    let mut counts = [0usize; 256];
+    lum.iter().for_each(|&l| counts[l as usize] += 1);
+    let n = lum.len();
+    let mut paper = nth_level(&counts, n / 2);
+    let (darkest, lightest) = (nth_level(&counts, n / 100), nth_level(&counts, n - 1));
     // Light ink on dark paper reads as its negative.
     if paper - darkest < lightest - paper {
         lum.iter_mut().for_each(|l| *l = 255.0 - *l);
@@ -154,6 +156,17 @@ pub fn line_glyphs_cut(img: &RgbImage, line: Rect, cut: Cut) -> Vec<Glyph> {
         });
     }
     out
+}
+
+/// The `k`-th smallest (from 0) of the brightness levels counted in `counts`; `k` must be
+/// under their total.
+fn nth_level(counts: &[usize; 256], k: usize) -> f64 {
+    let mut seen = 0;
+    let level = counts.iter().position(|&c| {
+        seen += c;
+        seen > k
+    });
+    level.expect("k is under the count") as f64
 }
 
 /// The 8-connected pieces of `ink` (a `w × h` raster), with single stray pixels dropped.
@@ -245,6 +258,21 @@ fn bitmap(g: &Span, darkness: &impl Fn(usize, usize) -> f64) -> Vec<f32> {
 mod tests {
     use super::*;
     use image::Rgb;
+
+    proptest::proptest! {
+        #[test]
+        fn levels_counted_give_the_order_statistics_of_sorting(
+            levels in proptest::collection::vec(0u8..=255, 1..300),
+            pick in 0usize..1000,
+        ) {
+            let mut counts = [0usize; 256];
+            levels.iter().for_each(|&l| counts[l as usize] += 1);
+            let mut sorted = levels.clone();
+            sorted.sort_unstable();
+            let k = pick % levels.len();
+            proptest::prop_assert_eq!(nth_level(&counts, k), sorted[k] as f64);
+        }
+    }
 
     fn bar(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, v: u8) {
         for yy in y..y + h {
