@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod best_guess;
+mod colour_searches;
 mod named_things;
 mod reading;
 mod table_lookup;
@@ -112,7 +113,15 @@ impl ModelPlanner {
             .with_alternatives(settings.alternatives)
     }
 
-    fn call(
+    /// The network's plan for `request` on the request's own view.
+    fn call(&self, request: &PlanRequest<'_>) -> Result<etchr_model::PlanOutput, PlanError> {
+        let view = Arc::clone(request.image);
+        self.call_on(view, request.transform.clone(), request)
+    }
+
+    /// The network's plan for `request` on another view of the original (`transform` maps it
+    /// back).
+    fn call_on(
         &self,
         image: Arc<RgbImage>,
         transform: Transform,
@@ -156,7 +165,7 @@ impl ModelPlanner {
                 avoid: &[],
                 ..*request
             };
-            let out = self.call(Arc::clone(request.image), request.transform.clone(), &guess)?;
+            let out = self.call(&guess)?;
             let (w, h) = request.original_size;
             let steered = steered_pointer(&out);
             let pointer = if restores_a_jigsaw(&out.program) {
@@ -177,11 +186,7 @@ impl ModelPlanner {
                 .ok_or(PlanError::Exhausted)?;
             return Ok(borrowing_from(tile, &out.program));
         }
-        let first = self.call(
-            Arc::clone(request.image),
-            request.transform.clone(),
-            request,
-        )?;
+        let first = self.call(request)?;
         let pointer = steered_pointer(&first);
         // A quoted key on a thing named by its colour: the thing it is read on, turned upright.
         let read = (self.reader.as_deref())
@@ -203,7 +208,7 @@ impl ModelPlanner {
         else {
             return Ok(first.program);
         };
-        let second = self.call(Arc::new(view), transform, request)?;
+        let second = self.call_on(Arc::new(view), transform, request)?;
         // A refinement that lost the crop is no refinement: keep the first plan.
         if second.program.is_empty() {
             return Ok(first.program);
@@ -219,11 +224,7 @@ impl Planner for ModelPlanner {
 
     fn plan(&self, request: &PlanRequest<'_>) -> Result<Program, PlanError> {
         if self.bare {
-            let out = self.call(
-                Arc::clone(request.image),
-                request.transform.clone(),
-                request,
-            )?;
+            let out = self.call(request)?;
             return Ok(out.program);
         }
         let program = self.plan_program(request)?;
@@ -807,9 +808,7 @@ mod tests {
         let image = Arc::new(image);
         let request = first_plan(&image, &item.question);
         // The model's own program, before the planner's rewrites (those are tested below).
-        let out = planner
-            .call(image.clone(), Transform::identity(), &request)
-            .expect("the built-in model plans");
+        let out = planner.call(&request).expect("the built-in model plans");
         let text = etchr_ops::text::to_text(&out.program);
         if std::env::var_os("ETCHR_BLESS").is_some() {
             println!("const SHIPPED_EXPECTED: &str = {text:?};");

@@ -5,6 +5,7 @@
 //! says which one the cue and the model's pointer favour (as the generator's gold programs box
 //! their target), and it is the region `Program::focus` scores.
 
+use super::colour_searches;
 use super::named_things::{crops_around, in_the_named_place, pointer_mass};
 use super::table_lookup::ordinal_number;
 use super::words_outside_quotes;
@@ -95,7 +96,7 @@ pub(super) fn tag_of_the_named_thing(
 ) -> Option<Rect> {
     let colour = NamedColour::in_text(request.question)?;
     let shape = Shape::in_text(request.question)?;
-    let things: Vec<Rect> = etchr_ops::render::colour_regions(request.image, colour)
+    let things: Vec<Rect> = colour_searches::colour_regions(request.image, colour)
         .iter()
         .filter(|r| Shape::of(r) == shape)
         .map(|r| r.bounds)
@@ -154,7 +155,7 @@ pub(super) fn chart_annotation(
         return line_above(bar, lines).map(|line| framed(image, line, lines));
     }
     if has("point") && (highest || lowest) {
-        let markers: Vec<Rect> = etchr_ops::render::colour_regions(image, colour?)
+        let markers: Vec<Rect> = colour_searches::colour_regions(image, colour?)
             .iter()
             .filter(|r| Shape::of(r) == Shape::Circle)
             .map(|r| r.bounds)

@@ -8,7 +8,8 @@
 //! names ("in the top left"), the model's pointer and size.
 
 use super::{
-    best_guess, collage_zoomed, reading, restores_a_jigsaw, words_outside_quotes, READING_SIDE,
+    best_guess, collage_zoomed, colour_searches, reading, restores_a_jigsaw, words_outside_quotes,
+    READING_SIDE,
 };
 use etchr_model::glyphs::GlyphClassifier;
 use etchr_ops::program::Axis;
@@ -57,7 +58,7 @@ fn things_of_the_named_colour(
     let Some(colour) = NamedColour::in_text(request.question) else {
         return Vec::new();
     };
-    let everywhere = etchr_ops::render::colour_regions_up_to(request.image, colour, most);
+    let everywhere = colour_searches::colour_regions_up_to(request.image, colour, most);
     if !everywhere.is_empty() {
         return everywhere.into_iter().map(|region| region.bounds).collect();
     }
@@ -92,7 +93,7 @@ pub(super) fn in_the_named_place(things: Vec<Rect>, request: &PlanRequest<'_>) -
 /// distance), if the question names a colour and the image shows such a thing.
 pub(super) fn named_thing_nearest(request: &PlanRequest<'_>, to: Point) -> Option<Point> {
     let colour = NamedColour::in_text(request.question)?;
-    etchr_ops::render::colour_regions(request.image, colour)
+    colour_searches::colour_regions(request.image, colour)
         .into_iter()
         .map(|region| region.bounds.center())
         .min_by(|a, b| a.distance(to).total_cmp(&b.distance(to)))

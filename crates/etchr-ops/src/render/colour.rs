@@ -139,6 +139,21 @@ pub fn regions_of(img: &RgbImage, colour: NamedColour) -> Vec<ColourRegion> {
 /// [`regions_of`] with room for `most` patches: for a caller that tells the patches apart by
 /// other means (reading each one's text), so that many of the colour still say something.
 pub fn regions_up_to(img: &RgbImage, colour: NamedColour, most: usize) -> Vec<ColourRegion> {
+    at_most(all_regions_of(img, colour), most)
+}
+
+/// `found` (the patches of [`all_regions_of`]) when there are at most `most` of them, else
+/// none: many patches of one colour say nothing about where to look.
+pub fn at_most(mut found: Vec<ColourRegion>, most: usize) -> Vec<ColourRegion> {
+    if found.len() > most {
+        found.clear();
+    }
+    found
+}
+
+/// Every patch of [`regions_of`], however many there are: the search behind [`regions_up_to`],
+/// for a caller that keeps it for several limits ([`at_most`]).
+pub fn all_regions_of(img: &RgbImage, colour: NamedColour) -> Vec<ColourRegion> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let masks = flat_patches_of(img, colour);
     let total = (w * h) as f64;
@@ -165,9 +180,6 @@ pub fn regions_up_to(img: &RgbImage, colour: NamedColour, most: usize) -> Vec<Co
         return found;
     };
     found.retain(|r| r.area * 4 >= largest);
-    if found.len() > most {
-        found.clear();
-    }
     found
 }
 

@@ -15,6 +15,7 @@ mod text_lines;
 
 pub use bars::{bar_charts, BarChart};
 pub use colour::{
+    all_regions_of as all_colour_regions, at_most as at_most_colour_regions,
     regions_of as colour_regions, regions_up_to as colour_regions_up_to, ColourRegion, NamedColour,
     MAX_REGIONS as MAX_COLOUR_REGIONS,
 };
