@@ -2,11 +2,12 @@
 """Planned `/v1/edit` requests, side by side for two or more `etchr serve` binaries.
 
 Each binary in turn (A-B-A-B...: ROUNDS rounds) is started on 127.0.0.1:PORT and sent, one at a
-time, 5 warm-up and then 20 edits of IMAGE planned by the shipped editing model from a question
-(no ops). Prints, per binary, the medians of the server's own `timings_ms` (decode, plan,
+time, 5 warm-up and then 20 edits of IMAGE (a JPEG) planned by the shipped editing model from
+QUESTION (no ops). Prints, per binary, the medians of the server's own `timings_ms` (decode, plan,
 render, encode, total) over all its rounds. Standard library only.
 
-    python3 bench/plan_time.py IMAGE PORT ROUNDS target/release/etchr /tmp/etchr-before
+    python3 bench/plan_time.py IMAGE 'What is the code on the tag "Pump 7"?' PORT ROUNDS \
+        target/release/etchr /tmp/etchr-before
 """
 import base64
 import json
@@ -16,11 +17,12 @@ import sys
 import time
 import urllib.request
 
-image_path, port, rounds, binaries = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+image_path, question, port, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+binaries = sys.argv[5:]
 image = open(image_path, "rb").read()
 body = json.dumps({
     "image": "data:image/jpeg;base64," + base64.b64encode(image).decode(),
-    "question": 'What is the code on the tag "Pump 7"?',
+    "question": question,
 }).encode()
 
 
