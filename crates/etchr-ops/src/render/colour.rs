@@ -11,7 +11,7 @@
 //! neighbour): the dark outline of a tag, or the border of a shape, separates it from a
 //! background of a similar colour, which smooth gradients never do.
 
-use super::pixels::{chroma, DisjointSets};
+use super::pixels::{chroma, run_pieces, RunPieces};
 use crate::geom::Rect;
 use image::RgbImage;
 
@@ -282,48 +282,11 @@ impl Component {
     }
 }
 
-/// 4-connected components of `masks.patch`, with their boxes, pixel counts and enclosure, in
-/// the raster order of their first pixels. The mask is walked as runs along rows, and runs that
-/// overlap a run of the row above are united: each pixel is visited once, in memory order.
+/// 4-connected components of `masks.patch` ([`run_pieces`]), with their boxes, pixel counts and
+/// enclosure, in the raster order of their first pixels.
 fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
     let mask = &masks.patch;
-    // Every run of patch pixels: its row and its columns `a..b`.
-    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-    let mut row_start = Vec::with_capacity(h + 1);
-    for y in 0..h {
-        row_start.push(runs.len());
-        let row = &mask[y * w..(y + 1) * w];
-        let mut x = 0;
-        while x < w {
-            if !row[x] {
-                x += 1;
-                continue;
-            }
-            let a = x;
-            while x < w && row[x] {
-                x += 1;
-            }
-            runs.push((y, a, x));
-        }
-    }
-    row_start.push(runs.len());
-    let mut sets = DisjointSets::new(runs.len());
-    for y in 1..h {
-        let above = row_start[y - 1]..row_start[y];
-        let mut k = above.start;
-        for r in row_start[y]..row_start[y + 1] {
-            let (_, a, b) = runs[r];
-            // Runs of the row above ending before this one starts cannot touch later runs.
-            while k < above.end && runs[k].2 <= a {
-                k += 1;
-            }
-            let mut j = k;
-            while j < above.end && runs[j].1 < b {
-                sets.union(r, j);
-                j += 1;
-            }
-        }
-    }
+    let RunPieces { runs, piece, count } = run_pieces(mask, w, h, false);
     /// One component as its runs are added up: its box (inclusive), pixels and contacts.
     struct Tally {
         x0: usize,
@@ -335,24 +298,20 @@ fn components(masks: &Masks, w: usize, h: usize) -> Vec<Component> {
         contacts: u32,
         runs: Vec<(usize, usize, usize)>,
     }
-    let mut index = vec![usize::MAX; runs.len()];
-    let mut out: Vec<Tally> = Vec::new();
-    for (r, &(y, a, b)) in runs.iter().enumerate() {
-        let c = sets.root(r);
-        if index[c] == usize::MAX {
-            index[c] = out.len();
-            out.push(Tally {
-                x0: w,
-                y0: h,
-                x1: 0,
-                y1: 0,
-                area: 0,
-                sharp_contacts: 0,
-                contacts: 0,
-                runs: Vec::new(),
-            });
-        }
-        let t = &mut out[index[c]];
+    let mut out: Vec<Tally> = (0..count)
+        .map(|_| Tally {
+            x0: w,
+            y0: h,
+            x1: 0,
+            y1: 0,
+            area: 0,
+            sharp_contacts: 0,
+            contacts: 0,
+            runs: Vec::new(),
+        })
+        .collect();
+    for (&(y, a, b), &c) in runs.iter().zip(&piece) {
+        let t = &mut out[c];
         (t.x0, t.y0, t.x1, t.y1) = (t.x0.min(a), t.y0.min(y), t.x1.max(b - 1), t.y1.max(y));
         t.area += (b - a) as u32;
         t.runs.push((y, a, b));

@@ -56,6 +56,67 @@ impl DisjointSets {
     }
 }
 
+/// The connected pieces of a `w × h` mask, found as runs of set pixels along rows: each run is
+/// united with the runs of the row above that touch it (sharing a column, or only a corner too
+/// when `corners`). Every pixel is read once, in memory order, where a flood fill from pixel to
+/// pixel jumps about the mask and keeps a mask of its own.
+pub struct RunPieces {
+    /// Every run: its row and its columns `a..b`, in raster order.
+    pub runs: Vec<(usize, usize, usize)>,
+    /// The piece of each run, pieces numbered in the raster order of their first pixels.
+    pub piece: Vec<usize>,
+    /// How many pieces there are.
+    pub count: usize,
+}
+
+pub fn run_pieces(mask: &[bool], w: usize, h: usize, corners: bool) -> RunPieces {
+    let mut runs = Vec::new();
+    let mut row_start = Vec::with_capacity(h + 1);
+    for (y, row) in mask.chunks_exact(w.max(1)).take(h).enumerate() {
+        row_start.push(runs.len());
+        let mut x = 0;
+        while let Some(skip) = row[x..].iter().position(|&v| v) {
+            let a = x + skip;
+            x = a + row[a..].iter().position(|&v| !v).unwrap_or(w - a);
+            runs.push((y, a, x));
+        }
+    }
+    row_start.push(runs.len());
+    // Runs `a..b` and `c..d` on neighbouring rows touch when they share a column, or, with
+    // corners, when one ends just before the other starts.
+    let reach = usize::from(corners);
+    let mut sets = DisjointSets::new(runs.len());
+    for y in 1..row_start.len() - 1 {
+        let above = row_start[y - 1]..row_start[y];
+        let mut k = above.start;
+        for r in row_start[y]..row_start[y + 1] {
+            let (_, a, b) = runs[r];
+            // Runs above that end too soon for this one end too soon for the later ones too.
+            while k < above.end && runs[k].2 + reach <= a {
+                k += 1;
+            }
+            let mut j = k;
+            while j < above.end && runs[j].1 < b + reach {
+                sets.union(r, j);
+                j += 1;
+            }
+        }
+    }
+    let mut number = vec![usize::MAX; runs.len()];
+    let mut count = 0;
+    let piece = (0..runs.len())
+        .map(|r| {
+            let root = sets.root(r);
+            if number[root] == usize::MAX {
+                number[root] = count;
+                count += 1;
+            }
+            number[root]
+        })
+        .collect();
+    RunPieces { runs, piece, count }
+}
+
 pub fn crop(img: &RgbImage, (x, y, w, h): PixelBox) -> RgbImage {
     imageops::crop_imm(img, x, y, w, h).to_image()
 }
@@ -306,6 +367,56 @@ pub fn tint(img: &mut RgbImage, mask: &[bool], color: Rgb<u8>, alpha: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each pixel's piece by a flood fill from each unfilled set pixel in raster order (pieces
+    /// numbered in that order; `usize::MAX` off the mask): what [`run_pieces`] must agree with.
+    fn pieces_by_flood_fill(mask: &[bool], w: usize, h: usize, corners: bool) -> Vec<usize> {
+        let mut label = vec![usize::MAX; mask.len()];
+        let mut count = 0;
+        for start in 0..mask.len() {
+            if !mask[start] || label[start] != usize::MAX {
+                continue;
+            }
+            label[start] = count;
+            let mut stack = vec![start];
+            while let Some(i) = stack.pop() {
+                let (x, y) = (i % w, i / w);
+                for ny in y.saturating_sub(1)..(y + 2).min(h) {
+                    for nx in x.saturating_sub(1)..(x + 2).min(w) {
+                        let j = ny * w + nx;
+                        let diagonal = nx != x && ny != y;
+                        if mask[j] && label[j] == usize::MAX && (corners || !diagonal) {
+                            label[j] = count;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+            count += 1;
+        }
+        label
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pieces_from_runs_are_the_flood_filled_pieces_numbered_alike(
+            w in 0usize..24,
+            h in 0usize..24,
+            bits in proptest::collection::vec(0u8..4, 576),
+            corners: bool,
+        ) {
+            // About a quarter set: runs, diagonal steps, rings and holes.
+            let mask: Vec<bool> = bits[..w * h].iter().map(|&v| v == 0).collect();
+            let found = run_pieces(&mask, w, h, corners);
+            let mut label = vec![usize::MAX; mask.len()];
+            for (&(y, a, b), &piece) in found.runs.iter().zip(&found.piece) {
+                label[y * w + a..y * w + b].fill(piece);
+            }
+            let flood = pieces_by_flood_fill(&mask, w, h, corners);
+            proptest::prop_assert_eq!(&label, &flood);
+            proptest::prop_assert_eq!(found.count, flood.iter().filter(|&&l| l != usize::MAX).max().map_or(0, |m| m + 1));
+        }
+    }
 
     #[test]
     fn quarter_rotation_moves_corners() {
