@@ -4,7 +4,7 @@
 //! above it.
 
 use super::colour::NamedColour;
-use super::pixels::{chroma, neighbours};
+use super::pixels::{chroma, run_pieces_by, RunPieces};
 use crate::geom::Rect;
 use image::RgbImage;
 
@@ -44,34 +44,23 @@ pub fn bar_charts(img: &RgbImage) -> Vec<BarChart> {
         .pixels()
         .map(|p| (chroma(p.0) >= MIN_CHROMA).then(|| NamedColour::of_pixel(p.0)))
         .collect();
-    let mut seen = vec![false; w * h];
-    let mut stack = Vec::new();
+    // The 4-connected patches of one colour, in the raster order of their first pixels.
+    let RunPieces { runs, piece, count } = run_pieces_by(&class, w, h, false, Option::is_some);
+    let mut patches = vec![(None, w, h, 0, 0, 0usize); count];
+    for (&(y, a, b), &p) in runs.iter().zip(&piece) {
+        let (colour, x0, y0, x1, y1, area) = &mut patches[p];
+        *colour = class[y * w + a];
+        (*x0, *y0, *x1, *y1) = ((*x0).min(a), (*y0).min(y), (*x1).max(b), y + 1);
+        *area += b - a;
+    }
     let mut rects: Vec<(NamedColour, Rect)> = Vec::new();
-    for start in 0..w * h {
-        let Some(colour) = class[start] else { continue };
-        if seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        stack.push(start);
-        let (mut x0, mut y0, mut x1, mut y1, mut area) = (w, h, 0, 0, 0usize);
-        while let Some(i) = stack.pop() {
-            let (x, y) = (i % w, i / w);
-            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-            area += 1;
-            for n in neighbours(i, w, h) {
-                if !seen[n] && class[n] == Some(colour) {
-                    seen[n] = true;
-                    stack.push(n);
-                }
-            }
-        }
-        let r = Rect::new(x0 as f64, y0 as f64, (x1 + 1) as f64, (y1 + 1) as f64);
+    for (colour, x0, y0, x1, y1, area) in patches {
+        let r = Rect::new(x0 as f64, y0 as f64, x1 as f64, y1 as f64);
         if r.width() >= MIN_SIDE
             && r.height() >= MIN_SIDE
             && area as f64 >= MIN_FILL * r.width() * r.height()
         {
-            rects.push((colour, r));
+            rects.push((colour.expect("a patch has a colour"), r));
         }
     }
     let mut charts: Vec<BarChart> = Vec::new();

@@ -70,14 +70,26 @@ pub struct RunPieces {
 }
 
 pub fn run_pieces(mask: &[bool], w: usize, h: usize, corners: bool) -> RunPieces {
+    run_pieces_by(mask, w, h, corners, |&set| set)
+}
+
+/// [`run_pieces`] of a raster of labels: the runs are of one label that `counts`, and a run
+/// joins only the runs above of the same label (the patches of one colour class, say).
+pub fn run_pieces_by<T: PartialEq>(
+    cells: &[T],
+    w: usize,
+    h: usize,
+    corners: bool,
+    counts: impl Fn(&T) -> bool,
+) -> RunPieces {
     let mut runs = Vec::new();
     let mut row_start = Vec::with_capacity(h + 1);
-    for (y, row) in mask.chunks_exact(w.max(1)).take(h).enumerate() {
+    for (y, row) in cells.chunks_exact(w.max(1)).take(h).enumerate() {
         row_start.push(runs.len());
         let mut x = 0;
-        while let Some(skip) = row[x..].iter().position(|&v| v) {
+        while let Some(skip) = row[x..].iter().position(&counts) {
             let a = x + skip;
-            x = a + row[a..].iter().position(|&v| !v).unwrap_or(w - a);
+            x = a + row[a..].iter().position(|c| *c != row[a]).unwrap_or(w - a);
             runs.push((y, a, x));
         }
     }
@@ -85,6 +97,7 @@ pub fn run_pieces(mask: &[bool], w: usize, h: usize, corners: bool) -> RunPieces
     // Runs `a..b` and `c..d` on neighbouring rows touch when they share a column, or, with
     // corners, when one ends just before the other starts.
     let reach = usize::from(corners);
+    let label = |(y, a, _): (usize, usize, usize)| &cells[y * w + a];
     let mut sets = DisjointSets::new(runs.len());
     for y in 1..row_start.len() - 1 {
         let above = row_start[y - 1]..row_start[y];
@@ -97,7 +110,9 @@ pub fn run_pieces(mask: &[bool], w: usize, h: usize, corners: bool) -> RunPieces
             }
             let mut j = k;
             while j < above.end && runs[j].1 < b + reach {
-                sets.union(r, j);
+                if label(runs[j]) == label(runs[r]) {
+                    sets.union(r, j);
+                }
                 j += 1;
             }
         }
@@ -368,16 +383,17 @@ pub fn tint(img: &mut RgbImage, mask: &[bool], color: Rgb<u8>, alpha: f64) {
 mod tests {
     use super::*;
 
-    /// Each pixel's piece by a flood fill from each unfilled set pixel in raster order (pieces
-    /// numbered in that order; `usize::MAX` off the mask): what [`run_pieces`] must agree with.
-    fn pieces_by_flood_fill(mask: &[bool], w: usize, h: usize, corners: bool) -> Vec<usize> {
-        let mut label = vec![usize::MAX; mask.len()];
+    /// Each cell's piece by a flood fill through equal labels (0 is no label) from each unfilled
+    /// labelled cell in raster order, pieces numbered in that order (`usize::MAX` off every
+    /// piece): what [`run_pieces_by`] must agree with.
+    fn pieces_by_flood_fill(cells: &[u8], w: usize, h: usize, corners: bool) -> Vec<usize> {
+        let mut piece = vec![usize::MAX; cells.len()];
         let mut count = 0;
-        for start in 0..mask.len() {
-            if !mask[start] || label[start] != usize::MAX {
+        for start in 0..cells.len() {
+            if cells[start] == 0 || piece[start] != usize::MAX {
                 continue;
             }
-            label[start] = count;
+            piece[start] = count;
             let mut stack = vec![start];
             while let Some(i) = stack.pop() {
                 let (x, y) = (i % w, i / w);
@@ -385,8 +401,9 @@ mod tests {
                     for nx in x.saturating_sub(1)..(x + 2).min(w) {
                         let j = ny * w + nx;
                         let diagonal = nx != x && ny != y;
-                        if mask[j] && label[j] == usize::MAX && (corners || !diagonal) {
-                            label[j] = count;
+                        let joins = cells[j] == cells[i] && (corners || !diagonal);
+                        if joins && piece[j] == usize::MAX {
+                            piece[j] = count;
                             stack.push(j);
                         }
                     }
@@ -394,7 +411,21 @@ mod tests {
             }
             count += 1;
         }
-        label
+        piece
+    }
+
+    fn piece_of_each_cell(found: &RunPieces, w: usize, h: usize) -> Vec<usize> {
+        let mut piece = vec![usize::MAX; w * h];
+        for (&(y, a, b), &p) in found.runs.iter().zip(&found.piece) {
+            piece[y * w + a..y * w + b].fill(p);
+        }
+        let pieces = piece
+            .iter()
+            .filter(|&&p| p != usize::MAX)
+            .max()
+            .map_or(0, |m| m + 1);
+        assert_eq!(found.count, pieces);
+        piece
     }
 
     proptest::proptest! {
@@ -402,19 +433,23 @@ mod tests {
         fn pieces_from_runs_are_the_flood_filled_pieces_numbered_alike(
             w in 0usize..24,
             h in 0usize..24,
-            bits in proptest::collection::vec(0u8..4, 576),
+            bits in proptest::collection::vec(0u8..6, 576),
             corners: bool,
         ) {
-            // About a quarter set: runs, diagonal steps, rings and holes.
-            let mask: Vec<bool> = bits[..w * h].iter().map(|&v| v == 0).collect();
-            let found = run_pieces(&mask, w, h, corners);
-            let mut label = vec![usize::MAX; mask.len()];
-            for (&(y, a, b), &piece) in found.runs.iter().zip(&found.piece) {
-                label[y * w + a..y * w + b].fill(piece);
-            }
-            let flood = pieces_by_flood_fill(&mask, w, h, corners);
-            proptest::prop_assert_eq!(&label, &flood);
-            proptest::prop_assert_eq!(found.count, flood.iter().filter(|&&l| l != usize::MAX).max().map_or(0, |m| m + 1));
+            // Three labels and none, and the mask of one label: runs, diagonal steps, rings,
+            // holes, and pieces of different labels side by side.
+            let cells: Vec<u8> = bits[..w * h].iter().map(|&v| v.saturating_sub(2)).collect();
+            let found = run_pieces_by(&cells, w, h, corners, |&c| c != 0);
+            proptest::prop_assert_eq!(
+                piece_of_each_cell(&found, w, h),
+                pieces_by_flood_fill(&cells, w, h, corners)
+            );
+            let mask: Vec<bool> = cells.iter().map(|&c| c == 1).collect();
+            let ones: Vec<u8> = mask.iter().map(|&m| u8::from(m)).collect();
+            proptest::prop_assert_eq!(
+                piece_of_each_cell(&run_pieces(&mask, w, h, corners), w, h),
+                pieces_by_flood_fill(&ones, w, h, corners)
+            );
         }
     }
 
