@@ -3,7 +3,7 @@
 //! bar from the left") or its height ("the tallest pink bar"), and then on the annotation
 //! above it.
 
-use super::colour::NamedColour;
+use super::colour::{NamedColour, PixelNames};
 use super::pixels::{chroma, run_pieces_by, RunPieces};
 use crate::geom::Rect;
 use image::RgbImage;
@@ -40,9 +40,10 @@ impl BarChart {
 pub fn bar_charts(img: &RgbImage) -> Vec<BarChart> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     // Each pixel's colour, or none for paper, ink and grid.
+    let mut names = PixelNames::default();
     let class: Vec<Option<NamedColour>> = img
         .pixels()
-        .map(|p| (chroma(p.0) >= MIN_CHROMA).then(|| NamedColour::of_pixel(p.0)))
+        .map(|p| (chroma(p.0) >= MIN_CHROMA).then(|| names.of(p.0)))
         .collect();
     // The 4-connected patches of one colour, in the raster order of their first pixels.
     let RunPieces { runs, piece, count } = run_pieces_by(&class, w, h, false, Option::is_some);
