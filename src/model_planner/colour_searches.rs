@@ -3,7 +3,7 @@
 //! One plan asks where the things of the question's colour are several times (the thing the
 //! quoted key is read on, the cue kept in view, the best guess, a maze's start), and `evr` asks
 //! again for each candidate it plans, each time on the same shared image. The search reads
-//! every pixel (about 90 ms at 12 MP, bench/RESULTS.md), so it runs once per image and colour.
+//! every pixel (about 70 ms at 12 MP, bench/RESULTS.md), so it runs once per image and colour.
 //!
 //! An entry names its image by a `Weak` of the image's `Arc`: while the entry is kept the
 //! allocation cannot be reused for another image, and an image behind an `Arc` that has a
