@@ -40,8 +40,8 @@ pub(super) fn colour_regions_up_to(
     most: usize,
 ) -> Vec<ColourRegion> {
     let all = kept(image, colour).unwrap_or_else(|| {
-        // Searched outside the lock: other requests' plans go on meanwhile. Two plans of one
-        // image may both search it once; the second result replaces nothing and is kept too.
+        // Searched outside the lock, so that other requests' plans go on meanwhile (a request
+        // plans its candidates one after another, so one image is not searched twice at once).
         let regions: Arc<[ColourRegion]> = all_colour_regions(image, colour).into();
         keep(image, colour, Arc::clone(&regions));
         regions

@@ -69,6 +69,7 @@ pub struct RunPieces {
     pub count: usize,
 }
 
+/// The pieces of the set pixels of `mask` (see [`RunPieces`]).
 pub fn run_pieces(mask: &[bool], w: usize, h: usize, corners: bool) -> RunPieces {
     run_pieces_by(mask, w, h, corners, |&set| set)
 }
