@@ -2,13 +2,14 @@
 //! (`etchr_model::glyphs`).
 //!
 //! Examples are lines of text rendered here, in every face given (the four the generator
-//! draws with, plus any `--fonts` directory), at cap heights of 6 to 34 px, dark on light and
-//! light on dark, sometimes boxed or ruled and sometimes resampled; each line is cut into
+//! draws with, plus the faces of any `--fonts`), at cap heights of 6 to 34 px, dark on light
+//! and light on dark, sometimes boxed or ruled and sometimes resampled; each line is cut into
 //! glyphs by the same `line_glyphs` the planner reads with, and a glyph is labelled with the
-//! character whose ink it covers. The split seeds differ, and `--held-out-font` is a face
-//! only validated on, so the report says how far the reading carries beyond the faces
-//! trained on. A run is a few minutes on two cores; it writes `best/` (by validation
-//! accuracy) and `metrics.json`.
+//! character whose ink it covers. The split seeds differ, and the faces of `--held-out-font`
+//! are only validated on, each on its own, so the report says how far the reading carries
+//! beyond the faces trained on. A run is a few minutes on two cores; it writes `best/` (by
+//! validation accuracy) and `metrics.json`. `--evaluate DIR` trains nothing: it reports the
+//! same accuracies for the classifier in DIR (the shipped one, say).
 
 use crate::optim::{clip_scale, grad_norm, AdamW, AdamWParams};
 use crate::schedule::Schedule;
@@ -46,12 +47,18 @@ pub struct GlyphArgs {
     pub seed: u64,
     #[arg(long, default_value_t = 256)]
     pub hidden: usize,
-    /// A directory of extra `.ttf` faces to train on.
+    /// Extra faces to train on: a `.ttf` / `.otf` file, or a directory of them (repeatable).
     #[arg(long)]
-    pub fonts: Option<PathBuf>,
-    /// A `.ttf` face never trained on, validated on separately.
-    #[arg(long)]
-    pub held_out_font: Option<PathBuf>,
+    pub fonts: Vec<PathBuf>,
+    /// Faces never trained on, each validated on separately: a `.ttf` / `.otf` file, or a
+    /// directory of them (repeatable).
+    #[arg(long, alias = "held-out-fonts")]
+    pub held_out_font: Vec<PathBuf>,
+    /// Train nothing: report the accuracies of the classifier in this directory
+    /// (config.json + model.safetensors, e.g. models/glyphs) on the same lines a run
+    /// validates on.
+    #[arg(long, value_name = "DIR")]
+    pub evaluate: Option<PathBuf>,
     /// Validate every this many steps.
     #[arg(long, default_value_t = 500)]
     pub eval_every: u64,
@@ -95,9 +102,18 @@ struct Metrics {
     val_accuracy: f64,
     /// Same, ignoring case (what key matching needs).
     val_accuracy_nocase: f64,
-    held_out_font: Option<String>,
-    held_out_accuracy_nocase: Option<f64>,
+    /// Each held-out face: its file, its glyphs, its accuracy ignoring case.
+    held_out: Vec<HeldOut>,
+    /// The mean of the held-out faces' accuracies (each face weighs the same).
+    held_out_mean_nocase: Option<f64>,
     seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct HeldOut {
+    font: String,
+    glyphs: usize,
+    accuracy_nocase: f64,
 }
 
 pub fn run_glyphs(args: GlyphArgs) -> Result<()> {
@@ -110,29 +126,50 @@ pub fn run_glyphs(args: GlyphArgs) -> Result<()> {
         .iter()
         .map(|f| FontArc::new(f.font().clone()))
         .collect();
-    if let Some(dir) = &args.fonts {
-        faces.extend(fonts_in(dir)?);
+    for path in &args.fonts {
+        faces.extend(faces_at(path)?.into_iter().map(|(_, face)| face));
+    }
+    let mut held_out_faces = Vec::new();
+    for path in &args.held_out_font {
+        held_out_faces.extend(faces_at(path)?);
     }
     let charset: Vec<char> = CHARSET.chars().collect();
-    eprintln!(
-        "rendering {} + {} lines in {} faces",
-        args.lines,
-        args.val_lines,
-        faces.len()
-    );
-    let train = examples(&faces, &charset, args.lines, args.seed);
-    let val = examples(&faces, &charset, args.val_lines, args.seed ^ 0x5e_ed0f_1a11);
-    let held_out = match &args.held_out_font {
-        Some(path) => Some(examples(
-            &[font_at(path)?],
-            &charset,
-            args.val_lines,
-            args.seed ^ 7,
-        )),
-        None => None,
+    // An evaluation renders no training lines.
+    let train_lines = if args.evaluate.is_some() {
+        0
+    } else {
+        args.lines
     };
-    anyhow::ensure!(!train.is_empty(), "no glyph examples were cut");
+    eprintln!(
+        "rendering {} + {} lines in {} faces, {} lines in each of {} held-out faces",
+        train_lines,
+        args.val_lines,
+        faces.len(),
+        args.val_lines,
+        held_out_faces.len()
+    );
+    let train = examples(&faces, &charset, train_lines, args.seed);
+    let val = examples(&faces, &charset, args.val_lines, args.seed ^ 0x5e_ed0f_1a11);
+    let held_out: Vec<(String, Examples)> = held_out_faces
+        .iter()
+        .map(|(path, face)| {
+            let lines = examples(
+                std::slice::from_ref(face),
+                &charset,
+                args.val_lines,
+                args.seed ^ 7,
+            );
+            (path.display().to_string(), lines)
+        })
+        .collect();
     let device = Device::Cpu;
+    if let Some(dir) = &args.evaluate {
+        let model = GlyphClassifier::load(dir, &device)
+            .with_context(|| format!("loading the glyph classifier in {}", dir.display()))?;
+        let acc = accuracy(&model, &val, &charset)?;
+        return report(&args, &model, acc, &train, &val, &held_out, started);
+    }
+    anyhow::ensure!(!train.is_empty(), "no glyph examples were cut");
     let cfg = GlyphConfig {
         charset: CHARSET.into(),
         hidden: args.hidden,
@@ -184,21 +221,49 @@ pub fn run_glyphs(args: GlyphArgs) -> Result<()> {
     }
     bar.finish();
     let best_model = GlyphClassifier::load(&best_dir, &device)?;
-    let held = match &held_out {
-        Some(ex) => Some(accuracy(&best_model, ex, &charset)?.1),
-        None => None,
-    };
+    report(&args, &best_model, best, &train, &val, &held_out, started)
+}
+
+/// Writes and prints `metrics.json` for `model`, whose accuracy on `val` is `val_acc`: it is
+/// validated on each held-out face here.
+fn report(
+    args: &GlyphArgs,
+    model: &GlyphClassifier,
+    val_acc: (f64, f64),
+    train: &Examples,
+    val: &Examples,
+    held_out: &[(String, Examples)],
+    started: std::time::Instant,
+) -> Result<()> {
+    let charset: Vec<char> = CHARSET.chars().collect();
+    let held_out = held_out
+        .iter()
+        .map(|(font, ex)| {
+            Ok(HeldOut {
+                font: font.clone(),
+                glyphs: ex.len(),
+                accuracy_nocase: accuracy(model, ex, &charset)?.1,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let held_out_mean_nocase = (!held_out.is_empty())
+        .then(|| held_out.iter().map(|h| h.accuracy_nocase).sum::<f64>() / held_out.len() as f64);
     let metrics = Metrics {
-        steps: args.steps,
+        steps: if args.evaluate.is_some() {
+            0
+        } else {
+            args.steps
+        },
         train_glyphs: train.len(),
         val_glyphs: val.len(),
-        val_accuracy: best.0,
-        val_accuracy_nocase: best.1,
-        held_out_font: args.held_out_font.as_ref().map(|p| p.display().to_string()),
-        held_out_accuracy_nocase: held,
+        val_accuracy: val_acc.0,
+        val_accuracy_nocase: val_acc.1,
+        held_out,
+        held_out_mean_nocase,
         seconds: started.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_string_pretty(&metrics)?;
+    std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("metrics.json"), json.clone() + "\n")?;
     println!("{json}");
     Ok(())
@@ -235,17 +300,36 @@ fn accuracy(model: &GlyphClassifier, ex: &Examples, charset: &[char]) -> Result<
 
 fn font_at(path: &Path) -> Result<FontArc> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    FontArc::try_from_vec(bytes).with_context(|| format!("{} is no TrueType face", path.display()))
+    FontArc::try_from_vec(bytes)
+        .with_context(|| format!("{} is no TrueType or OpenType face", path.display()))
 }
 
-fn fonts_in(dir: &Path) -> Result<Vec<FontArc>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("ttf")))
-        .collect();
+/// The face at `path`, or the `.ttf` / `.otf` faces of the directory `path` (in name order,
+/// not descending into subdirectories), each with its file.
+fn faces_at(path: &Path) -> Result<Vec<(PathBuf, FontArc)>> {
+    let is_face = |p: &Path| {
+        p.extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("ttf") || x.eq_ignore_ascii_case("otf"))
+    };
+    let mut paths: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_face(p))
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
     paths.sort();
-    paths.iter().map(|p| font_at(p)).collect()
+    anyhow::ensure!(
+        !paths.is_empty(),
+        "no .ttf or .otf face in {}",
+        path.display()
+    );
+    paths
+        .into_iter()
+        .map(|p| font_at(&p).map(|face| (p, face)))
+        .collect()
 }
 
 /// `lines` rendered lines in `faces`, cut and labelled.
@@ -422,6 +506,7 @@ fn render_line(rng: &mut Rng, face: &FontArc, text: &str) -> (RgbImage, Vec<(cha
 #[cfg(test)]
 mod tests {
     use super::*;
+    use etchr_model::glyphs::GLYPH_WEIGHTS_FILE;
 
     #[test]
     fn rendered_lines_are_cut_into_labelled_glyphs_of_every_kind() {
@@ -477,5 +562,90 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!(last < first.to_scalar::<f32>().unwrap() * 0.5);
+    }
+
+    fn generator_fonts() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../etchr-data/assets/fonts")
+    }
+
+    #[test]
+    fn faces_are_read_from_files_and_directories_in_name_order() {
+        let dir = generator_fonts();
+        let names: Vec<String> = faces_at(&dir)
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        // The licence text next to them is no face.
+        assert_eq!(
+            names,
+            [
+                "DejaVuSansMono-Bold.ttf",
+                "DejaVuSansMono.ttf",
+                "DejaVuSerif.ttf"
+            ]
+        );
+        assert_eq!(faces_at(&dir.join("DejaVuSerif.ttf")).unwrap().len(), 1);
+        let empty = tempfile::tempdir().unwrap();
+        let err = faces_at(empty.path()).err().unwrap().to_string();
+        assert!(err.contains("no .ttf or .otf face"), "{err}");
+        let err = format!(
+            "{:#}",
+            faces_at(&dir.join("LICENSE-DejaVu.txt")).err().unwrap()
+        );
+        assert!(err.contains("is no TrueType or OpenType face"), "{err}");
+    }
+
+    #[test]
+    fn an_evaluation_trains_nothing_and_reports_each_held_out_face() {
+        let tmp = tempfile::tempdir().unwrap();
+        let model_dir = tmp.path().join("model");
+        let cfg = GlyphConfig {
+            charset: CHARSET.into(),
+            hidden: 8,
+        };
+        let model = GlyphClassifier::new(cfg, 3, &Device::Cpu).unwrap();
+        model.save(&model_dir, DType::F32).unwrap();
+        let weights = std::fs::read(model_dir.join(GLYPH_WEIGHTS_FILE)).unwrap();
+        let out = tmp.path().join("eval");
+        let args = GlyphArgs {
+            out: out.clone(),
+            steps: 4000,
+            batch: 256,
+            lr: 2e-3,
+            lines: 8000,
+            val_lines: 12,
+            seed: 5,
+            hidden: 256,
+            fonts: vec![],
+            held_out_font: vec![generator_fonts()],
+            evaluate: Some(model_dir.clone()),
+            eval_every: 500,
+        };
+        run_glyphs(args).unwrap();
+        let metrics: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap())
+                .unwrap();
+        assert_eq!(metrics["steps"], 0);
+        assert_eq!(metrics["train_glyphs"], 0);
+        assert!(metrics["val_glyphs"].as_u64().unwrap() > 12);
+        let held = metrics["held_out"].as_array().unwrap();
+        assert_eq!(held.len(), 3);
+        let accs: Vec<f64> = held
+            .iter()
+            .map(|h| h["accuracy_nocase"].as_f64().unwrap())
+            .collect();
+        assert!(held.iter().all(|h| h["glyphs"].as_u64().unwrap() > 12));
+        assert!(held[2]["font"]
+            .as_str()
+            .unwrap()
+            .ends_with("DejaVuSerif.ttf"));
+        let mean = metrics["held_out_mean_nocase"].as_f64().unwrap();
+        assert!((mean - accs.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+        // The classifier evaluated is left as it was.
+        assert_eq!(
+            std::fs::read(model_dir.join(GLYPH_WEIGHTS_FILE)).unwrap(),
+            weights
+        );
     }
 }
