@@ -24,10 +24,34 @@ static MONO: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
 static SERIF: &[u8] = include_bytes!("../assets/fonts/DejaVuSerif.ttf");
 static MONO_BOLD: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono-Bold.ttf");
 
+/// A face drawing all text in place of the four, for the rest of the process (`etchr gen-data
+/// --face-file`): sets in another type family, to measure how far reading carries beyond the
+/// faces the planner's glyph reader was trained on. Unset, the generator draws DejaVu as always.
+static REPLACEMENT: OnceLock<FontRef<'static>> = OnceLock::new();
+
+/// Draws all later text in the TrueType / OpenType face `bytes` instead of [`Face::ALL`]
+/// (each item still picks one of the four, which then all draw in this face). Once per
+/// process: for command-line runs, never in a process that also generates the usual sets.
+pub fn replace_faces(bytes: Vec<u8>) -> Result<(), String> {
+    // Leaked once per process, like the embedded faces it stands in for.
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    let font = FontRef::try_from_slice(bytes)
+        .map_err(|e| format!("not a TrueType or OpenType face: {e}"))?;
+    if font.glyph_id('H').0 == 0 {
+        return Err("the face has no Latin capitals".into());
+    }
+    REPLACEMENT
+        .set(font)
+        .map_err(|_| "the faces were replaced already".to_string())
+}
+
 impl Face {
     pub const ALL: [Face; 4] = [Face::Sans, Face::Mono, Face::Serif, Face::MonoBold];
 
     pub fn font(self) -> &'static FontRef<'static> {
+        if let Some(font) = REPLACEMENT.get() {
+            return font;
+        }
         static FONTS: [OnceLock<FontRef<'static>>; 4] = [
             OnceLock::new(),
             OnceLock::new(),

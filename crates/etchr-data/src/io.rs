@@ -36,6 +36,11 @@ pub struct GenArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Draw all text in this `.ttf` / `.otf` face instead of the generator's four DejaVu faces
+    /// (an item's `meta.face` then names the one of the four it picked). The same seed gives
+    /// the same items otherwise; text is laid out with this face's own metrics.
+    #[arg(long, value_name = "TTF")]
+    pub face_file: Option<PathBuf>,
 }
 
 /// What [`write_set`] wrote.
@@ -166,6 +171,11 @@ pub fn run_gen_data(args: GenArgs) -> Result<()> {
     };
     if args.n == 0 {
         bail!("--n must be at least 1");
+    }
+    if let Some(path) = &args.face_file {
+        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        crate::draw::replace_faces(bytes)
+            .map_err(|e| anyhow::anyhow!("--face-file {}: {e}", path.display()))?;
     }
     let s = write_set_threads(family, args.n, args.seed, &args.out, args.threads)?;
     println!(
